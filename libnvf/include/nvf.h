@@ -1,0 +1,195 @@
+/**
+ * @file nvf.h
+ * @brief libnvf: an embedded vector database in one page-based, memory-mapped file.
+ *
+ * This header is the whole public contract of libnvf. Everything else is internal.
+ *
+ * Conventions (see docs/API.md):
+ * - Functions return 0 on success or a negative code: `-errno` for errors of the
+ *   operating system, `NVF_E*` for the library's own. nvf_strerror() names a code,
+ *   nvf_errmsg() gives the calling thread's detail message for its last failure.
+ * - Handles are opaque. Objects returned through `**out` belong to the caller and
+ *   have a matching close/free function that accepts NULL. On failure, out
+ *   parameters are left untouched.
+ * - Option structs are versioned and must be initialised with their `_INIT` macro.
+ * - The library never prints and never exits.
+ */
+#ifndef NVF_H
+#define NVF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define NVF_API __attribute__((visibility("default")))
+#else
+#define NVF_API
+#endif
+
+#define NVF_VERSION_MAJOR 0
+#define NVF_VERSION_MINOR 1
+#define NVF_VERSION_PATCH 0
+
+/** @name Error codes
+ * Library errors are below -1000 so that they never collide with `-errno`.
+ * @{ */
+#define NVF_OK          0
+#define NVF_ECORRUPT  (-1001) /**< the file is damaged: a checksum or structural check failed */
+#define NVF_EVERSION  (-1002) /**< the file's format version is not supported */
+#define NVF_ELOCKED   (-1003) /**< another writer holds the write lock */
+#define NVF_ENOTFOUND (-1004) /**< no such record, key, snapshot or file */
+#define NVF_EEXIST    (-1005) /**< it already exists */
+#define NVF_EINVAL    (-1006) /**< an argument is invalid */
+#define NVF_EREADONLY (-1007) /**< a write through a read-only handle or transaction */
+#define NVF_EFULL     (-1008) /**< the reserved map size or another hard limit is reached */
+#define NVF_EREADERS  (-1009) /**< every slot of the reader table is in use */
+#define NVF_EBADTXN   (-1010) /**< the transaction failed earlier and can only be aborted */
+#define NVF_ENOTDB    (-1011) /**< the file is not an .nvf database (bad magic) */
+#define NVF_EBUSY     (-1012) /**< the operation conflicts with one in progress */
+/** @} */
+
+/** Opaque handle of an open database file. Thread-safe: any number of threads may
+ * run read transactions on one handle; one write transaction at a time. */
+typedef struct nvf_db nvf_db;
+
+/** Opaque transaction. A transaction belongs to one thread at a time. */
+typedef struct nvf_txn nvf_txn;
+
+/** Name an error code (never NULL, static storage). */
+NVF_API const char *nvf_strerror(int code);
+
+/** The calling thread's detail message for its most recent failure: which page,
+ * which id, which argument. Thread-local; valid until the thread's next failing call. */
+NVF_API const char *nvf_errmsg(void);
+
+/** @name Durability
+ * @{ */
+/** fsync the data pages, then the meta record, at every commit (default). A commit
+ * that returned 0 survives a crash of the process or of the machine. */
+#define NVF_DURABILITY_FULL   0
+/** Do not sync at commit. A crash of the process loses nothing (the OS page cache
+ * holds the writes); a crash of the machine loses every commit since the last
+ * nvf_db_sync() (or close), never more, and the file still opens: the next open
+ * verifies the unsynced state and falls back to the last synced one if it is
+ * incomplete. For bulk loads that can be redone. */
+#define NVF_DURABILITY_NOSYNC 1
+/** @} */
+
+/** @name Open flags
+ * @{ */
+#define NVF_OPEN_CREATE    0x01u /**< create the file if it does not exist */
+#define NVF_OPEN_EXCL      0x02u /**< with CREATE: fail with NVF_EEXIST if it exists */
+#define NVF_OPEN_RDONLY    0x04u /**< read-only handle: writes fail with NVF_EREADONLY */
+#define NVF_OPEN_LOCK_WAIT 0x08u /**< write transactions wait for the writer lock instead of NVF_ELOCKED */
+/** @} */
+
+#define NVF_OPEN_OPTIONS_VERSION 1
+/** Options of nvf_db_open(). Initialise with NVF_OPEN_OPTIONS_INIT. */
+typedef struct nvf_open_options {
+	unsigned version;     /**< NVF_OPEN_OPTIONS_VERSION */
+	unsigned flags;       /**< NVF_OPEN_* */
+	uint32_t page_size;   /**< at creation: power of two, 512..65536; 0 = 4096. Ignored on open. */
+	int durability;       /**< NVF_DURABILITY_* */
+	uint64_t map_size;    /**< address space reserved for the map, bytes; 0 = 1 TiB. The file cannot grow beyond it (NVF_EFULL). */
+} nvf_open_options;
+
+#define NVF_OPEN_OPTIONS_INIT { NVF_OPEN_OPTIONS_VERSION, 0u, 0u, NVF_DURABILITY_FULL, 0u }
+
+/**
+ * Open (or with NVF_OPEN_CREATE create) a database file.
+ *
+ * Opening does no work proportional to the size of the file: it reads the header and
+ * the two meta records, picks the newest valid one and maps the file. A lock file
+ * `PATH-lock` beside the database holds the reader table and the writer lock; it
+ * holds nothing durable and is rebuilt if missing.
+ *
+ * @param[out] out  the new handle; close it with nvf_db_close()
+ * @param path      the database file
+ * @param opts      options, or NULL for the defaults
+ * @return 0; NVF_ENOTFOUND if the file does not exist and CREATE was not given;
+ *         NVF_EEXIST with EXCL; NVF_ENOTDB, NVF_EVERSION or NVF_ECORRUPT for a file
+ *         that is foreign, too new or damaged (the message names the page);
+ *         NVF_EINVAL for bad options; -errno from the OS.
+ */
+NVF_API int nvf_db_open(nvf_db **out, const char *path, const nvf_open_options *opts);
+
+/** Close a handle. Syncs if the handle committed without syncing. Every transaction
+ * of the handle must have ended. Accepts NULL. @return 0 or the sync's error. */
+NVF_API int nvf_db_close(nvf_db *db);
+
+/** Make every commit so far durable (fsync data and a durable meta record). Useful
+ * with NVF_DURABILITY_NOSYNC. @return 0, NVF_EREADONLY, NVF_ELOCKED or -errno. */
+NVF_API int nvf_db_sync(nvf_db *db);
+
+/** @name Transaction flags
+ * @{ */
+#define NVF_TXN_RDONLY 0x01u /**< a read transaction: a consistent snapshot, no locks on the read path */
+#define NVF_TXN_WAIT   0x02u /**< a write transaction waits for the writer lock */
+/** @} */
+
+/**
+ * Begin a transaction.
+ *
+ * A read transaction sees the last committed state for its whole life, however many
+ * commits happen meanwhile, in this process or others; it takes a slot in the reader
+ * table so that the pages it sees are not reused. A write transaction takes the
+ * writer lock (one writer across all processes).
+ *
+ * @param[out] out  the transaction; end it with nvf_txn_commit() or nvf_txn_abort()
+ * @param db        the handle
+ * @param flags     NVF_TXN_*
+ * @return 0; NVF_ELOCKED if another writer is active (and neither NVF_TXN_WAIT nor
+ *         NVF_OPEN_LOCK_WAIT); NVF_EREADONLY for a write on a read-only handle;
+ *         NVF_EREADERS if the reader table is full.
+ */
+NVF_API int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags);
+
+/** Commit and free a transaction. For a write transaction, writes the new pages,
+ * syncs, writes the meta record and syncs again (with full durability); on failure
+ * nothing of the transaction is visible and the transaction is freed. Committing a
+ * read transaction just ends it. @return 0, NVF_EBADTXN, NVF_EFULL or -errno. */
+NVF_API int nvf_txn_commit(nvf_txn *txn);
+
+/** Abandon and free a transaction; nothing of it becomes visible. Accepts NULL. */
+NVF_API void nvf_txn_abort(nvf_txn *txn);
+
+/** The id of the committed state a transaction reads (read transaction) or of the
+ * state it will commit (write transaction). */
+NVF_API uint64_t nvf_txn_id(const nvf_txn *txn);
+
+/** Result of nvf_check(). */
+typedef struct nvf_check_report {
+	uint64_t txnid;        /**< the committed state checked */
+	uint64_t pages_total;  /**< pages in use by the file (high-water mark) */
+	uint64_t pages_live;   /**< reachable from the current state */
+	uint64_t pages_free;   /**< reusable now */
+	uint64_t pages_pending;/**< freed but still visible to a reader or snapshot */
+	uint64_t pages_snapshot_only; /**< reachable only from named snapshots */
+	uint64_t trees;        /**< B+trees walked */
+	uint64_t entries;      /**< entries in them */
+	uint64_t snapshots;    /**< named snapshots */
+	uint64_t first_bad_page; /**< page of the first problem, or UINT64_MAX */
+	char problem[256];     /**< the first problem in words, or "" */
+} nvf_check_report;
+
+/**
+ * Verify every checksum and structural invariant of the last committed state and
+ * of every named snapshot: both meta records, page checksums and identities, tree
+ * order and depth, extent checksums, reachability, no page used twice, the free
+ * lists disjoint from live pages and every page accounted for.
+ *
+ * @param db       the handle
+ * @param[out] report  filled in (may be NULL)
+ * @return 0 if the file is sound; NVF_ECORRUPT at the first problem, with its page
+ *         in the report and in nvf_errmsg(); other codes for I/O errors.
+ */
+NVF_API int nvf_check(nvf_db *db, nvf_check_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NVF_H */
