@@ -189,6 +189,80 @@ typedef struct nvf_check_report {
  */
 NVF_API int nvf_check(nvf_db *db, nvf_check_report *report);
 
+/** @name Distance metrics
+ * Every search reports a distance, smaller is nearer; docs/METRICS.md defines each
+ * precisely, zero vectors included.
+ * @{ */
+typedef enum nvf_metric {
+	NVF_METRIC_EUCLIDEAN = 0, /**< sqrt(sum (a-b)^2): results report the true L2 distance */
+	NVF_METRIC_INNER_PRODUCT = 1, /**< -(a . b): the negated inner product */
+	NVF_METRIC_COSINE = 2,    /**< 1 - cos(a, b), in [0, 2]; 1 if either vector is zero */
+	NVF_METRIC_ANGULAR = 3,   /**< arccos(cos(a, b)) / pi, in [0, 1]; 0.5 if either is zero */
+	NVF_METRIC_MANHATTAN = 4, /**< sum |a-b| (L1) */
+	NVF_METRIC_CHEBYSHEV = 5, /**< max |a-b| (L-infinity) */
+	NVF_METRIC_JACCARD = 6,   /**< 1 - sum min(a,b) / sum max(a,b), for non-negative vectors; 0 if both are zero */
+	NVF_METRIC_HAMMING = 7,   /**< number of components where a and b differ */
+} nvf_metric;
+#define NVF_METRIC_COUNT 8
+/** @} */
+
+/** The name of a metric ("euclidean", "inner_product", "cosine", "angular",
+ * "manhattan", "chebyshev", "jaccard", "hamming"), or NULL if out of range. */
+NVF_API const char *nvf_metric_name(int metric);
+
+/** Parse a metric name (the names above, case-insensitive, and the aliases "l2",
+ * "ip", "dot", "l1", "linf"). @return the metric, or NVF_EINVAL. */
+NVF_API int nvf_metric_parse(const char *name);
+
+/**
+ * Distance between two vectors under a metric, as search results report it.
+ * @param metric  an nvf_metric
+ * @param a,b     n floats each (any alignment)
+ * @param n       dimension, at least 1
+ * @param[out] out  the distance
+ * @return 0, or NVF_EINVAL for an unknown metric, n == 0, or negative components
+ *         under NVF_METRIC_JACCARD.
+ */
+NVF_API int nvf_distance(int metric, const float *a, const float *b, size_t n, float *out);
+
+/** Name of the SIMD kernels chosen at run time: "avx512", "avx2" or "scalar".
+ * Set the environment variable NVF_SIMD=scalar (or avx2) before the first call to
+ * force a lower level. */
+NVF_API const char *nvf_simd_level(void);
+
+/** @name Vector utilities
+ * Element-wise operations on float arrays of length n (n >= 1). Output may alias
+ * an input. These back the Python `Vector` class.
+ * @{ */
+NVF_API void nvf_vec_zeros(float *out, size_t n);
+NVF_API void nvf_vec_ones(float *out, size_t n);
+/** Uniform in [lo, hi). *state is a caller-owned PRNG state, advanced. */
+NVF_API int nvf_vec_random(float *out, size_t n, float lo, float hi, uint64_t *state);
+/** Uniform on the unit sphere. */
+NVF_API int nvf_vec_unit_random(float *out, size_t n, uint64_t *state);
+NVF_API void nvf_vec_add(float *out, const float *a, const float *b, size_t n);
+NVF_API void nvf_vec_sub(float *out, const float *a, const float *b, size_t n);
+NVF_API void nvf_vec_mul(float *out, const float *a, const float *b, size_t n);
+/** @return 0, or NVF_EINVAL (out untouched) if some b[i] is zero. */
+NVF_API int nvf_vec_div(float *out, const float *a, const float *b, size_t n);
+NVF_API void nvf_vec_add_scalar(float *out, const float *a, float s, size_t n);
+NVF_API void nvf_vec_sub_scalar(float *out, const float *a, float s, size_t n);
+NVF_API void nvf_vec_mul_scalar(float *out, const float *a, float s, size_t n);
+/** @return 0, or NVF_EINVAL (out untouched) if s is zero. */
+NVF_API int nvf_vec_div_scalar(float *out, const float *a, float s, size_t n);
+NVF_API float nvf_vec_dot(const float *a, const float *b, size_t n);
+NVF_API float nvf_vec_norm(const float *a, size_t n);
+NVF_API float nvf_vec_l1_norm(const float *a, size_t n);
+NVF_API float nvf_vec_linf_norm(const float *a, size_t n);
+/** Scale to unit L2 norm. @return 0, or NVF_EINVAL (out untouched) for a zero vector. */
+NVF_API int nvf_vec_normalize(float *out, const float *a, size_t n);
+NVF_API float nvf_vec_mean(const float *a, size_t n);
+/** Population standard deviation. */
+NVF_API float nvf_vec_std(const float *a, size_t n);
+NVF_API float nvf_vec_min(const float *a, size_t n);
+NVF_API float nvf_vec_max(const float *a, size_t n);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,190 @@
+/* A fault-injecting nvf_io, in the manner of SQLite's crash-test VFS.
+ *
+ * Every write goes to the real file, but until the next sync the layer remembers
+ * what each write overwrote. At the chosen write or sync it "crashes": the call fails
+ * with -EIO, every later call fails too, and the unsynced writes are dropped, kept or
+ * torn (sector by sector) according to the mode, as a power failure could leave them.
+ * The test then reopens the file with the real I/O layer. */
+#ifndef NVF_FAULTIO_H
+#define NVF_FAULTIO_H
+
+#include "nvf_int.h"
+#include "testutil.h"
+
+#include <sys/stat.h>
+
+enum fio_mode {
+	FIO_DROP,  /* unsynced writes never reached the disk; the file is its synced size */
+	FIO_KEEP,  /* all reached it */
+	FIO_TEAR,  /* each unsynced write: kept, dropped, or only a prefix of it */
+};
+
+typedef struct fio_undo {
+	int fd;
+	uint64_t off;
+	size_t len;
+	uint8_t *old; /* what was there (zeros beyond the old end of file) */
+} fio_undo;
+
+typedef struct faultio {
+	nvf_io io;
+	long writes, syncs;     /* operations so far */
+	long crash_write;       /* crash at this write (1-based), 0 = never */
+	long crash_sync;        /* crash at this sync, 0 = never */
+	long fail_write;        /* fail this write with -EIO and go on */
+	enum fio_mode mode;
+	uint64_t rng;
+	bool crashed;
+	uint64_t synced_size;   /* file size at the last sync */
+	fio_undo *log;
+	size_t nlog, caplog;
+} faultio;
+
+static void fio_forget(faultio *f)
+{
+	for (size_t i = 0; i < f->nlog; i++)
+		free(f->log[i].old);
+	f->nlog = 0;
+}
+
+static uint64_t fio_fsize(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Apply the crash to the file: newest write first, so that each restore puts back
+ * the bytes as they were before that write. */
+static void fio_crash(faultio *f, int fd)
+{
+	f->crashed = true;
+	for (size_t i = f->nlog; i-- > 0;) {
+		fio_undo *u = &f->log[i];
+		size_t keep = 0;
+		switch (f->mode) {
+		case FIO_DROP:
+			keep = 0;
+			break;
+		case FIO_KEEP:
+			keep = u->len;
+			break;
+		case FIO_TEAR: {
+			/* Whole, nothing, a prefix of 512-byte sectors, or (devices without
+			 * sector atomicity) a prefix of any length. */
+			uint64_t r = tu_below(&f->rng, 4);
+			if (r == 0)
+				keep = u->len;
+			else if (r == 1)
+				keep = 0;
+			else if (r == 2)
+				keep = (size_t)tu_below(&f->rng, u->len / 512 + 1) * 512;
+			else
+				keep = (size_t)tu_below(&f->rng, u->len + 1);
+			if (keep > u->len)
+				keep = u->len;
+			break;
+		}
+		}
+		if (keep < u->len && pwrite(u->fd, u->old + keep, u->len - keep, (off_t)(u->off + keep)) < 0)
+			abort();
+	}
+	if (f->mode == FIO_DROP && ftruncate(fd, (off_t)f->synced_size) != 0)
+		abort();
+	fio_forget(f);
+}
+
+static int fio_record(faultio *f, int fd, uint64_t off, size_t len)
+{
+	if (f->nlog == f->caplog) {
+		f->caplog = f->caplog ? 2 * f->caplog : 64;
+		f->log = realloc(f->log, f->caplog * sizeof(*f->log));
+	}
+	fio_undo *u = &f->log[f->nlog++];
+	u->fd = fd;
+	u->off = off;
+	u->len = len;
+	u->old = calloc(1, len ? len : 1);
+	if (pread(fd, u->old, len, (off_t)off) < 0)
+		return -errno;
+	return 0;
+}
+
+static long fio_pread(void *ctx, int fd, void *buf, size_t n, uint64_t off)
+{
+	faultio *f = ctx;
+	if (f->crashed)
+		return -EIO;
+	return nvf__io_posix.pread(NULL, fd, buf, n, off);
+}
+
+static int fio_pwritev(void *ctx, int fd, const struct iovec *iov, int cnt, uint64_t off)
+{
+	faultio *f = ctx;
+	if (f->crashed)
+		return -EIO;
+	f->writes++;
+	if (f->fail_write && f->writes == f->fail_write)
+		return -EIO;
+	size_t total = 0;
+	for (int i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	if (fio_record(f, fd, off, total) != 0)
+		return -EIO;
+	if (f->crash_write && f->writes == f->crash_write) {
+		/* The crashing write itself may land partly (torn) or not at all. */
+		if (f->mode != FIO_DROP)
+			nvf__io_posix.pwritev(NULL, fd, iov, cnt, off);
+		fio_crash(f, fd);
+		return -EIO;
+	}
+	return nvf__io_posix.pwritev(NULL, fd, iov, cnt, off);
+}
+
+static int fio_truncate(void *ctx, int fd, uint64_t size)
+{
+	faultio *f = ctx;
+	if (f->crashed)
+		return -EIO;
+	uint64_t cur = fio_fsize(fd);
+	/* Growing only: the new bytes are zeros, nothing to restore but the size,
+	 * which FIO_DROP handles by truncating to the synced size. */
+	if (size < cur && fio_record(f, fd, size, (size_t)(cur - size)) != 0)
+		return -EIO;
+	return nvf__io_posix.truncate(NULL, fd, size);
+}
+
+static int fio_sync(void *ctx, int fd)
+{
+	faultio *f = ctx;
+	if (f->crashed)
+		return -EIO;
+	f->syncs++;
+	if (f->crash_sync && f->syncs == f->crash_sync) {
+		fio_crash(f, fd);
+		return -EIO;
+	}
+	/* A real fdatasync adds nothing to what the model needs: skip it for speed. */
+	fio_forget(f);
+	f->synced_size = fio_fsize(fd);
+	return 0;
+}
+
+static void fio_init(faultio *f, const char *path)
+{
+	memset(f, 0, sizeof(*f));
+	f->io.pread = fio_pread;
+	f->io.pwritev = fio_pwritev;
+	f->io.sync = fio_sync;
+	f->io.truncate = fio_truncate;
+	f->io.ctx = f;
+	f->synced_size = tu_file_size(path);
+}
+
+static void fio_fini(faultio *f)
+{
+	fio_forget(f);
+	free(f->log);
+	f->log = NULL;
+}
+
+#endif
