@@ -155,6 +155,7 @@ struct nvf_db {
 	bool writer_active;     /* under wmutex */
 	int durable_slot;       /* slot holding the newest durable meta (writer's view) */
 	uint64_t durable_txnid;
+	int forced_slot;        /* read-only handle after a failed unsynced state: read only this slot */
 	bool unsynced;          /* committed with NOSYNC since the last sync */
 	uint64_t file_pages;    /* file length in pages, as the writer last saw it */
 	atomic_int readers;     /* live read transactions of this handle */

@@ -212,6 +212,8 @@ int nvf__meta_read_best(nvf_db *db, struct nvf_disk_meta *out, int *slot, bool *
 	bool ok[2];
 	for (int i = 0; i < 2; i++)
 		ok[i] = meta_load(db, i, &m[i]);
+	if (db->forced_slot >= 0)
+		ok[1 - db->forced_slot] = false;
 	int best;
 	if (ok[0] && ok[1])
 		best = m[1].txnid > m[0].txnid ? 1 : 0;
@@ -282,6 +284,12 @@ int nvf__db_write_meta(nvf_db *db, struct nvf_disk_meta *m, bool durable)
 /* After a crash the newest meta may be one a NOSYNC commit wrote: its pages may not
  * have reached the disk. If the machine has not rebooted since, the page cache holds
  * them; otherwise verify the state and fall back to the durable slot. */
+/* After a crash the newest meta may be one a NOSYNC commit wrote: its pages may not
+ * have reached the disk. If the machine has not restarted since, the page cache holds
+ * them; otherwise verify the state and fall back to the durable slot. The fallback
+ * must outlive this call, since every transaction picks the newest valid record: a
+ * read-write handle overwrites the bad record with the good one, a read-only handle
+ * keeps reading the good slot. */
 static int settle_nondurable(nvf_db *db, struct nvf_disk_meta *m, int *slot)
 {
 	if (m->flags & NVF_META_DURABLE)
@@ -292,11 +300,28 @@ static int settle_nondurable(nvf_db *db, struct nvf_disk_meta *m, int *slot)
 	if (nvf__check_state(db, m, &rep) == 0)
 		return 0;
 	struct nvf_disk_meta other;
-	if (!meta_load(db, 1 - *slot, &other) || !(other.flags & NVF_META_DURABLE))
-		return nvf__corrupt((uint64_t)*slot, "%s: unsynced state is incomplete and no synced state remains",
+	int bad = *slot;
+	if (!meta_load(db, 1 - bad, &other) || !(other.flags & NVF_META_DURABLE))
+		return nvf__corrupt((uint64_t)bad, "%s: unsynced state is incomplete and no synced state remains",
 				    db->path);
 	*m = other;
-	*slot = 1 - *slot;
+	*slot = 1 - bad;
+	if (db->rdonly) {
+		db->forced_slot = *slot;
+		return 0;
+	}
+	int rc = nvf__lock_writer(&db->lock, true);
+	if (rc != 0)
+		return rc;
+	struct nvf_disk_meta copy = other;
+	copy.slot = (uint32_t)bad;
+	copy.checksum = nvf__meta_checksum(&copy);
+	rc = write_meta(db, &copy);
+	if (rc == 0)
+		rc = db->io->sync(db->io->ctx, db->fd);
+	nvf__lock_writer_release(&db->lock);
+	if (rc != 0)
+		return nvf__err(rc, "%s: cannot discard the incomplete unsynced state: %s", db->path, nvf_strerror(rc));
 	return 0;
 }
 
@@ -363,6 +388,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 		return -ENOMEM;
 	db->fd = -1;
 	db->lock.fd = -1;
+	db->forced_slot = -1;
 	db->io = io;
 	db->rdonly = (opts->flags & NVF_OPEN_RDONLY) != 0;
 	db->durability = opts->durability;
