@@ -344,7 +344,8 @@ START_TEST(test_nosync_machine_crash_falls_back_to_last_sync)
 		nvf_open_options ro = NVF_OPEN_OPTIONS_INIT;
 		ro.flags = NVF_OPEN_RDONLY;
 		ck_nvf(nvf_db_open(&db, path, &ro));
-		ck_nvf(nvf_check(db, NULL));
+		nvf_check_report rep;
+		ck_nvf(nvf_check(db, &rep));
 		ck_nvf(nvf_db_close(db));
 		unlink(lock);
 		free(lock);
@@ -429,10 +430,20 @@ START_TEST(test_torn_meta_is_repaired_on_open)
 	memset(junk, 0xAB, sizeof(junk));
 	ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), NVF_META_OFF + 100), (ssize_t)sizeof(junk));
 	close(fd);
+	nvf_open_options ro = NVF_OPEN_OPTIONS_INIT;
+	ro.flags = NVF_OPEN_RDONLY;
+	ck_nvf(nvf_db_open(&db, path, &ro));
+	nvf_check_report rep;
+	ck_nvf(nvf_check(db, &rep)); /* not damage, but said */
+	ck_assert_uint_eq(rep.warnings, 1);
+	ck_assert_ptr_nonnull(strstr(rep.warning, "page 0: older meta record invalid"));
+	ck_nvf(nvf_db_close(db));
 	ck_nvf(nvf_db_open(&db, path, NULL));
 	uint64_t v;
 	ck_nvf(get_u64(db, 1, &v));
 	ck_assert_uint_eq(v, 1); /* fell back to the previous commit */
+	ck_nvf(nvf_check(db, &rep));
+	ck_assert_uint_eq(rep.warnings, 0); /* repaired by the read-write open */
 	ck_nvf(nvf_check(db, NULL)); /* both slots valid again */
 	put_u64(db, 1, 3);
 	ck_nvf(nvf_db_close(db));

