@@ -199,25 +199,41 @@ static int take_free(nvf_txn *txn, uint64_t n, uint64_t *out)
 	return NVF_ENOTFOUND;
 }
 
+/* Best fit from the in-memory list of runs reusable now. */
+static bool take_avail(nvf_txn *txn, uint64_t n, uint64_t *out)
+{
+	nvf_ext *best = NULL;
+	for (size_t i = 0; i < txn->avail.n; i++) {
+		nvf_ext *e = &txn->avail.v[i];
+		if (e->npages >= n && (!best || e->npages < best->npages))
+			best = e;
+		if (best && best->npages == n)
+			break;
+	}
+	if (!best)
+		return false;
+	*out = best->pgno;
+	best->pgno += n;
+	best->npages -= n;
+	if (best->npages == 0)
+		*best = txn->avail.v[--txn->avail.n];
+	return true;
+}
+
+/* Single pages fill the holes of the FREE tree from the low end; runs come first
+ * from the in-memory list, which holds whole runs freed together. Either way the
+ * file grows only when neither has room. */
 int nvf__alloc(nvf_txn *txn, uint64_t n, uint64_t *out)
 {
 	nvf_db *db = txn->db;
-	if (!(txn->flags & NVF_TXN_F_COMMIT_PHASE)) {
-		for (size_t i = 0; i < txn->avail.n; i++) {
-			nvf_ext *e = &txn->avail.v[i];
-			if (e->npages < n)
-				continue;
-			*out = e->pgno;
-			e->pgno += n;
-			e->npages -= n;
-			if (e->npages == 0)
-				*e = txn->avail.v[--txn->avail.n];
-			return 0;
-		}
-	}
-	int rc = take_free(txn, n, out);
+	int rc;
+	if (n > 1 && take_avail(txn, n, out))
+		return 0;
+	rc = take_free(txn, n, out);
 	if (rc != NVF_ENOTFOUND)
 		return rc;
+	if (n == 1 && take_avail(txn, n, out))
+		return 0;
 	if (((txn->npages + n) << db->pshift) > db->mapsize || txn->npages + n < txn->npages)
 		return nvf__err(NVF_EFULL, "%s: the file would grow beyond map_size (%llu bytes); reopen with a larger map_size",
 				db->path, (unsigned long long)db->mapsize);
@@ -306,10 +322,12 @@ static int free_remove(nvf_txn *txn, uint64_t x, uint64_t d)
 
 int nvf__free_commit(nvf_txn *txn)
 {
-	/* One item at a time, takes first: a page handed out from a FREE run and then
+	/* One item at a time. Takes first: a page handed out from a FREE run and then
 	 * freed again must leave the run before it goes back in, or it would look
-	 * freed twice. avail is frozen here (the allocator skips it in this phase). */
-	size_t avail_i = 0, pend_i = 0, avail_n = txn->avail.n, pend_n = txn->pend_del.n;
+	 * freed twice. The in-memory avail list goes into the FREE tree last, one run
+	 * at a time, so that the tree edits before it can still allocate from it (the
+	 * allocator takes only what is still in the list). */
+	size_t pend_i = 0, pend_n = txn->pend_del.n;
 	for (uint64_t steps = 0;; steps++) {
 		int rc = 0;
 		if (steps > (UINT64_C(1) << 26))
@@ -322,14 +340,8 @@ int nvf__free_commit(nvf_txn *txn)
 			uint64_t from = t->start + t->applied, d = t->used - t->applied;
 			t->applied = t->used;
 			rc = free_remove(txn, from, d);
-		} else if (avail_i < avail_n) {
-			nvf_ext e = txn->avail.v[avail_i++];
-			rc = free_insert(txn, e.pgno, e.npages);
 		} else if (pend_i < pend_n) {
 			rc = nvf__tree_del(txn, &txn->pending, txn->pend_del.v[pend_i++]);
-		} else if (txn->late_done < txn->late.n) {
-			nvf_ext e = txn->late.v[txn->late_done++];
-			rc = free_insert(txn, e.pgno, e.npages);
 		} else if (txn->freed_done < txn->freed.n) {
 			nvf_freed f = txn->freed.v[txn->freed_done++];
 			if (txn->pend_seq >= (UINT64_C(1) << NVF_PENDING_SEQ_BITS))
@@ -338,6 +350,9 @@ int nvf__free_commit(nvf_txn *txn)
 			uint64_t key = (txn->id << NVF_PENDING_SEQ_BITS) | txn->pend_seq++;
 			struct nvf_disk_pending p = {f.pgno, f.npages, f.alloc_txnid};
 			rc = nvf__tree_put(txn, &txn->pending, key, &p, sizeof(p), NVF_PUT_NOOVERWRITE, NULL);
+		} else if (txn->avail.n > 0) {
+			nvf_ext e = txn->avail.v[--txn->avail.n];
+			rc = free_insert(txn, e.pgno, e.npages);
 		} else {
 			return 0;
 		}

@@ -184,7 +184,6 @@ struct nvf_txn {
 	/* write transactions only */
 	nvf_dirtymap dirty;
 	NVF_VEC(nvf_ext) avail;    /* reusable now: recycled + promoted from PENDING */
-	NVF_VEC(nvf_ext) late;     /* recycled during the commit phase */
 	NVF_VEC(nvf_freed) freed;  /* freed pages still visible to the base state */
 	NVF_VEC(uint64_t) pend_del;/* PENDING keys promoted to avail */
 	NVF_VEC(nvf_take) takes;   /* runs of the committed FREE tree handed out */
@@ -193,7 +192,7 @@ struct nvf_txn {
 	uint64_t free_cursor;      /* next key to look at in the committed FREE tree */
 	uint64_t free_fail_n;      /* no run of >= this many pages left in FREE */
 	uint64_t pend_seq;
-	size_t freed_done, takes_done, late_done; /* commit phase progress */
+	size_t freed_done;         /* commit phase progress */
 };
 
 /* Page access. Return 0 or NVF_ECORRUPT naming the page. */

@@ -164,8 +164,6 @@ int nvf__page_free(nvf_txn *txn, uint64_t pgno, uint64_t npages, uint64_t alloc_
 		free(d->buf);
 		dirty_del(&txn->dirty, d);
 		nvf_ext e = {pgno, npages};
-		if (txn->flags & NVF_TXN_F_COMMIT_PHASE)
-			return NVF_VEC_PUSH(txn->late, e);
 		return NVF_VEC_PUSH(txn->avail, e);
 	}
 	if (alloc_txnid > txn->base_txnid)
@@ -187,7 +185,6 @@ static void txn_release(nvf_txn *txn)
 	if (txn->flags & NVF_TXN_F_WRITE) {
 		dirty_free_all(&txn->dirty);
 		NVF_VEC_FREE(txn->avail);
-		NVF_VEC_FREE(txn->late);
 		NVF_VEC_FREE(txn->freed);
 		NVF_VEC_FREE(txn->pend_del);
 		NVF_VEC_FREE(txn->takes);
