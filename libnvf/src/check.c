@@ -23,6 +23,9 @@ typedef struct chk {
 	NVF_VEC(nvf_ext) freeruns;
 	NVF_VEC(nvf_ext) pendruns;
 	NVF_VEC(uint64_t) snapids;
+	const char *tree_role;                   /* for the visitor: which tree */
+	nvf__check_visit_fn visit;               /* tests: every page walked */
+	void *visit_ctx;
 } chk;
 
 enum role { R_PLAIN, R_CATALOG, R_FREE, R_PENDING, R_SNAPS };
@@ -50,6 +53,8 @@ static int bad(chk *c, uint64_t pgno, const char *fmt, ...)
 
 static int mark_run(chk *c, uint64_t pgno, uint64_t n, const char *what)
 {
+	if (c->visit)
+		c->visit(c->visit_ctx, pgno, n, what, c->tree_role);
 	if (pgno < NVF_FIRST_DATA_PAGE || pgno >= c->txn->npages || n > c->txn->npages - pgno)
 		return bad(c, pgno, "%s of %llu pages lies outside the %llu pages of state %llu", what,
 			   (unsigned long long)n, (unsigned long long)c->txn->npages, (unsigned long long)c->txn->id);
@@ -198,23 +203,24 @@ static int walk_page(chk *c, uint64_t pgno, int level, uint64_t lo, uint64_t hi,
 
 static int walk_tree(chk *c, const struct nvf_disk_tree *t, enum role role, const char *name)
 {
+	const char *outer = c->tree_role;
+	int rc = 0;
 	c->rep->trees++;
+	c->tree_role = role == R_PLAIN ? "user" : role == R_CATALOG ? "catalog" : role == R_FREE ? "free"
+		     : role == R_PENDING ? "pending" : "snapshots";
+	uint64_t count = 0;
 	if (t->root == 0) {
 		if (t->depth != 0 || t->count != 0)
-			return bad(c, 0, "%s: empty tree with depth %u and %llu entries", name, t->depth,
-				   (unsigned long long)t->count);
-		return 0;
+			rc = bad(c, 0, "%s: empty tree with depth %u and %llu entries", name, t->depth,
+				 (unsigned long long)t->count);
+	} else if (t->depth == 0 || t->depth > NVF_MAX_DEPTH) {
+		rc = bad(c, t->root, "%s: depth %u", name, t->depth);
+	} else if ((rc = walk_page(c, t->root, t->depth, 0, UINT64_MAX, role, &count)) == 0 && count != t->count) {
+		rc = bad(c, t->root, "%s holds %llu entries, its descriptor says %llu", name,
+			 (unsigned long long)count, (unsigned long long)t->count);
 	}
-	if (t->depth == 0 || t->depth > NVF_MAX_DEPTH)
-		return bad(c, t->root, "%s: depth %u", name, t->depth);
-	uint64_t count = 0;
-	int rc = walk_page(c, t->root, t->depth, 0, UINT64_MAX, role, &count);
-	if (rc != 0)
-		return rc;
-	if (count != t->count)
-		return bad(c, t->root, "%s holds %llu entries, its descriptor says %llu", name,
-			   (unsigned long long)count, (unsigned long long)t->count);
-	return 0;
+	c->tree_role = outer;
+	return rc;
 }
 
 /* Free and pending runs: inside the file, disjoint from live pages and from each
@@ -314,7 +320,25 @@ static int check_snapshots(chk *c, size_t bytes)
 	return rc;
 }
 
+static int check_txn(nvf_txn *txn, nvf_check_report *rep, bool meta_pages, nvf__check_visit_fn visit, void *ctx);
+
 int nvf__check_txn(nvf_txn *txn, nvf_check_report *rep, bool meta_pages)
+{
+	return check_txn(txn, rep, meta_pages, NULL, NULL);
+}
+
+int nvf__check_visit(nvf_db *db, nvf__check_visit_fn visit, void *ctx)
+{
+	nvf_txn *txn;
+	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY);
+	if (rc != 0)
+		return rc;
+	rc = check_txn(txn, NULL, true, visit, ctx);
+	nvf_txn_abort(txn);
+	return rc;
+}
+
+static int check_txn(nvf_txn *txn, nvf_check_report *rep, bool meta_pages, nvf__check_visit_fn visit, void *ctx)
 {
 	nvf_check_report local;
 	if (!rep)
@@ -329,6 +353,8 @@ int nvf__check_txn(nvf_txn *txn, nvf_check_report *rep, bool meta_pages)
 	c.txn = txn;
 	c.rep = rep;
 	c.npages = txn->npages;
+	c.visit = visit;
+	c.visit_ctx = ctx;
 	size_t bytes = (size_t)((txn->npages + 7) / 8);
 	c.live = calloc(1, bytes);
 	c.other = calloc(1, bytes);

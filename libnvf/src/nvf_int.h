@@ -288,6 +288,11 @@ int nvf__snapshot_pins(nvf_txn *txn, const struct nvf_disk_tree *snaps);
 /* ---- check (check.c) ---- */
 
 int nvf__check_state(nvf_db *db, const struct nvf_disk_meta *meta, nvf_check_report *rep);
+/* Walk like nvf_check(), calling fn for every page run reached: what it is ("leaf",
+ * "branch", "extent") and in which tree ("catalog", "user", "free", "pending",
+ * "snapshots"). For tests that damage each kind of page. */
+typedef void (*nvf__check_visit_fn)(void *ctx, uint64_t pgno, uint64_t npages, const char *what, const char *tree);
+int nvf__check_visit(nvf_db *db, nvf__check_visit_fn fn, void *ctx);
 
 /* ---- time ---- */
 uint64_t nvf__now_ns(void);

@@ -381,6 +381,8 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 			return rc;
 	} else if ((opts->flags & NVF_OPEN_CREATE) && (opts->flags & NVF_OPEN_EXCL)) {
 		return nvf__err(NVF_EEXIST, "%s already exists", path);
+	} else if (!S_ISREG(st.st_mode)) {
+		return nvf__err(NVF_ENOTDB, "%s: not a regular file", path);
 	}
 
 	nvf_db *db = calloc(1, sizeof(*db));

@@ -1,0 +1,294 @@
+/* Damaged and foreign files: a byte flipped in every page that any state can reach,
+ * of every kind (meta, branch, leaf, extent; catalog, user, FREE, PENDING and
+ * SNAPSHOTS trees), and the file truncated at every page boundary, must make open
+ * or nvf_check report the problem with its page, and reading the damaged file must
+ * never crash. Foreign files get NVF_ENOTDB or NVF_EVERSION. */
+#include "nvf_int.h"
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <xxhash.h>
+
+static char *dir, *path, *copy;
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	path = tu_path(dir, "c.nvf");
+	copy = tu_path(dir, "copy.nvf");
+}
+
+static void teardown(void)
+{
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+	free(copy);
+}
+
+/* A file with pages of every kind: several trees (branches, leaves, extents), free
+ * and pending runs, and two snapshots seeing older states. */
+static void build(uint32_t page_size)
+{
+	unlink(path);
+	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
+	o.flags = NVF_OPEN_CREATE;
+	o.page_size = page_size;
+	nvf_db *db;
+	ck_nvf(nvf_db_open(&db, path, &o));
+	uint8_t buf[3000];
+	for (int round = 0; round < 10; round++) {
+		nvf_txn *txn;
+		nvf_tree *a, *b;
+		ck_nvf(nvf_txn_begin(&txn, db, 0));
+		ck_nvf(nvf__tree_open(txn, 1, NVF_TREE_KIND_PLAIN, &a));
+		ck_nvf(nvf__tree_open(txn, 2, NVF_TREE_KIND_PLAIN, &b));
+		for (uint64_t k = 0; k < 300; k++) {
+			memset(buf, (int)(k + (uint64_t)round), sizeof(buf));
+			uint64_t len = k % 25 == 0 ? sizeof(buf) : 20 + k % 50;
+			if ((k + (uint64_t)round) % 3 == 0)
+				ck_nvf(nvf__tree_put(txn, &a->d, k * 7, buf, len, 0, NULL));
+			ck_nvf(nvf__tree_put(txn, &b->d, k + 1000 * (uint64_t)(round % 2), buf, 8, 0, NULL));
+		}
+		if (round == 2 || round == 4) {
+			char name[8];
+			snprintf(name, sizeof(name), "s%d", round);
+			ck_nvf(nvf__snapshot_create(txn, name, "corruption test"));
+		}
+		ck_nvf(nvf_txn_commit(txn));
+	}
+	ck_nvf(nvf_check(db, NULL));
+	ck_nvf(nvf_db_close(db));
+}
+
+static void copy_file(void)
+{
+	char cmd[9000];
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && rm -f '%s-lock'", path, copy, copy);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Read everything the damaged file offers through the tree code: errors are fine,
+ * crashes and hangs are not (ASan runs this too). */
+static void read_all(nvf_db *db)
+{
+	nvf_txn *txn;
+	if (nvf_txn_begin(&txn, db, NVF_TXN_RDONLY) != 0)
+		return;
+	for (uint64_t id = 1; id <= 2; id++) {
+		nvf_tree *t;
+		if (nvf__tree_open(txn, id, -1, &t) != 0)
+			continue;
+		nvf_cursor c;
+		int rc, steps = 0;
+		for (rc = nvf__cursor_seek(&c, txn, &t->d, 0); rc == 0 && c.valid && steps < 100000;
+		     rc = nvf__cursor_next(&c), steps++) {
+			uint64_t k;
+			nvf_val v;
+			if (nvf__cursor_get(&c, &k, &v) == 0 && v.len)
+				(void)XXH3_64bits(v.data, v.len);
+		}
+		for (uint64_t k = 0; k < 2100; k += 13) {
+			nvf_val v;
+			(void)nvf__tree_get(txn, &t->d, k, &v);
+		}
+	}
+	nvf_txn_abort(txn);
+}
+
+/* 0: the damage was found by open or check (or warned of); 1: not. */
+static int damaged_is_reported(void)
+{
+	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
+	o.flags = NVF_OPEN_RDONLY; /* no repair: we want the report */
+	nvf_db *db;
+	int rc = nvf_db_open(&db, copy, &o);
+	if (rc != 0) {
+		tu_assert(rc == NVF_ECORRUPT || rc == NVF_ENOTDB || rc == NVF_EVERSION, "open -> %d %s", rc,
+			  nvf_errmsg());
+		tu_assert(strstr(nvf_errmsg(), "page ") != NULL || rc == NVF_ENOTDB, "message names no page: %s",
+			  nvf_errmsg());
+		return 0;
+	}
+	read_all(db);
+	nvf_check_report rep;
+	rc = nvf_check(db, &rep);
+	nvf_db_close(db);
+	if (rc == NVF_ECORRUPT) {
+		tu_assert(rep.first_bad_page != UINT64_MAX, "check names no page: %s", rep.problem);
+		return 0;
+	}
+	return rep.warnings ? 0 : 1;
+}
+
+typedef struct visit {
+	uint64_t pgno[4096];
+	char kind[4096][24];
+	size_t n;
+} visit;
+
+static void on_page(void *ctx, uint64_t pgno, uint64_t npages, const char *what, const char *tree)
+{
+	visit *v = ctx;
+	for (uint64_t i = 0; i < npages && v->n < 4096; i++) {
+		v->pgno[v->n] = pgno + i;
+		snprintf(v->kind[v->n], sizeof(v->kind[0]), "%s/%s", what, tree);
+		v->n++;
+	}
+}
+
+static void flip(uint64_t off)
+{
+	int fd = open(copy, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t b;
+	ck_assert_int_eq(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= (uint8_t)(1u << (off % 8));
+	ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+static char kinds[32][24];
+static int nkinds;
+
+static void flip_every_kind(uint32_t ps)
+{
+	build(ps);
+	nvf_db *db;
+	ck_nvf(nvf_db_open(&db, path, NULL));
+	static visit v;
+	v.n = 0;
+	ck_nvf(nvf__check_visit(db, on_page, &v));
+	ck_nvf(nvf_db_close(db));
+	/* The two meta pages: header, meta record in use, older record, unused tail. */
+	uint64_t meta_offsets[] = {3, 60, 127, NVF_META_OFF + 9, NVF_META_OFF + 200, ps - 1, (uint64_t)ps + 5,
+				   (uint64_t)ps + NVF_META_OFF + 17, 2 * (uint64_t)ps - 3};
+	int missed = 0, tried = 0;
+	for (size_t i = 0; i < NVF_ARRAY_LEN(meta_offsets); i++) {
+		copy_file();
+		flip(meta_offsets[i]);
+		tried++;
+		if (damaged_is_reported()) {
+			fprintf(stderr, "page size %u: flip at meta offset %llu not reported\n", ps,
+				(unsigned long long)meta_offsets[i]);
+			missed++;
+		}
+	}
+	/* Every page reached, at its start, middle and end. */
+	for (size_t i = 0; i < v.n; i++) {
+		bool seen = false;
+		for (int k = 0; k < nkinds; k++)
+			seen |= strcmp(kinds[k], v.kind[i]) == 0;
+		if (!seen && nkinds < 32)
+			memcpy(kinds[nkinds++], v.kind[i], sizeof(kinds[0]));
+		uint64_t offs[] = {0, 9, ps / 2 + 3, ps - 1};
+		for (size_t j = 0; j < NVF_ARRAY_LEN(offs); j++) {
+			copy_file();
+			flip(v.pgno[i] * ps + offs[j]);
+			tried++;
+			if (damaged_is_reported()) {
+				fprintf(stderr, "page size %u: flip in page %llu (%s) byte %llu not reported\n", ps,
+					(unsigned long long)v.pgno[i], v.kind[i], (unsigned long long)offs[j]);
+				missed++;
+			}
+		}
+	}
+	fprintf(stderr, "page size %u: %d flips in %zu pages, kinds:", ps, tried, v.n);
+	for (int k = 0; k < nkinds; k++)
+		fprintf(stderr, " %s", kinds[k]);
+	fprintf(stderr, "\n");
+	ck_assert_int_eq(missed, 0);
+}
+
+START_TEST(test_flipped_byte_in_every_page_is_reported)
+{
+	flip_every_kind(1024);
+	flip_every_kind(4096);
+	/* Every kind was damaged at least once. */
+	static const char *want[] = {"leaf/catalog", "leaf/user", "branch/user", "extent/user", "leaf/free",
+				     "leaf/pending", "leaf/snapshots"};
+	for (size_t w = 0; w < NVF_ARRAY_LEN(want); w++) {
+		bool seen = false;
+		for (int k = 0; k < nkinds; k++)
+			seen |= strcmp(kinds[k], want[w]) == 0;
+		ck_assert_msg(seen, "no %s page in the test files", want[w]);
+	}
+}
+END_TEST
+
+START_TEST(test_truncation_anywhere_is_reported)
+{
+	build(1024);
+	uint64_t size = tu_file_size(path);
+	int tried = 0;
+	for (uint64_t cut = 0; cut < size; cut += cut < 4096 ? 97 : 1024) {
+		copy_file();
+		ck_assert_int_eq(truncate(copy, (off_t)cut), 0);
+		tried++;
+		ck_assert_msg(damaged_is_reported() == 0, "truncation to %llu bytes not reported",
+			      (unsigned long long)cut);
+	}
+	ck_assert_int_gt(tried, 50);
+}
+END_TEST
+
+static int open_bytes(const void *data, size_t len)
+{
+	int fd = open(copy, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	nvf_db *db = NULL;
+	int rc = nvf_db_open(&db, copy, NULL);
+	ck_assert_ptr_null(db);
+	ck_assert_int_gt((int)strlen(nvf_errmsg()), 5);
+	return rc;
+}
+
+START_TEST(test_foreign_files_are_refused)
+{
+	ck_assert_int_eq(open_bytes("", 0), NVF_ENOTDB);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "empty file"));
+	const char *text = "hello, this is a text file and certainly not a vector database at all\n";
+	char big[9000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = text[i % strlen(text)];
+	ck_assert_int_eq(open_bytes(big, sizeof(big)), NVF_ENOTDB);
+	uint64_t rng = 42;
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)tu_rand(&rng);
+	ck_assert_int_eq(open_bytes(big, sizeof(big)), NVF_ENOTDB);
+	/* Our magic, then garbage. */
+	memcpy(big, NVF_MAGIC, 8);
+	ck_assert_int_eq(open_bytes(big, sizeof(big)), NVF_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "page 0"));
+	/* A real file from a future version. */
+	build(4096);
+	int fd = open(path, O_RDWR);
+	struct nvf_disk_header h;
+	ck_assert_int_eq(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	h.format_version = 99;
+	h.checksum = XXH3_64bits(&h, offsetof(struct nvf_disk_header, checksum));
+	ck_assert_int_eq(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	ck_assert_int_eq(pwrite(fd, &h, sizeof(h), 4096), (ssize_t)sizeof(h));
+	close(fd);
+	nvf_db *db;
+	ck_assert_int_eq(nvf_db_open(&db, path, NULL), NVF_EVERSION);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "version 99"));
+	/* A directory. */
+	ck_assert_int_eq(nvf_db_open(&db, dir, NULL), NVF_ENOTDB);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("corrupt");
+	TCase *tc = tcase_create("corrupt");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 900);
+	tcase_add_test(tc, test_flipped_byte_in_every_page_is_reported);
+	tcase_add_test(tc, test_truncation_anywhere_is_reported);
+	tcase_add_test(tc, test_foreign_files_are_refused);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
