@@ -115,6 +115,21 @@ static bool cosine_of(const nvf_kernels *k, const float *a, const float *b, size
 	return true;
 }
 
+static float euclidean(const nvf_kernels *k, const float *a, const float *b, size_t n)
+{
+	float s = k->l2sq(a, b, n);
+	if (NVF_LIKELY(s >= FLT_MIN && s <= FLT_MAX))
+		return sqrtf(s);
+	/* Zero, underflowed or overflowed squares (equal vectors, or differences
+	 * beyond about 1e-19 or 1e19): the distance itself may well fit a float. */
+	double d = 0;
+	for (size_t i = 0; i < n; i++) {
+		double t = (double)a[i] - b[i];
+		d += t * t;
+	}
+	return (float)sqrt(d);
+}
+
 static int jaccard(const nvf_kernels *k, const float *a, const float *b, size_t n, float *out)
 {
 	for (size_t i = 0; i < n; i++)
@@ -149,7 +164,7 @@ int nvf_distance(int metric, const float *a, const float *b, size_t n, float *ou
 	double c;
 	switch (metric) {
 	case NVF_METRIC_EUCLIDEAN:
-		*out = sqrtf(k->l2sq(a, b, n));
+		*out = euclidean(k, a, b, n);
 		return 0;
 	case NVF_METRIC_INNER_PRODUCT:
 		*out = -k->dot(a, b, n);

@@ -202,26 +202,26 @@ TARGET static float hamming(const float *a, const float *b, size_t n)
  * accumulators per row (eight FMA chains cover the FMA latency), prefetching the
  * group PF_ROWS rows ahead. The last groups prefetch their own rows instead of
  * reading past the array. */
-#define ROWS_SETUP()                                                                          \
+#define ROWS_SETUP()                                                                                  \
 	const float *x0 = rows + r * stride, *x1 = x0 + stride, *x2 = x1 + stride, *x3 = x2 + stride; \
-	const float *p0 = r + PF_ROWS + 4 <= nrows ? x0 + PF_ROWS * stride : x0;                  \
-	const float *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;                      \
-	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                               \
-	__m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;                                                \
+	const float *p0 = r + PF_ROWS + 4 <= nrows ? x0 + PF_ROWS * stride : x0;                      \
+	const float *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;                          \
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                   \
+	__m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;                                                    \
 	size_t k = 0
 
-#define PREFETCH4(off)                                                   \
-	do {                                                             \
-		_mm_prefetch((const char *)(p0 + (off)), PF_HINT);   \
-		_mm_prefetch((const char *)(p1 + (off)), PF_HINT);   \
-		_mm_prefetch((const char *)(p2 + (off)), PF_HINT);   \
-		_mm_prefetch((const char *)(p3 + (off)), PF_HINT);   \
+#define PREFETCH4(off)                                             \
+	do {                                                       \
+		_mm_prefetch((const char *)(p0 + (off)), PF_HINT); \
+		_mm_prefetch((const char *)(p1 + (off)), PF_HINT); \
+		_mm_prefetch((const char *)(p2 + (off)), PF_HINT); \
+		_mm_prefetch((const char *)(p3 + (off)), PF_HINT); \
 	} while (0)
 
-#define L2_STEP(s, qv, x, load)                          \
-	do {                                             \
+#define L2_STEP(s, qv, x, load)                           \
+	do {                                              \
 		__m256 d_ = _mm256_sub_ps(load(x), (qv)); \
-		s = _mm256_fmadd_ps(d_, d_, s);          \
+		s = _mm256_fmadd_ps(d_, d_, s);           \
 	} while (0)
 
 #define DOT_STEP(s, qv, x, load) s = _mm256_fmadd_ps(load(x), (qv), s)
@@ -231,35 +231,35 @@ TARGET static float hamming(const float *a, const float *b, size_t n)
 #define LDM(p) _mm256_maskload_ps((p) + k, m)
 
 /* One prefetch per 64-byte line: every other 8-float step. */
-#define ROWS_BODY(STEP)                                                  \
-	for (; k + 16 <= nv; k += 16) {                                  \
-		PREFETCH4(k);                                            \
+#define ROWS_BODY(STEP)                                                              \
+	for (; k + 16 <= nv; k += 16) {                                              \
+		PREFETCH4(k);                                                        \
 		__m256 qa = _mm256_loadu_ps(q + k), qb = _mm256_loadu_ps(q + k + 8); \
-		STEP(s0, qa, x0, LD0);                                   \
-		STEP(s1, qa, x1, LD0);                                   \
-		STEP(s2, qa, x2, LD0);                                   \
-		STEP(s3, qa, x3, LD0);                                   \
-		STEP(t0, qb, x0, LD8);                                   \
-		STEP(t1, qb, x1, LD8);                                   \
-		STEP(t2, qb, x2, LD8);                                   \
-		STEP(t3, qb, x3, LD8);                                   \
-	}                                                                \
-	if (k < nv) {                                                    \
-		__m256 qa = _mm256_loadu_ps(q + k);                      \
-		STEP(s0, qa, x0, LD0);                                   \
-		STEP(s1, qa, x1, LD0);                                   \
-		STEP(s2, qa, x2, LD0);                                   \
-		STEP(s3, qa, x3, LD0);                                   \
-		k += 8;                                                  \
-	}                                                                \
-	if (k < n) {                                                     \
-		__m256 qa = _mm256_maskload_ps(q + k, m);                \
-		STEP(t0, qa, x0, LDM);                                   \
-		STEP(t1, qa, x1, LDM);                                   \
-		STEP(t2, qa, x2, LDM);                                   \
-		STEP(t3, qa, x3, LDM);                                   \
-	}                                                                \
-	_mm_storeu_ps(out + r, hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), \
+		STEP(s0, qa, x0, LD0);                                               \
+		STEP(s1, qa, x1, LD0);                                               \
+		STEP(s2, qa, x2, LD0);                                               \
+		STEP(s3, qa, x3, LD0);                                               \
+		STEP(t0, qb, x0, LD8);                                               \
+		STEP(t1, qb, x1, LD8);                                               \
+		STEP(t2, qb, x2, LD8);                                               \
+		STEP(t3, qb, x3, LD8);                                               \
+	}                                                                            \
+	if (k < nv) {                                                                \
+		__m256 qa = _mm256_loadu_ps(q + k);                                  \
+		STEP(s0, qa, x0, LD0);                                               \
+		STEP(s1, qa, x1, LD0);                                               \
+		STEP(s2, qa, x2, LD0);                                               \
+		STEP(s3, qa, x3, LD0);                                               \
+		k += 8;                                                              \
+	}                                                                            \
+	if (k < n) {                                                                 \
+		__m256 qa = _mm256_maskload_ps(q + k, m);                            \
+		STEP(t0, qa, x0, LDM);                                               \
+		STEP(t1, qa, x1, LDM);                                               \
+		STEP(t2, qa, x2, LDM);                                               \
+		STEP(t3, qa, x3, LDM);                                               \
+	}                                                                            \
+	_mm_storeu_ps(out + r, hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1),   \
 				     _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3)))
 
 TARGET static void l2sq_rows(const float *q, const float *rows, size_t stride, size_t nrows, size_t n, float *out)
@@ -292,24 +292,24 @@ TARGET static void dot_rows(const float *q, const float *rows, size_t stride, si
  * sixteen registers; seven loads per twelve FMAs keeps the FMA units the
  * bottleneck. */
 #define TQ 3
-#define TILE_STEP(LOAD)                                                                      \
-	do {                                                                                 \
-		__m256 b0 = LOAD(x0), b1 = LOAD(x1), b2 = LOAD(x2), b3 = LOAD(x3), a_;      \
-		a_ = LOAD(q0);                                                               \
-		c00 = _mm256_fmadd_ps(a_, b0, c00);                                          \
-		c01 = _mm256_fmadd_ps(a_, b1, c01);                                          \
-		c02 = _mm256_fmadd_ps(a_, b2, c02);                                          \
-		c03 = _mm256_fmadd_ps(a_, b3, c03);                                          \
-		a_ = LOAD(q1);                                                               \
-		c10 = _mm256_fmadd_ps(a_, b0, c10);                                          \
-		c11 = _mm256_fmadd_ps(a_, b1, c11);                                          \
-		c12 = _mm256_fmadd_ps(a_, b2, c12);                                          \
-		c13 = _mm256_fmadd_ps(a_, b3, c13);                                          \
-		a_ = LOAD(q2);                                                               \
-		c20 = _mm256_fmadd_ps(a_, b0, c20);                                          \
-		c21 = _mm256_fmadd_ps(a_, b1, c21);                                          \
-		c22 = _mm256_fmadd_ps(a_, b2, c22);                                          \
-		c23 = _mm256_fmadd_ps(a_, b3, c23);                                          \
+#define TILE_STEP(LOAD)                                                                \
+	do {                                                                           \
+		__m256 b0 = LOAD(x0), b1 = LOAD(x1), b2 = LOAD(x2), b3 = LOAD(x3), a_; \
+		a_ = LOAD(q0);                                                         \
+		c00 = _mm256_fmadd_ps(a_, b0, c00);                                    \
+		c01 = _mm256_fmadd_ps(a_, b1, c01);                                    \
+		c02 = _mm256_fmadd_ps(a_, b2, c02);                                    \
+		c03 = _mm256_fmadd_ps(a_, b3, c03);                                    \
+		a_ = LOAD(q1);                                                         \
+		c10 = _mm256_fmadd_ps(a_, b0, c10);                                    \
+		c11 = _mm256_fmadd_ps(a_, b1, c11);                                    \
+		c12 = _mm256_fmadd_ps(a_, b2, c12);                                    \
+		c13 = _mm256_fmadd_ps(a_, b3, c13);                                    \
+		a_ = LOAD(q2);                                                         \
+		c20 = _mm256_fmadd_ps(a_, b0, c20);                                    \
+		c21 = _mm256_fmadd_ps(a_, b1, c21);                                    \
+		c22 = _mm256_fmadd_ps(a_, b2, c22);                                    \
+		c23 = _mm256_fmadd_ps(a_, b3, c23);                                    \
 	} while (0)
 
 /* A partial tile (mq < TQ queries or mx < 4 rows) repeats its last query or row

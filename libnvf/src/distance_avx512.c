@@ -26,7 +26,8 @@ TARGET static inline __mmask16 tail_mask(size_t r)
 /* The sums of four vectors, in lanes 0..3. */
 TARGET static inline __m128 hsum4(__m512 v0, __m512 v1, __m512 v2, __m512 v3)
 {
-	/* Per 128-bit lane: [v0 v1 v0 v1] halves, then [v0 v1 v2 v3] quarters... */
+	/* Unpacks and shuffles leave, in every 128-bit lane, a partial sum of v0, v1,
+	 * v2 and v3 in that order... */
 	__m512 w0 = _mm512_add_ps(_mm512_unpacklo_ps(v0, v1), _mm512_unpackhi_ps(v0, v1));
 	__m512 w1 = _mm512_add_ps(_mm512_unpacklo_ps(v2, v3), _mm512_unpackhi_ps(v2, v3));
 	__m512 x = _mm512_add_ps(_mm512_shuffle_ps(w0, w1, _MM_SHUFFLE(1, 0, 1, 0)),
@@ -193,26 +194,26 @@ TARGET static float hamming(const float *a, const float *b, size_t n)
  * FMA latency when the rows are already in cache), and prefetch the group
  * PF_ROWS rows ahead. The last groups prefetch their own rows instead of
  * reading past the array. */
-#define ROWS_SETUP()                                                                          \
+#define ROWS_SETUP()                                                                                  \
 	const float *x0 = rows + r * stride, *x1 = x0 + stride, *x2 = x1 + stride, *x3 = x2 + stride; \
-	const float *p0 = r + PF_ROWS + 4 <= nrows ? x0 + PF_ROWS * stride : x0;                  \
-	const float *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;                      \
-	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                               \
-	__m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;                                                \
+	const float *p0 = r + PF_ROWS + 4 <= nrows ? x0 + PF_ROWS * stride : x0;                      \
+	const float *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;                          \
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                   \
+	__m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;                                                    \
 	size_t k = 0
 
-#define PREFETCH4(off)                                                   \
-	do {                                                             \
-		_mm_prefetch((const char *)(p0 + (off)), PF_HINT);   \
-		_mm_prefetch((const char *)(p1 + (off)), PF_HINT);   \
-		_mm_prefetch((const char *)(p2 + (off)), PF_HINT);   \
-		_mm_prefetch((const char *)(p3 + (off)), PF_HINT);   \
+#define PREFETCH4(off)                                             \
+	do {                                                       \
+		_mm_prefetch((const char *)(p0 + (off)), PF_HINT); \
+		_mm_prefetch((const char *)(p1 + (off)), PF_HINT); \
+		_mm_prefetch((const char *)(p2 + (off)), PF_HINT); \
+		_mm_prefetch((const char *)(p3 + (off)), PF_HINT); \
 	} while (0)
 
-#define L2_STEP(s, qv, x, load)                          \
-	do {                                             \
+#define L2_STEP(s, qv, x, load)                           \
+	do {                                              \
 		__m512 d_ = _mm512_sub_ps(load(x), (qv)); \
-		s = _mm512_fmadd_ps(d_, d_, s);          \
+		s = _mm512_fmadd_ps(d_, d_, s);           \
 	} while (0)
 
 #define DOT_STEP(s, qv, x, load) s = _mm512_fmadd_ps(load(x), (qv), s)
@@ -221,37 +222,37 @@ TARGET static float hamming(const float *a, const float *b, size_t n)
 #define LD16(p) _mm512_loadu_ps((p) + k + 16)
 #define LDM(p) _mm512_maskz_loadu_ps(m, (p) + k)
 
-#define ROWS_BODY(STEP)                                                  \
-	for (; k + 32 <= nv; k += 32) {                                  \
-		PREFETCH4(k);                                            \
-		PREFETCH4(k + 16);                                       \
+#define ROWS_BODY(STEP)                                                               \
+	for (; k + 32 <= nv; k += 32) {                                               \
+		PREFETCH4(k);                                                         \
+		PREFETCH4(k + 16);                                                    \
 		__m512 qa = _mm512_loadu_ps(q + k), qb = _mm512_loadu_ps(q + k + 16); \
-		STEP(s0, qa, x0, LD0);                                   \
-		STEP(s1, qa, x1, LD0);                                   \
-		STEP(s2, qa, x2, LD0);                                   \
-		STEP(s3, qa, x3, LD0);                                   \
-		STEP(t0, qb, x0, LD16);                                  \
-		STEP(t1, qb, x1, LD16);                                  \
-		STEP(t2, qb, x2, LD16);                                  \
-		STEP(t3, qb, x3, LD16);                                  \
-	}                                                                \
-	if (k < nv) {                                                    \
-		PREFETCH4(k);                                            \
-		__m512 qa = _mm512_loadu_ps(q + k);                      \
-		STEP(s0, qa, x0, LD0);                                   \
-		STEP(s1, qa, x1, LD0);                                   \
-		STEP(s2, qa, x2, LD0);                                   \
-		STEP(s3, qa, x3, LD0);                                   \
-		k += 16;                                                 \
-	}                                                                \
-	if (k < n) {                                                     \
-		__m512 qa = _mm512_maskz_loadu_ps(m, q + k);             \
-		STEP(t0, qa, x0, LDM);                                   \
-		STEP(t1, qa, x1, LDM);                                   \
-		STEP(t2, qa, x2, LDM);                                   \
-		STEP(t3, qa, x3, LDM);                                   \
-	}                                                                \
-	_mm_storeu_ps(out + r, hsum4(_mm512_add_ps(s0, t0), _mm512_add_ps(s1, t1), \
+		STEP(s0, qa, x0, LD0);                                                \
+		STEP(s1, qa, x1, LD0);                                                \
+		STEP(s2, qa, x2, LD0);                                                \
+		STEP(s3, qa, x3, LD0);                                                \
+		STEP(t0, qb, x0, LD16);                                               \
+		STEP(t1, qb, x1, LD16);                                               \
+		STEP(t2, qb, x2, LD16);                                               \
+		STEP(t3, qb, x3, LD16);                                               \
+	}                                                                             \
+	if (k < nv) {                                                                 \
+		PREFETCH4(k);                                                         \
+		__m512 qa = _mm512_loadu_ps(q + k);                                   \
+		STEP(s0, qa, x0, LD0);                                                \
+		STEP(s1, qa, x1, LD0);                                                \
+		STEP(s2, qa, x2, LD0);                                                \
+		STEP(s3, qa, x3, LD0);                                                \
+		k += 16;                                                              \
+	}                                                                             \
+	if (k < n) {                                                                  \
+		__m512 qa = _mm512_maskz_loadu_ps(m, q + k);                          \
+		STEP(t0, qa, x0, LDM);                                                \
+		STEP(t1, qa, x1, LDM);                                                \
+		STEP(t2, qa, x2, LDM);                                                \
+		STEP(t3, qa, x3, LDM);                                                \
+	}                                                                             \
+	_mm_storeu_ps(out + r, hsum4(_mm512_add_ps(s0, t0), _mm512_add_ps(s1, t1),    \
 				     _mm512_add_ps(s2, t2), _mm512_add_ps(s3, t3)))
 
 TARGET static void l2sq_rows(const float *q, const float *rows, size_t stride, size_t nrows, size_t n, float *out)
@@ -282,29 +283,29 @@ TARGET static void dot_rows(const float *q, const float *rows, size_t stride, si
 
 /* 4 queries x 4 rows: sixteen zmm accumulators, each loaded vector used four
  * times (eight loads per sixteen FMAs keeps the FMA units the bottleneck). */
-#define TILE_STEP(LOAD)                                                                      \
-	do {                                                                                 \
-		__m512 b0 = LOAD(x0), b1 = LOAD(x1), b2 = LOAD(x2), b3 = LOAD(x3), a_;      \
-		a_ = LOAD(q0);                                                               \
-		c00 = _mm512_fmadd_ps(a_, b0, c00);                                          \
-		c01 = _mm512_fmadd_ps(a_, b1, c01);                                          \
-		c02 = _mm512_fmadd_ps(a_, b2, c02);                                          \
-		c03 = _mm512_fmadd_ps(a_, b3, c03);                                          \
-		a_ = LOAD(q1);                                                               \
-		c10 = _mm512_fmadd_ps(a_, b0, c10);                                          \
-		c11 = _mm512_fmadd_ps(a_, b1, c11);                                          \
-		c12 = _mm512_fmadd_ps(a_, b2, c12);                                          \
-		c13 = _mm512_fmadd_ps(a_, b3, c13);                                          \
-		a_ = LOAD(q2);                                                               \
-		c20 = _mm512_fmadd_ps(a_, b0, c20);                                          \
-		c21 = _mm512_fmadd_ps(a_, b1, c21);                                          \
-		c22 = _mm512_fmadd_ps(a_, b2, c22);                                          \
-		c23 = _mm512_fmadd_ps(a_, b3, c23);                                          \
-		a_ = LOAD(q3);                                                               \
-		c30 = _mm512_fmadd_ps(a_, b0, c30);                                          \
-		c31 = _mm512_fmadd_ps(a_, b1, c31);                                          \
-		c32 = _mm512_fmadd_ps(a_, b2, c32);                                          \
-		c33 = _mm512_fmadd_ps(a_, b3, c33);                                          \
+#define TILE_STEP(LOAD)                                                                \
+	do {                                                                           \
+		__m512 b0 = LOAD(x0), b1 = LOAD(x1), b2 = LOAD(x2), b3 = LOAD(x3), a_; \
+		a_ = LOAD(q0);                                                         \
+		c00 = _mm512_fmadd_ps(a_, b0, c00);                                    \
+		c01 = _mm512_fmadd_ps(a_, b1, c01);                                    \
+		c02 = _mm512_fmadd_ps(a_, b2, c02);                                    \
+		c03 = _mm512_fmadd_ps(a_, b3, c03);                                    \
+		a_ = LOAD(q1);                                                         \
+		c10 = _mm512_fmadd_ps(a_, b0, c10);                                    \
+		c11 = _mm512_fmadd_ps(a_, b1, c11);                                    \
+		c12 = _mm512_fmadd_ps(a_, b2, c12);                                    \
+		c13 = _mm512_fmadd_ps(a_, b3, c13);                                    \
+		a_ = LOAD(q2);                                                         \
+		c20 = _mm512_fmadd_ps(a_, b0, c20);                                    \
+		c21 = _mm512_fmadd_ps(a_, b1, c21);                                    \
+		c22 = _mm512_fmadd_ps(a_, b2, c22);                                    \
+		c23 = _mm512_fmadd_ps(a_, b3, c23);                                    \
+		a_ = LOAD(q3);                                                         \
+		c30 = _mm512_fmadd_ps(a_, b0, c30);                                    \
+		c31 = _mm512_fmadd_ps(a_, b1, c31);                                    \
+		c32 = _mm512_fmadd_ps(a_, b2, c32);                                    \
+		c33 = _mm512_fmadd_ps(a_, b3, c33);                                    \
 	} while (0)
 
 /* A partial tile (mq queries or mx rows below 4) repeats its last query or row
