@@ -81,8 +81,6 @@ NVF_API const char *nvf_errmsg(void);
 
 /** @name Open flags
  * @{ */
-#define NVF_OPEN_CREATE    0x01u /**< create the file if it does not exist */
-#define NVF_OPEN_EXCL      0x02u /**< with CREATE: fail with NVF_EEXIST if it exists */
 #define NVF_OPEN_RDONLY    0x04u /**< read-only handle: writes fail with NVF_EREADONLY */
 #define NVF_OPEN_LOCK_WAIT 0x08u /**< write transactions wait for the writer lock instead of NVF_ELOCKED */
 /** @} */
@@ -92,7 +90,7 @@ NVF_API const char *nvf_errmsg(void);
 typedef struct nvf_open_options {
 	unsigned version;     /**< NVF_OPEN_OPTIONS_VERSION */
 	unsigned flags;       /**< NVF_OPEN_* */
-	uint32_t page_size;   /**< at creation: power of two, 512..65536; 0 = 4096. Ignored on open. */
+	uint32_t page_size;   /**< reserved (the page size is the file's, fixed by nvf_db_create()) */
 	int durability;       /**< NVF_DURABILITY_* */
 	uint64_t map_size;    /**< address space reserved for the map, bytes; 0 = 1 TiB. The file cannot grow beyond it (NVF_EFULL). */
 } nvf_open_options;
@@ -100,7 +98,7 @@ typedef struct nvf_open_options {
 #define NVF_OPEN_OPTIONS_INIT { NVF_OPEN_OPTIONS_VERSION, 0u, 0u, NVF_DURABILITY_FULL, 0u }
 
 /**
- * Open (or with NVF_OPEN_CREATE create) a database file.
+ * Open an existing database file (nvf_db_create() makes new ones).
  *
  * Opening does no work proportional to the size of the file: it reads the header and
  * the two meta records, picks the newest valid one and maps the file. A lock file
@@ -110,8 +108,8 @@ typedef struct nvf_open_options {
  * @param[out] out  the new handle; close it with nvf_db_close()
  * @param path      the database file
  * @param opts      options, or NULL for the defaults
- * @return 0; NVF_ENOTFOUND if the file does not exist and CREATE was not given;
- *         NVF_EEXIST with EXCL; NVF_ENOTDB, NVF_EVERSION or NVF_ECORRUPT for a file
+ * @return 0; NVF_ENOTFOUND if the file does not exist; NVF_ENOTDB, NVF_EVERSION or
+ *         NVF_ECORRUPT for a file
  *         that is foreign, too new or damaged (the message names the page);
  *         NVF_EINVAL for bad options; -errno from the OS.
  */
@@ -160,6 +158,174 @@ NVF_API void nvf_txn_abort(nvf_txn *txn);
 /** The id of the committed state a transaction reads (read transaction) or of the
  * state it will commit (write transaction). */
 NVF_API uint64_t nvf_txn_id(const nvf_txn *txn);
+
+/** @name Collections
+ * A database file holds one collection: records of an id, a float32 vector of the
+ * collection's dimension and (in a later version) metadata. Dimension, metric, index
+ * type and index parameters are fixed at creation and stored in the file.
+ * @{ */
+
+/** Index types. */
+#define NVF_INDEX_FLAT 0 /**< exact search by scanning every vector */
+#define NVF_INDEX_HNSW 1 /**< approximate search on an HNSW graph kept in the file */
+
+/** Largest dimension. */
+#define NVF_MAX_DIM 65536u
+
+/** Reject nothing: allow NaN and infinite components (default: rejected, NVF_EINVAL). */
+#define NVF_CREATE_ALLOW_NONFINITE 0x1u
+
+#define NVF_CREATE_OPTIONS_VERSION 1
+/** Options of nvf_db_create(). Initialise with NVF_CREATE_OPTIONS_INIT, then set dim. */
+typedef struct nvf_create_options {
+	unsigned version;          /**< NVF_CREATE_OPTIONS_VERSION */
+	unsigned flags;            /**< NVF_CREATE_* */
+	uint32_t dim;              /**< 1..NVF_MAX_DIM, required */
+	int metric;                /**< nvf_metric; default NVF_METRIC_EUCLIDEAN */
+	int index;                 /**< NVF_INDEX_*; default NVF_INDEX_FLAT */
+	uint32_t hnsw_m;           /**< HNSW links per node (0 = 16) */
+	uint32_t hnsw_ef_construction; /**< HNSW build beam width (0 = 200) */
+	uint32_t hnsw_ef_search;   /**< default search beam width (0 = 64) */
+	uint64_t seed;             /**< HNSW level generator seed (0 = 42) */
+	uint32_t page_size;        /**< power of two 512..65536; 0 = 4096 */
+	int durability;            /**< NVF_DURABILITY_* of the returned handle */
+	uint64_t map_size;         /**< as nvf_open_options.map_size */
+} nvf_create_options;
+
+#define NVF_CREATE_OPTIONS_INIT                                                                         \
+	{ NVF_CREATE_OPTIONS_VERSION, 0u, 0u, NVF_METRIC_EUCLIDEAN, NVF_INDEX_FLAT, 0u, 0u, 0u, 0u, 0u, \
+	  NVF_DURABILITY_FULL, 0u }
+
+/**
+ * Create a new database file holding an empty collection, and open it.
+ * @param[out] out  the handle
+ * @param path      must not exist
+ * @param opts      dim is required; the rest defaults
+ * @return 0; NVF_EEXIST if path exists; NVF_EINVAL for bad options (the message
+ *         names the field); -errno.
+ */
+NVF_API int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts);
+
+/** What nvf_db_info() reports. */
+typedef struct nvf_info {
+	uint32_t dim;
+	int metric;
+	int index;
+	uint32_t hnsw_m, hnsw_ef_construction, hnsw_ef_search;
+	uint64_t seed;
+	unsigned flags;          /**< NVF_CREATE_* given at creation */
+	uint64_t count;          /**< live records */
+	uint64_t next_id;        /**< the id nvf_insert() assigns next */
+	uint64_t rows;           /**< vector slots, live and free */
+	uint32_t page_size;
+	uint64_t pages;          /**< pages in use */
+	uint64_t file_size;      /**< bytes */
+	uint64_t txnid;          /**< the committed state described */
+	uint64_t snapshots;      /**< named snapshots */
+} nvf_info;
+
+/** Describe the collection as txn sees it (txn may be NULL: the last commit). */
+NVF_API int nvf_db_info(nvf_db *db, nvf_txn *txn, nvf_info *out);
+
+/** @} */
+
+/** @name Records
+ * Every function takes the handle and a transaction. With txn == NULL a write runs
+ * in its own transaction and commits (or fails with nothing written), and a read
+ * sees the last commit. A write through a read transaction or a read-only handle
+ * fails with NVF_EREADONLY. Vectors are checked before anything is written: their
+ * length must be the collection's dimension (NVF_EINVAL, "vector has 3 components,
+ * the collection has 128"), their components finite unless the collection allows
+ * otherwise, and non-negative under NVF_METRIC_JACCARD.
+ * @{ */
+
+/** Insert a vector under a new id (one past the largest id ever used), returned in *out_id. */
+NVF_API int nvf_insert(nvf_db *db, nvf_txn *txn, const float *vec, size_t dim, uint64_t *out_id);
+
+/** Insert under a given id. @return NVF_EEXIST if the id exists (nothing written). */
+NVF_API int nvf_add(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim);
+
+/** Insert, or replace the vector of an existing id. */
+NVF_API int nvf_upsert(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim);
+
+/** Replace the vector of an existing id. @return NVF_ENOTFOUND if it does not exist. */
+NVF_API int nvf_update(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim);
+
+/**
+ * Insert n vectors (row-major, n * dim floats) in one call and one transaction.
+ * @param ids      n ids to add (NVF_EEXIST if any exists or repeats), or NULL to assign new ones
+ * @param out_ids  if not NULL, receives the n ids
+ * Every vector is validated first; on any error nothing is inserted.
+ */
+NVF_API int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size_t dim,
+			     const uint64_t *ids, uint64_t *out_ids);
+
+/** Copy the vector of id into out (dim floats). @return NVF_ENOTFOUND. */
+NVF_API int nvf_get(nvf_db *db, nvf_txn *txn, uint64_t id, float *out, size_t dim);
+
+/** Delete a record: it leaves every result at once; its space is reused. @return NVF_ENOTFOUND. */
+NVF_API int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id);
+
+/** Number of live records. */
+NVF_API int nvf_count(nvf_db *db, nvf_txn *txn, uint64_t *out);
+
+/** @return 1 if id exists, 0 if not, or a negative error. */
+NVF_API int nvf_contains(nvf_db *db, nvf_txn *txn, uint64_t id);
+
+/** @} */
+
+/** @name Search
+ * Results are (id, distance) pairs, nearest first (ascending distance, ties by
+ * ascending id). Distances are as nvf_distance() defines them: for similarity
+ * metrics a smaller value means more similar (inner product reports -(a.b), cosine
+ * 1 - cos). k must be 1..count (NVF_EINVAL otherwise).
+ * @{ */
+
+/** One search result. */
+typedef struct nvf_result {
+	uint64_t id;
+	float distance;
+} nvf_result;
+
+#define NVF_SEARCH_OPTIONS_VERSION 1
+/** Options of the search functions. Initialise with NVF_SEARCH_OPTIONS_INIT. */
+typedef struct nvf_search_options {
+	unsigned version;   /**< NVF_SEARCH_OPTIONS_VERSION */
+	uint32_t ef_search; /**< HNSW beam width, 0 = the collection's default */
+	int exact;          /**< 1: scan every vector even if there is an index */
+	int threads;        /**< batch search threads, 0 = all cores */
+} nvf_search_options;
+
+#define NVF_SEARCH_OPTIONS_INIT { NVF_SEARCH_OPTIONS_VERSION, 0u, 0, 0 }
+
+/**
+ * k nearest neighbours of one query.
+ * @param opts  NULL for defaults
+ * @param out   room for k results
+ * @param[out] nout  results written (k)
+ */
+NVF_API int nvf_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim, size_t k,
+		       const nvf_search_options *opts, nvf_result *out, size_t *nout);
+
+/**
+ * k nearest neighbours of each of nq queries (row-major), in parallel across
+ * queries and blocks of vectors. out holds nq * k results, query i's at out + i * k.
+ */
+NVF_API int nvf_search_batch(nvf_db *db, nvf_txn *txn, const float *queries, size_t nq, size_t dim, size_t k,
+			     const nvf_search_options *opts, nvf_result *out);
+
+/**
+ * Every record within distance radius of the query (distance <= radius), nearest
+ * first. *out is allocated by the library; free it with nvf_free().
+ * @return NVF_EINVAL for a negative or NaN radius.
+ */
+NVF_API int nvf_range_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim, float radius,
+			     const nvf_search_options *opts, nvf_result **out, size_t *nout);
+
+/** Free memory the library returned. Accepts NULL. */
+NVF_API void nvf_free(void *p);
+
+/** @} */
 
 /** Result of nvf_check(). */
 typedef struct nvf_check_report {

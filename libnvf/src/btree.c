@@ -972,6 +972,7 @@ int nvf__tree_open(nvf_txn *txn, uint64_t id, int create_kind, nvf_tree **out)
 	}
 	nvf_val v;
 	struct nvf_disk_tree d;
+	bool created = false;
 	int rc = nvf__tree_get(txn, &txn->catalog, id, &v);
 	if (rc == 0) {
 		if (v.extent || v.len != sizeof(d))
@@ -986,6 +987,7 @@ int nvf__tree_open(nvf_txn *txn, uint64_t id, int create_kind, nvf_tree **out)
 			return rc;
 		memset(&d, 0, sizeof(d));
 		d.kind = (uint16_t)create_kind;
+		created = true;
 	} else {
 		return rc;
 	}
@@ -996,7 +998,7 @@ int nvf__tree_open(nvf_txn *txn, uint64_t id, int create_kind, nvf_tree **out)
 	t->d = d;
 	/* A newly made tree differs from its "original" so that it is written out. */
 	t->orig = d;
-	if (rc == NVF_ENOTFOUND)
+	if (created)
 		t->orig.kind = 0xffff;
 	t->next = txn->trees;
 	txn->trees = t;

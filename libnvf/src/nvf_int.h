@@ -136,6 +136,11 @@ int nvf__lock_reader_pins(nvf_lockfile *lk, uint64_t **out, size_t *n);
 void nvf__lock_publish(nvf_lockfile *lk, uint64_t txnid);
 bool nvf__lock_same_boot(const nvf_lockfile *lk);
 
+/* Open flags for the raw page store (nvf_db_create() uses them; tests of the store
+ * create files without a collection). */
+#define NVF__OPEN_CREATE 0x01u /* create the file if it does not exist */
+#define NVF__OPEN_EXCL 0x02u   /* with CREATE: NVF_EEXIST if it exists */
+
 /* ---- the database handle ---- */
 
 struct nvf_db {
@@ -159,6 +164,8 @@ struct nvf_db {
 	bool unsynced;          /* committed with NOSYNC since the last sync */
 	uint64_t file_pages;    /* file length in pages, as the writer last saw it */
 	atomic_int readers;     /* live read transactions of this handle */
+	pthread_mutex_t cache_mutex; /* guards chunkmaps */
+	struct nvf_chunkmap *chunkmaps; /* chunk tables shared by read transactions (array.c) */
 };
 
 /* ---- transactions (txn.c) ---- */
@@ -179,6 +186,8 @@ struct nvf_txn {
 	struct nvf_disk_meta meta; /* the state read (read) or started from (write) */
 	struct nvf_disk_tree catalog, freetree, pending, snapshots;
 	nvf_tree *trees;      /* user trees opened in this transaction */
+	struct nvf_array *arrays; /* arrays opened in this transaction (array.c) */
+	struct nvf_coll *coll;    /* the collection's view (coll.c) */
 	uint8_t *scratch;     /* page rebuilding (btree.c) */
 
 	/* write transactions only */

@@ -1,7 +1,7 @@
 /* The pager: creating and opening the file, the header and the two meta records,
  * the map, and syncing. See docs/FORMAT.md for the layout and docs/ARCHITECTURE.md
  * for the commit protocol. */
-#include "nvf_int.h"
+#include "array.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -357,7 +357,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	if (opts->version != NVF_OPEN_OPTIONS_VERSION)
 		return nvf__err(NVF_EINVAL, "nvf_db_open: options version %u, expected %u (use NVF_OPEN_OPTIONS_INIT)",
 				opts->version, NVF_OPEN_OPTIONS_VERSION);
-	if (opts->flags & ~(NVF_OPEN_CREATE | NVF_OPEN_EXCL | NVF_OPEN_RDONLY | NVF_OPEN_LOCK_WAIT))
+	if (opts->flags & ~(NVF__OPEN_CREATE | NVF__OPEN_EXCL | NVF_OPEN_RDONLY | NVF_OPEN_LOCK_WAIT))
 		return nvf__err(NVF_EINVAL, "nvf_db_open: unknown flags 0x%x", opts->flags);
 	if (opts->page_size && !valid_page_size(opts->page_size))
 		return nvf__err(NVF_EINVAL, "page size %u: must be a power of two from %u to %u", opts->page_size,
@@ -365,21 +365,21 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	if (opts->durability != NVF_DURABILITY_FULL && opts->durability != NVF_DURABILITY_NOSYNC)
 		return nvf__err(NVF_EINVAL, "durability %d: use NVF_DURABILITY_FULL or NVF_DURABILITY_NOSYNC",
 				opts->durability);
-	if ((opts->flags & NVF_OPEN_CREATE) && (opts->flags & NVF_OPEN_RDONLY))
+	if ((opts->flags & NVF__OPEN_CREATE) && (opts->flags & NVF_OPEN_RDONLY))
 		return nvf__err(NVF_EINVAL, "nvf_db_open: CREATE and RDONLY together");
 
 	struct stat st;
 	if (stat(path, &st) != 0) {
 		if (errno != ENOENT)
 			return nvf__err(-errno, "%s: %s", path, strerror(errno));
-		if (!(opts->flags & NVF_OPEN_CREATE))
+		if (!(opts->flags & NVF__OPEN_CREATE))
 			return nvf__err(NVF_ENOTFOUND, "%s: no such database file", path);
 		rc = create_file(path, opts->page_size ? opts->page_size : NVF_DEFAULT_PAGE, io);
-		if (rc == NVF_EEXIST && !(opts->flags & NVF_OPEN_EXCL))
+		if (rc == NVF_EEXIST && !(opts->flags & NVF__OPEN_EXCL))
 			rc = 0; /* lost a race with another creator: open theirs */
 		if (rc != 0)
 			return rc;
-	} else if ((opts->flags & NVF_OPEN_CREATE) && (opts->flags & NVF_OPEN_EXCL)) {
+	} else if ((opts->flags & NVF__OPEN_CREATE) && (opts->flags & NVF__OPEN_EXCL)) {
 		return nvf__err(NVF_EEXIST, "%s already exists", path);
 	} else if (!S_ISREG(st.st_mode)) {
 		return nvf__err(NVF_ENOTDB, "%s: not a regular file", path);
@@ -396,6 +396,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	db->durability = opts->durability;
 	db->open_flags = opts->flags;
 	pthread_mutex_init(&db->wmutex, NULL);
+	pthread_mutex_init(&db->cache_mutex, NULL);
 	db->path = strdup(path);
 	if (!db->path) {
 		rc = -ENOMEM;
@@ -531,7 +532,9 @@ int nvf_db_close(nvf_db *db)
 		munmap(db->map, db->mapsize);
 	if (db->fd >= 0)
 		close(db->fd);
+	nvf__chunkmap_cache_free(db);
 	pthread_mutex_destroy(&db->wmutex);
+	pthread_mutex_destroy(&db->cache_mutex);
 	free(db->path);
 	free(db);
 	return rc;

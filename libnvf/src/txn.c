@@ -1,6 +1,6 @@
 /* Transactions: MVCC read transactions straight from the map, and the single
  * copy-on-write write transaction with its dirty pages and commit protocol. */
-#include "nvf_int.h"
+#include "array.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -195,6 +195,8 @@ static void txn_release(nvf_txn *txn)
 		db->writer_active = false;
 		pthread_mutex_unlock(&db->wmutex);
 	}
+	nvf__array_release_all(txn);
+	free(txn->coll);
 	free(txn->scratch);
 	for (nvf_tree *t = txn->trees, *n; t; t = n) {
 		n = t->next;

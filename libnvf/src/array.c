@@ -1,0 +1,325 @@
+/* Arrays of fixed-size rows over a B+tree of chunk extents (see array.h). */
+#include "array.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static uint32_t pick_shift(uint32_t stride, uint32_t chunk_bytes, uint32_t psize)
+{
+	/* Powers of two of rows between half and twice the target; the one wasting
+	 * least of its last page wins (784 floats: 64 rows fill 49 pages exactly). */
+	uint32_t best = 0;
+	double best_waste = 2.0;
+	for (uint32_t s = 0; s <= 12; s++) {
+		uint64_t bytes = (uint64_t)stride << s;
+		if (bytes > 2 * (uint64_t)chunk_bytes && s > 0)
+			break;
+		if (bytes * 2 < chunk_bytes && s < 12)
+			continue;
+		uint64_t pages = (bytes + psize - 1) / psize;
+		double waste = (double)(pages * psize - bytes) / (double)(pages * psize);
+		if (waste < best_waste - 1e-9) {
+			best_waste = waste;
+			best = s;
+		}
+	}
+	return best;
+}
+
+static int table_grow(nvf_array *a, uint64_t need)
+{
+	if (need <= a->alloc)
+		return 0;
+	uint64_t n = a->alloc ? a->alloc : 16;
+	while (n < need)
+		n *= 2;
+	const uint8_t **b = realloc((void *)a->base, n * sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	a->base = b;
+	uint32_t *c = realloc(a->cap, n * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	a->cap = c;
+	uint8_t *d = realloc(a->dirty, n);
+	if (!d)
+		return -ENOMEM;
+	a->dirty = d;
+	for (uint64_t i = a->alloc; i < n; i++) {
+		a->base[i] = NULL;
+		a->cap[i] = 0;
+		a->dirty[i] = 0;
+	}
+	a->alloc = n;
+	return 0;
+}
+
+/* Walk the tree's chunk entries into base/cap (nchunks entries). */
+static int build_table(nvf_txn *txn, const nvf_array *a, const uint8_t **base, uint32_t *cap, uint64_t nchunks)
+{
+	nvf_cursor c;
+	int rc;
+	for (rc = nvf__cursor_seek(&c, txn, &a->t->d, 0); rc == 0 && c.valid; rc = nvf__cursor_next(&c)) {
+		uint64_t key;
+		nvf_val v;
+		if ((rc = nvf__cursor_get(&c, &key, &v)) != 0)
+			return rc;
+		if (key >= nchunks || !v.extent || v.len % a->stride || v.len / a->stride > a->mask + 1)
+			return nvf__err(NVF_ECORRUPT, "array %llu: chunk %llu of %llu bytes does not fit %llu chunks of %u-byte rows",
+					(unsigned long long)a->id, (unsigned long long)key, (unsigned long long)v.len,
+					(unsigned long long)nchunks, a->stride);
+		base[key] = v.data;
+		cap[key] = (uint32_t)(v.len / a->stride);
+	}
+	if (rc != 0)
+		return rc;
+	/* Every row in use must be backed. */
+	uint64_t rows = a->t->d.aux;
+	for (uint64_t k = 0; k < nchunks; k++) {
+		uint64_t need = nvf__array_chunk_rows(a, k, rows);
+		if (cap[k] < need)
+			return nvf__err(NVF_ECORRUPT, "array %llu: chunk %llu holds %u rows, %llu are in use",
+					(unsigned long long)a->id, (unsigned long long)k, cap[k], (unsigned long long)need);
+	}
+	return 0;
+}
+
+static void chunkmap_unref(nvf_chunkmap *m)
+{
+	if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+		free((void *)m->base);
+		free(m->cap);
+		free(m);
+	}
+}
+
+void nvf__chunkmap_cache_free(nvf_db *db)
+{
+	for (nvf_chunkmap *m = db->chunkmaps, *n; m; m = n) {
+		n = m->next;
+		chunkmap_unref(m);
+	}
+	db->chunkmaps = NULL;
+}
+
+/* Read transactions: find or build the shared table for this state of the tree. The
+ * same root page number written by the same transaction means the same content. */
+static int borrow_table(nvf_txn *txn, nvf_array *a)
+{
+	nvf_db *db = txn->db;
+	uint64_t root = a->t->d.root, root_txnid = 0;
+	if (root) {
+		const uint8_t *p;
+		int rc = nvf__page_ref(txn, root, 1, &p);
+		if (rc != 0)
+			return rc;
+		root_txnid = ((const struct nvf_disk_page *)p)->txnid;
+	}
+	pthread_mutex_lock(&db->cache_mutex);
+	for (nvf_chunkmap *m = db->chunkmaps; m; m = m->next) {
+		if (m->tree_id == a->id && m->root == root && m->root_txnid == root_txnid && m->nchunks == a->nchunks) {
+			atomic_fetch_add(&m->refs, 1);
+			pthread_mutex_unlock(&db->cache_mutex);
+			a->shared = m;
+			a->base = m->base;
+			a->cap = m->cap;
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&db->cache_mutex);
+	nvf_chunkmap *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->tree_id = a->id;
+	m->root = root;
+	m->root_txnid = root_txnid;
+	m->nchunks = a->nchunks;
+	m->base = calloc(a->nchunks ? a->nchunks : 1, sizeof(*m->base));
+	m->cap = calloc(a->nchunks ? a->nchunks : 1, sizeof(*m->cap));
+	atomic_init(&m->refs, 1);
+	int rc = (!m->base || !m->cap) ? -ENOMEM : build_table(txn, a, m->base, m->cap, a->nchunks);
+	if (rc != 0) {
+		chunkmap_unref(m);
+		return rc;
+	}
+	/* Keep the newest few tables per tree in the cache (one ref for the cache). */
+	pthread_mutex_lock(&db->cache_mutex);
+	atomic_fetch_add(&m->refs, 1);
+	m->next = db->chunkmaps;
+	db->chunkmaps = m;
+	int kept = 0;
+	for (nvf_chunkmap **pp = &db->chunkmaps; *pp;) {
+		if ((*pp)->tree_id == a->id && ++kept > 3) {
+			nvf_chunkmap *old = *pp;
+			*pp = old->next;
+			chunkmap_unref(old);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	pthread_mutex_unlock(&db->cache_mutex);
+	a->shared = m;
+	a->base = m->base;
+	a->cap = m->cap;
+	return 0;
+}
+
+int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_bytes, nvf_array **out)
+{
+	for (nvf_array *a = txn->arrays; a; a = a->next) {
+		if (a->id == id) {
+			*out = a;
+			return 0;
+		}
+	}
+	bool write = (txn->flags & NVF_TXN_F_WRITE) != 0;
+	nvf_tree *t;
+	int rc = nvf__tree_open(txn, id, write && stride ? NVF_TREE_KIND_ARRAY : -1, &t);
+	if (rc != 0)
+		return rc;
+	if (t->d.kind != NVF_TREE_KIND_ARRAY)
+		return nvf__err(NVF_ECORRUPT, "tree %llu is not an array", (unsigned long long)id);
+	if (t->d.aux32 == 0) {
+		/* New: fix its layout. */
+		if (stride == 0 || stride >= NVF_ARRAY_MAX_STRIDE)
+			return nvf__err(NVF_EINVAL, "array row of %u bytes", stride);
+		t->d.aux32 = stride | pick_shift(stride, chunk_bytes, txn->db->psize) << 24;
+	}
+	nvf_array *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->t = t;
+	a->id = id;
+	a->stride = t->d.aux32 & (NVF_ARRAY_MAX_STRIDE - 1);
+	a->shift = t->d.aux32 >> 24;
+	a->mask = (UINT64_C(1) << a->shift) - 1;
+	if (a->stride == 0 || a->shift > 12 || (stride && stride != a->stride)) {
+		rc = nvf__err(NVF_ECORRUPT, "array %llu: row size %u, chunk shift %u", (unsigned long long)id,
+			      a->stride, a->shift);
+		free(a);
+		return rc;
+	}
+	a->nchunks = (t->d.aux + a->mask) >> a->shift;
+	if (write) {
+		rc = table_grow(a, a->nchunks + 1);
+		if (rc == 0)
+			rc = build_table(txn, a, a->base, a->cap, a->nchunks);
+	} else {
+		rc = borrow_table(txn, a);
+	}
+	if (rc != 0) {
+		if (!a->shared) {
+			free((void *)a->base);
+			free(a->cap);
+		} else {
+			chunkmap_unref(a->shared);
+		}
+		free(a->dirty);
+		free(a);
+		return rc;
+	}
+	a->next = txn->arrays;
+	txn->arrays = a;
+	*out = a;
+	return 0;
+}
+
+/* Make chunk k writable with room for `rows` rows (copy-on-write, or grow). */
+static int chunk_writable(nvf_array *a, nvf_txn *txn, uint64_t k, uint32_t rows)
+{
+	uint32_t full = (uint32_t)(a->mask + 1);
+	if (a->dirty[k] && a->cap[k] >= rows)
+		return 0;
+	uint32_t cap = a->cap[k];
+	if (cap < rows) {
+		/* Grow geometrically up to a full chunk, at least a page's worth. */
+		uint32_t want = cap * 2 > rows ? cap * 2 : rows;
+		uint32_t page_rows = txn->db->psize / a->stride;
+		if (want < page_rows)
+			want = page_rows;
+		cap = want < full ? want : full;
+	}
+	uint64_t len = (uint64_t)cap * a->stride;
+	uint8_t *buf;
+	int rc;
+	if (a->base[k] && !a->dirty[k] && cap == a->cap[k]) {
+		/* Plain copy-on-write: the old extent stays readable for the copy. */
+		rc = nvf__tree_extent_mut(txn, &a->t->d, k, &buf, &len);
+	} else {
+		/* New or growing: copy what there is aside first, since replacing a
+		 * dirty extent releases its buffer. */
+		uint8_t *old = NULL;
+		size_t oldlen = (size_t)a->cap[k] * a->stride;
+		if (a->base[k] && oldlen) {
+			old = malloc(oldlen);
+			if (!old)
+				return -ENOMEM;
+			memcpy(old, a->base[k], oldlen);
+		}
+		rc = nvf__tree_put(txn, &a->t->d, k, NULL, len, NVF_PUT_EXTENT | NVF_PUT_RESERVE, &buf);
+		if (rc == 0 && old)
+			memcpy(buf, old, oldlen);
+		free(old);
+	}
+	if (rc != 0)
+		return nvf__txn_fail(txn, rc);
+	a->base[k] = buf;
+	a->cap[k] = cap;
+	a->dirty[k] = 1;
+	return 0;
+}
+
+int nvf__array_prepare(nvf_array *a, nvf_txn *txn, uint64_t from, uint64_t to)
+{
+	int rc = nvf__txn_writable(txn);
+	if (rc != 0 || from >= to)
+		return rc;
+	uint64_t last = (to - 1) >> a->shift;
+	if ((rc = table_grow(a, last + 2)) != 0)
+		return rc;
+	for (uint64_t k = from >> a->shift; k <= last; k++) {
+		uint64_t end = (k + 1) << a->shift;
+		if (end > to)
+			end = to;
+		uint32_t rows = (uint32_t)(end - (k << a->shift));
+		if (k < a->nchunks && a->cap[k] > rows)
+			rows = a->cap[k];
+		if ((rc = chunk_writable(a, txn, k, rows)) != 0)
+			return rc;
+	}
+	if (last + 1 > a->nchunks)
+		a->nchunks = last + 1;
+	if (to > a->t->d.aux)
+		a->t->d.aux = to;
+	return 0;
+}
+
+int nvf__array_row_mut(nvf_array *a, nvf_txn *txn, uint64_t row, uint8_t **out)
+{
+	uint64_t k = row >> a->shift;
+	if (!(k < a->nchunks && a->dirty[k] && (row & a->mask) < a->cap[k])) {
+		int rc = nvf__array_prepare(a, txn, row, row + 1);
+		if (rc != 0)
+			return rc;
+	} else if (row >= a->t->d.aux) {
+		a->t->d.aux = row + 1;
+	}
+	*out = (uint8_t *)(uintptr_t)a->base[k] + (row & a->mask) * a->stride;
+	return 0;
+}
+
+void nvf__array_release_all(nvf_txn *txn)
+{
+	for (nvf_array *a = txn->arrays, *n; a; a = n) {
+		n = a->next;
+		if (a->shared) {
+			chunkmap_unref(a->shared);
+		} else {
+			free((void *)a->base);
+			free(a->cap);
+		}
+		free(a->dirty);
+		free(a);
+	}
+	txn->arrays = NULL;
+}

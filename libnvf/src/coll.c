@@ -1,0 +1,526 @@
+/* The collection and its records: creation, the per-transaction view, validation,
+ * and the public record functions (insert, add, upsert, update, batch insert, get,
+ * delete, count, contains), each in the caller's transaction or its own. */
+#include "coll.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VEC_CHUNK_BYTES (128u << 10)
+#define SMALL_CHUNK_BYTES (32u << 10)
+
+static uint32_t vector_stride(uint32_t dim)
+{
+	/* Cache-line aligned rows (whole lines per vector for the scans); small
+	 * vectors take the next power of two instead of a whole line. */
+	uint32_t bytes = dim * 4u;
+	if (bytes >= 64)
+		return (bytes + 63) & ~63u;
+	uint32_t s = 4;
+	while (s < bytes)
+		s *= 2;
+	return s;
+}
+
+/* ---- the per-transaction view ---- */
+
+int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
+{
+	if (txn->coll) {
+		*out = txn->coll;
+		return 0;
+	}
+	nvf_tree *cfgt;
+	int rc = nvf__tree_open(txn, NVF_T_CONFIG, -1, &cfgt);
+	if (rc == NVF_ENOTFOUND)
+		return nvf__err(NVF_EINVAL, "%s holds no collection (create databases with nvf_db_create)",
+				txn->db->path);
+	if (rc != 0)
+		return rc;
+	nvf_val v;
+	if ((rc = nvf__tree_get(txn, &cfgt->d, 0, &v)) != 0)
+		return rc == NVF_ENOTFOUND ? nvf__err(NVF_ECORRUPT, "collection configuration record missing") : rc;
+	nvf_coll *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (v.len != sizeof(c->cfg)) {
+		free(c);
+		return nvf__err(NVF_ECORRUPT, "collection configuration of %llu bytes", (unsigned long long)v.len);
+	}
+	memcpy(&c->cfg, v.data, sizeof(c->cfg));
+	const struct nvf_disk_config *g = &c->cfg;
+	if (g->magic != NVF_CONFIG_MAGIC || g->version > NVF_CONFIG_VERSION || g->dim == 0 || g->dim > NVF_MAX_DIM ||
+	    g->metric >= NVF_METRIC_COUNT || g->index > NVF_INDEX_HNSW || g->stride != vector_stride(g->dim)) {
+		rc = nvf__err(g->version > NVF_CONFIG_VERSION ? NVF_EVERSION : NVF_ECORRUPT,
+			      "collection configuration invalid (version %u, dim %u, metric %u)", g->version, g->dim,
+			      g->metric);
+		free(c);
+		return rc;
+	}
+	c->k = nvf__kernels();
+	if ((rc = nvf__tree_open(txn, NVF_T_IDMAP, -1, &c->idmap)) != 0 ||
+	    (rc = nvf__tree_open(txn, NVF_T_FREEROWS, -1, &c->freerows)) != 0 ||
+	    (rc = nvf__array_open(txn, NVF_T_VECTORS, 0, 0, &c->vec)) != 0 ||
+	    (rc = nvf__array_open(txn, NVF_T_ROWIDS, 0, 0, &c->rowids)) != 0 ||
+	    (rc = nvf__array_open(txn, NVF_T_NORMS, 0, 0, &c->norms)) != 0) {
+		free(c);
+		return rc == NVF_ENOTFOUND ? nvf__err(NVF_ECORRUPT, "a tree of the collection is missing") : rc;
+	}
+	if (c->vec->stride != g->stride || c->rowids->stride != 8 || c->norms->stride != 4 ||
+	    nvf__array_rows(c->rowids) != nvf__array_rows(c->vec) || nvf__array_rows(c->norms) != nvf__array_rows(c->vec)) {
+		free(c);
+		return nvf__err(NVF_ECORRUPT, "collection arrays disagree on their size");
+	}
+	txn->coll = c;
+	*out = c;
+	return 0;
+}
+
+int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts)
+{
+	if (!out || !path || !opts)
+		return nvf__err(NVF_EINVAL, "nvf_db_create: NULL argument");
+	if (opts->version != NVF_CREATE_OPTIONS_VERSION)
+		return nvf__err(NVF_EINVAL, "create options version %u, expected %u (use NVF_CREATE_OPTIONS_INIT)",
+				opts->version, NVF_CREATE_OPTIONS_VERSION);
+	if (opts->dim == 0 || opts->dim > NVF_MAX_DIM)
+		return nvf__err(NVF_EINVAL, "dimension %u: must be 1 to %u", opts->dim, NVF_MAX_DIM);
+	if (opts->metric < 0 || opts->metric >= NVF_METRIC_COUNT)
+		return nvf__err(NVF_EINVAL, "unknown metric %d", opts->metric);
+	if (opts->index != NVF_INDEX_FLAT && opts->index != NVF_INDEX_HNSW)
+		return nvf__err(NVF_EINVAL, "unknown index type %d", opts->index);
+	if (opts->flags & ~NVF_CREATE_ALLOW_NONFINITE)
+		return nvf__err(NVF_EINVAL, "unknown create flags 0x%x", opts->flags);
+	uint32_t m = opts->hnsw_m ? opts->hnsw_m : 16;
+	uint32_t efc = opts->hnsw_ef_construction ? opts->hnsw_ef_construction : 200;
+	uint32_t efs = opts->hnsw_ef_search ? opts->hnsw_ef_search : 64;
+	if (m < 2 || m > 256)
+		return nvf__err(NVF_EINVAL, "HNSW M %u: must be 2 to 256", m);
+	if (efc < 1 || efc > 100000 || efs < 1 || efs > 100000)
+		return nvf__err(NVF_EINVAL, "HNSW ef values must be 1 to 100000");
+	struct stat st;
+	if (stat(path, &st) == 0)
+		return nvf__err(NVF_EEXIST, "%s already exists", path);
+
+	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
+	o.flags = NVF__OPEN_CREATE | NVF__OPEN_EXCL;
+	o.page_size = opts->page_size;
+	o.durability = opts->durability;
+	o.map_size = opts->map_size;
+	nvf_db *db;
+	int rc = nvf_db_open(&db, path, &o);
+	if (rc != 0)
+		return rc;
+	struct nvf_disk_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.magic = NVF_CONFIG_MAGIC;
+	cfg.version = NVF_CONFIG_VERSION;
+	cfg.dim = opts->dim;
+	cfg.metric = (uint16_t)opts->metric;
+	cfg.index = (uint16_t)opts->index;
+	cfg.flags = opts->flags;
+	cfg.hnsw_m = m;
+	cfg.hnsw_ef_construction = efc;
+	cfg.hnsw_ef_search = efs;
+	cfg.seed = opts->seed ? opts->seed : 42;
+	cfg.stride = vector_stride(opts->dim);
+	nvf_txn *txn;
+	nvf_tree *t;
+	nvf_array *a;
+	if ((rc = nvf_txn_begin(&txn, db, 0)) == 0) {
+		if ((rc = nvf__tree_open(txn, NVF_T_CONFIG, NVF_TREE_KIND_PLAIN, &t)) == 0 &&
+		    (rc = nvf__tree_put(txn, &t->d, 0, &cfg, sizeof(cfg), 0, NULL)) == 0 &&
+		    (rc = nvf__tree_open(txn, NVF_T_IDMAP, NVF_TREE_KIND_PLAIN, &t)) == 0 &&
+		    (rc = nvf__tree_open(txn, NVF_T_FREEROWS, NVF_TREE_KIND_PLAIN, &t)) == 0 &&
+		    (rc = nvf__array_open(txn, NVF_T_VECTORS, cfg.stride, VEC_CHUNK_BYTES, &a)) == 0 &&
+		    (rc = nvf__array_open(txn, NVF_T_ROWIDS, 8, SMALL_CHUNK_BYTES, &a)) == 0 &&
+		    (rc = nvf__array_open(txn, NVF_T_NORMS, 4, SMALL_CHUNK_BYTES, &a)) == 0)
+			rc = nvf_txn_commit(txn);
+		else
+			nvf_txn_abort(txn);
+	}
+	if (rc != 0) {
+		nvf_db_close(db);
+		unlink(path);
+		char lock[4200];
+		snprintf(lock, sizeof(lock), "%s-lock", path);
+		unlink(lock);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+/* ---- transactions for the record functions ---- */
+
+/* With txn NULL, a function runs in a transaction of its own: committed on success
+ * of a write, aborted otherwise. */
+static int enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c)
+{
+	int rc;
+	*own = false;
+	if (!db)
+		return nvf__err(NVF_EINVAL, "NULL database handle");
+	if (*txn) {
+		if ((*txn)->db != db)
+			return nvf__err(NVF_EINVAL, "the transaction belongs to another handle");
+		if (write && (rc = nvf__txn_writable(*txn)) != 0)
+			return rc;
+		if ((*txn)->flags & NVF_TXN_F_FAILED)
+			return nvf__err(NVF_EBADTXN, "the transaction failed earlier; abort it");
+	} else {
+		if ((rc = nvf_txn_begin(txn, db, write ? 0 : NVF_TXN_RDONLY)) != 0)
+			return rc;
+		*own = true;
+	}
+	if ((rc = nvf__coll_get(*txn, c)) != 0 && *own) {
+		nvf_txn_abort(*txn);
+		*txn = NULL;
+		*own = false;
+	}
+	return rc;
+}
+
+static int leave(nvf_txn *txn, bool own, bool write, int rc)
+{
+	if (!own)
+		return rc;
+	if (rc == 0 && write)
+		return nvf_txn_commit(txn);
+	nvf_txn_abort(txn);
+	return rc;
+}
+
+/* ---- validation ---- */
+
+int nvf__coll_check_vector(const nvf_coll *c, const float *v, size_t dim, const char *what)
+{
+	if (!v)
+		return nvf__err(NVF_EINVAL, "%s: NULL vector", what);
+	if (dim != c->cfg.dim)
+		return nvf__err(NVF_EINVAL, "%s has %zu components, the collection has dimension %u", what, dim,
+				c->cfg.dim);
+	bool finite_only = !(c->cfg.flags & NVF_CREATE_ALLOW_NONFINITE);
+	bool jaccard = c->cfg.metric == NVF_METRIC_JACCARD;
+	for (size_t i = 0; i < dim; i++) {
+		if (finite_only && !isfinite(v[i]))
+			return nvf__err(NVF_EINVAL, "%s: component %zu is %s (not allowed: the collection rejects non-finite values)",
+					what, i, isnan(v[i]) ? "NaN" : "infinite");
+		if (jaccard && v[i] < 0)
+			return nvf__err(NVF_EINVAL, "%s: component %zu is negative (%g); jaccard needs non-negative vectors",
+					what, i, (double)v[i]);
+	}
+	return 0;
+}
+
+/* ---- rows ---- */
+
+static int lookup(nvf_txn *txn, nvf_coll *c, uint64_t id, uint64_t *row)
+{
+	nvf_val v;
+	int rc = nvf__tree_get(txn, &c->idmap->d, id, &v);
+	if (rc != 0)
+		return rc;
+	struct nvf_disk_idrec r;
+	if (v.len != sizeof(r))
+		return nvf__err(NVF_ECORRUPT, "id %llu: record of %llu bytes", (unsigned long long)id,
+				(unsigned long long)v.len);
+	memcpy(&r, v.data, sizeof(r));
+	if (r.row >= nvf__array_rows(c->vec) ||
+	    *(const uint64_t *)(const void *)nvf__array_row(c->rowids, r.row) != id)
+		return nvf__err(NVF_ECORRUPT, "id %llu: row %llu does not point back to it", (unsigned long long)id,
+				(unsigned long long)r.row);
+	*row = r.row;
+	return 0;
+}
+
+static int alloc_row(nvf_txn *txn, nvf_coll *c, uint64_t *row)
+{
+	nvf_cursor cur;
+	int rc = nvf__cursor_seek(&cur, txn, &c->freerows->d, 0);
+	if (rc != 0)
+		return rc;
+	if (cur.valid) {
+		if ((rc = nvf__cursor_get(&cur, row, NULL)) != 0)
+			return rc;
+		return nvf__tree_del(txn, &c->freerows->d, *row);
+	}
+	*row = nvf__array_rows(c->vec);
+	return 0;
+}
+
+static int write_row(nvf_txn *txn, nvf_coll *c, uint64_t row, uint64_t id, const float *vec)
+{
+	uint8_t *p;
+	int rc = nvf__array_row_mut(c->vec, txn, row, &p);
+	if (rc != 0)
+		return rc;
+	memcpy(p, vec, (size_t)c->cfg.dim * 4);
+	float n2 = c->k->norm_sq(vec, c->cfg.dim);
+	if ((rc = nvf__array_row_mut(c->norms, txn, row, &p)) != 0)
+		return rc;
+	memcpy(p, &n2, 4);
+	if ((rc = nvf__array_row_mut(c->rowids, txn, row, &p)) != 0)
+		return rc;
+	memcpy(p, &id, 8);
+	return 0;
+}
+
+/* Store vec under id, which validation found absent (exists false) or at row. */
+static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, bool exists, uint64_t row)
+{
+	int rc;
+	if (!exists) {
+		if ((rc = alloc_row(txn, c, &row)) != 0)
+			return nvf__txn_fail(txn, rc);
+		struct nvf_disk_idrec r = {.row = row};
+		if ((rc = nvf__tree_put(txn, &c->idmap->d, id, &r, sizeof(r), 0, NULL)) != 0)
+			return nvf__txn_fail(txn, rc);
+		if (id >= c->idmap->d.aux)
+			c->idmap->d.aux = id + 1;
+	}
+	return nvf__txn_fail(txn, write_row(txn, c, row, id, vec));
+}
+
+enum put_mode { PUT_ADD, PUT_UPSERT, PUT_UPDATE };
+
+static int put_one(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim, enum put_mode mode)
+{
+	nvf_coll *c;
+	bool own;
+	int rc = enter(db, &txn, true, &own, &c);
+	if (rc != 0)
+		return rc;
+	uint64_t row = 0;
+	if ((rc = nvf__coll_check_vector(c, vec, dim, "vector")) != 0)
+		goto out;
+	rc = lookup(txn, c, id, &row);
+	bool exists = rc == 0;
+	if (rc != 0 && rc != NVF_ENOTFOUND)
+		goto out;
+	if (exists && mode == PUT_ADD) {
+		rc = nvf__err(NVF_EEXIST, "id %llu already exists", (unsigned long long)id);
+		goto out;
+	}
+	if (!exists && mode == PUT_UPDATE) {
+		rc = nvf__err(NVF_ENOTFOUND, "no record with id %llu", (unsigned long long)id);
+		goto out;
+	}
+	if (!exists && id == UINT64_MAX) {
+		rc = nvf__err(NVF_EINVAL, "id %llu is reserved", (unsigned long long)id);
+		goto out;
+	}
+	rc = put_record(txn, c, id, vec, exists, row);
+out:
+	return leave(txn, own, true, rc);
+}
+
+int nvf_add(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim)
+{
+	return put_one(db, txn, id, vec, dim, PUT_ADD);
+}
+
+int nvf_upsert(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim)
+{
+	return put_one(db, txn, id, vec, dim, PUT_UPSERT);
+}
+
+int nvf_update(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim)
+{
+	return put_one(db, txn, id, vec, dim, PUT_UPDATE);
+}
+
+int nvf_insert(nvf_db *db, nvf_txn *txn, const float *vec, size_t dim, uint64_t *out_id)
+{
+	uint64_t id;
+	int rc = nvf_insert_batch(db, txn, vec, 1, dim, NULL, &id);
+	if (rc == 0 && out_id)
+		*out_id = id;
+	return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size_t dim, const uint64_t *ids,
+		     uint64_t *out_ids)
+{
+	nvf_coll *c;
+	bool own;
+	if (n == 0)
+		return nvf__err(NVF_EINVAL, "batch of 0 vectors");
+	if (!vecs)
+		return nvf__err(NVF_EINVAL, "NULL vectors");
+	int rc = enter(db, &txn, true, &own, &c);
+	if (rc != 0)
+		return rc;
+	/* Validate everything before writing anything. */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char what[48];
+		snprintf(what, sizeof(what), "vector %zu", i);
+		rc = nvf__coll_check_vector(c, vecs + i * dim, dim, what);
+	}
+	if (rc == 0 && ids) {
+		uint64_t *sorted = malloc(n * sizeof(*sorted));
+		if (!sorted) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		memcpy(sorted, ids, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), cmp_u64);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			uint64_t row;
+			if (sorted[i] == UINT64_MAX)
+				rc = nvf__err(NVF_EINVAL, "id %llu is reserved", (unsigned long long)sorted[i]);
+			else if (i > 0 && sorted[i] == sorted[i - 1])
+				rc = nvf__err(NVF_EEXIST, "id %llu appears twice in the batch", (unsigned long long)sorted[i]);
+			else if ((rc = lookup(txn, c, sorted[i], &row)) == 0)
+				rc = nvf__err(NVF_EEXIST, "id %llu already exists", (unsigned long long)sorted[i]);
+			else if (rc == NVF_ENOTFOUND)
+				rc = 0;
+		}
+		free(sorted);
+	} else if (rc == 0 && c->idmap->d.aux > UINT64_MAX - 1 - n) {
+		rc = nvf__err(NVF_EFULL, "no ids left to assign");
+	}
+	if (rc != 0)
+		goto out;
+	/* Rows appended at the end are made writable in one go; free slots first. */
+	uint64_t end = nvf__array_rows(c->vec), need_new = n > c->freerows->d.count ? n - c->freerows->d.count : 0;
+	if (need_new && ((rc = nvf__array_prepare(c->vec, txn, end, end + need_new)) != 0 ||
+			 (rc = nvf__array_prepare(c->norms, txn, end, end + need_new)) != 0 ||
+			 (rc = nvf__array_prepare(c->rowids, txn, end, end + need_new)) != 0)) {
+		rc = nvf__txn_fail(txn, rc);
+		goto out;
+	}
+	/* prepare() extended the arrays; alloc_row hands out the new rows in order. */
+	c->vec->t->d.aux = c->norms->t->d.aux = c->rowids->t->d.aux = end;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint64_t id = ids ? ids[i] : c->idmap->d.aux;
+		rc = put_record(txn, c, id, vecs + i * dim, false, 0);
+		if (rc == 0 && out_ids)
+			out_ids[i] = id;
+	}
+out:
+	return leave(txn, own, true, rc);
+}
+
+int nvf_get(nvf_db *db, nvf_txn *txn, uint64_t id, float *out, size_t dim)
+{
+	nvf_coll *c;
+	bool own;
+	if (!out)
+		return nvf__err(NVF_EINVAL, "NULL output vector");
+	int rc = enter(db, &txn, false, &own, &c);
+	if (rc != 0)
+		return rc;
+	uint64_t row;
+	if (dim != c->cfg.dim)
+		rc = nvf__err(NVF_EINVAL, "output has room for %zu components, the collection has dimension %u", dim,
+			      c->cfg.dim);
+	else if ((rc = lookup(txn, c, id, &row)) == NVF_ENOTFOUND)
+		rc = nvf__err(NVF_ENOTFOUND, "no record with id %llu", (unsigned long long)id);
+	else if (rc == 0)
+		memcpy(out, nvf__array_row(c->vec, row), dim * 4);
+	return leave(txn, own, false, rc);
+}
+
+int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id)
+{
+	nvf_coll *c;
+	bool own;
+	int rc = enter(db, &txn, true, &own, &c);
+	if (rc != 0)
+		return rc;
+	uint64_t row;
+	if ((rc = lookup(txn, c, id, &row)) == NVF_ENOTFOUND) {
+		rc = nvf__err(NVF_ENOTFOUND, "no record with id %llu", (unsigned long long)id);
+		goto out;
+	}
+	if (rc != 0)
+		goto out;
+	uint8_t *p;
+	uint64_t freed = NVF_ROW_FREE;
+	float zero = 0;
+	if ((rc = nvf__tree_del(txn, &c->idmap->d, id)) != 0 ||
+	    (rc = nvf__array_row_mut(c->rowids, txn, row, &p)) != 0)
+		goto fail;
+	memcpy(p, &freed, 8);
+	if ((rc = nvf__array_row_mut(c->norms, txn, row, &p)) != 0)
+		goto fail;
+	memcpy(p, &zero, 4);
+	if ((rc = nvf__tree_put(txn, &c->freerows->d, row, NULL, 0, 0, NULL)) != 0)
+		goto fail;
+	goto out;
+fail:
+	rc = nvf__txn_fail(txn, rc);
+out:
+	return leave(txn, own, true, rc);
+}
+
+int nvf_count(nvf_db *db, nvf_txn *txn, uint64_t *out)
+{
+	nvf_coll *c;
+	bool own;
+	int rc = enter(db, &txn, false, &own, &c);
+	if (rc == 0)
+		*out = c->idmap->d.count;
+	return leave(txn, own, false, rc);
+}
+
+int nvf_contains(nvf_db *db, nvf_txn *txn, uint64_t id)
+{
+	nvf_coll *c;
+	bool own;
+	int rc = enter(db, &txn, false, &own, &c);
+	if (rc != 0)
+		return rc;
+	uint64_t row;
+	rc = lookup(txn, c, id, &row);
+	int res = rc == 0 ? 1 : rc == NVF_ENOTFOUND ? 0 : rc;
+	leave(txn, own, false, 0);
+	return res;
+}
+
+int nvf_db_info(nvf_db *db, nvf_txn *txn, nvf_info *out)
+{
+	nvf_coll *c;
+	bool own;
+	if (!out)
+		return nvf__err(NVF_EINVAL, "NULL output");
+	int rc = enter(db, &txn, false, &own, &c);
+	if (rc != 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->dim = c->cfg.dim;
+	out->metric = c->cfg.metric;
+	out->index = c->cfg.index;
+	out->hnsw_m = c->cfg.hnsw_m;
+	out->hnsw_ef_construction = c->cfg.hnsw_ef_construction;
+	out->hnsw_ef_search = c->cfg.hnsw_ef_search;
+	out->seed = c->cfg.seed;
+	out->flags = c->cfg.flags;
+	out->count = c->idmap->d.count;
+	out->next_id = c->idmap->d.aux;
+	out->rows = nvf__array_rows(c->vec);
+	out->page_size = db->psize;
+	out->pages = txn->npages;
+	out->txnid = txn->id;
+	out->snapshots = txn->snapshots.count;
+	struct stat st;
+	if (fstat(db->fd, &st) == 0)
+		out->file_size = (uint64_t)st.st_size;
+	return leave(txn, own, false, 0);
+}
+
+void nvf_free(void *p)
+{
+	free(p);
+}
