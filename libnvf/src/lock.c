@@ -129,6 +129,7 @@ int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid)
 	}
 	lk->fd = fd;
 	lk->map = map;
+	lk->rebuilt = rebuild;
 	if (!rebuild)
 		lk->same_boot = boot_now[0] != 0 && memcmp(lhdr(lk)->boot_id, boot_now, sizeof(boot_now)) == 0;
 	lk->size = LOCK_FILE_SIZE;
@@ -293,6 +294,11 @@ int nvf__lock_reader_pins(nvf_lockfile *lk, uint64_t **out, size_t *n)
 	*out = v;
 	*n = k;
 	return 0;
+}
+
+uint64_t nvf__lock_committed(const nvf_lockfile *lk)
+{
+	return __atomic_load_n(&lhdr(lk)->committed_txnid, __ATOMIC_SEQ_CST);
 }
 
 void nvf__lock_publish(nvf_lockfile *lk, uint64_t txnid)

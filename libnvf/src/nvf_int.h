@@ -119,6 +119,7 @@ typedef struct nvf_lockfile {
 	uint32_t handle_id;
 	bool have_writer;
 	bool same_boot; /* no restart since the table was built (unsynced writes survive) */
+	bool rebuilt;   /* this handle built the table: no other user at open */
 } nvf_lockfile;
 
 struct nvf_lock_header;
@@ -134,6 +135,8 @@ void nvf__lock_slot_release(nvf_lockfile *lk, int slot);
 /* Txnids pinned by live readers (dead ones are cleared). */
 int nvf__lock_reader_pins(nvf_lockfile *lk, uint64_t **out, size_t *n);
 void nvf__lock_publish(nvf_lockfile *lk, uint64_t txnid);
+/* The last commit a writer published: readers never settle on an older state. */
+uint64_t nvf__lock_committed(const nvf_lockfile *lk);
 bool nvf__lock_same_boot(const nvf_lockfile *lk);
 
 /* Open flags for the raw page store (nvf_db_create() uses them; tests of the store

@@ -458,6 +458,10 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	rc = settle_nondurable(db, &m, &slot);
 	if (rc != 0)
 		goto fail;
+	/* Alone with a table we built: publish the state we settled on (the table was
+	 * seeded with the newest record, which settle_nondurable may have refused). */
+	if (db->lock.rebuilt)
+		nvf__lock_publish(&db->lock, m.txnid);
 	if (m.npages > db->file_pages) {
 		rc = nvf__corrupt(m.npages - 1, "%s: file truncated: state %llu uses %llu pages, the file has %llu",
 				  path, (unsigned long long)m.txnid, (unsigned long long)m.npages,

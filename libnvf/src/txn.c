@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <sys/stat.h>
 
 int nvf__db_refresh_durable(nvf_db *db);
@@ -229,17 +230,27 @@ static int begin_read(nvf_txn *txn)
 	atomic_fetch_add(&db->readers, 1);
 	struct nvf_disk_meta m, again;
 	for (int tries = 0;; tries++) {
+		if (tries > 1000000)
+			return nvf__err(NVF_EBUSY, "%s: could not settle on a committed state", db->path);
+		/* A writer may be rewriting the newest record (a NOSYNC writer rewrites
+		 * the same slot at every commit): a torn copy fails its checksum and the
+		 * other slot, possibly much older, would win. Never go below what was
+		 * published as committed. */
+		uint64_t published = nvf__lock_committed(&db->lock);
 		rc = nvf__meta_read_best(db, &m, NULL, NULL);
 		if (rc != 0)
 			return rc;
+		if (m.txnid < published) {
+			if (tries > 64)
+				sched_yield();
+			continue;
+		}
 		nvf__lock_slot_set(&db->lock, txn->slot, m.txnid);
 		rc = nvf__meta_read_best(db, &again, NULL, NULL);
 		if (rc != 0)
 			return rc;
 		if (again.txnid == m.txnid)
 			break;
-		if (tries > 1000000)
-			return nvf__err(NVF_EBUSY, "%s: could not settle on a committed state", db->path);
 	}
 	if ((m.npages << db->pshift) > db->mapsize)
 		return nvf__err(NVF_EFULL, "%s: the file grew beyond this handle's map_size; reopen it with a larger one",
