@@ -51,7 +51,7 @@ static void fill_value(uint8_t *buf, uint64_t len, uint64_t key, uint64_t ver)
 
 static uint64_t model_hash(const model *m)
 {
-	static uint8_t buf[16384];
+	static uint8_t buf[100000];
 	XXH3_state_t *st = XXH3_createState();
 	XXH3_64bits_reset(st);
 	for (uint64_t k = 0; k < NKEYS; k++) {
@@ -114,7 +114,7 @@ static int db_counter(nvf_txn *txn, uint64_t *out)
  * model state, applied to the model and, if txn is not NULL, to the database. */
 static int apply_txn(nvf_txn *txn, model *m, uint64_t seed, uint64_t i)
 {
-	static uint8_t buf[16384];
+	static uint8_t buf[100000];
 	uint64_t rng = tu_mix(seed ^ (i * 0x9E37u));
 	nvf_tree *kv = NULL, *meta = NULL;
 	int rc;
@@ -127,7 +127,11 @@ static int apply_txn(nvf_txn *txn, model *m, uint64_t seed, uint64_t i)
 	for (int op = 0; op < nops; op++) {
 		uint64_t k = tu_below(&rng, NKEYS), r = tu_below(&rng, 100);
 		if (r < 60) {
-			uint64_t len = tu_below(&rng, 5) == 0 ? 1000 + tu_below(&rng, 9000) : tu_below(&rng, 200);
+			/* Mostly small; some extents; now and then one large enough to be
+			 * written straight to the file before the commit (spilled). */
+			uint64_t pick = tu_below(&rng, 60);
+			uint64_t len = pick == 0 ? 70000 + tu_below(&rng, 30000)
+				     : pick < 12 ? 1000 + tu_below(&rng, 9000) : tu_below(&rng, 200);
 			unsigned fl = tu_below(&rng, 8) == 0 ? NVF_PUT_EXTENT : 0;
 			uint64_t ver = m->ver[k] + 1;
 			if (txn) {
@@ -209,7 +213,7 @@ static void make_empty(const char *path, uint32_t page_size)
 	snprintf(lock, sizeof(lock), "%s-lock", path);
 	unlink(lock);
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.page_size = page_size;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));

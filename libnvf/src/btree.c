@@ -13,6 +13,7 @@
 #define HDR ((uint32_t)sizeof(struct nvf_disk_page))
 #define CELL_HDR ((uint32_t)sizeof(struct nvf_disk_cell))
 #define EXTREF ((uint32_t)sizeof(struct nvf_disk_extref))
+#define SPILL_MIN (UINT64_C(64) << 10) /* values this large given whole skip the dirty copy */
 
 static inline struct nvf_disk_page *ph(const uint8_t *p)
 {
@@ -433,12 +434,25 @@ static int make_cell(nvf_txn *txn, putarg *a, uint8_t *cell, uint32_t *size)
 			*a->reserve = NULL;
 		return 0;
 	}
+	int rc;
+	if (a->data && !a->reserve && a->len >= SPILL_MIN) {
+		/* Large value given whole: straight to the file. */
+		uint64_t epg, sum;
+		if ((rc = nvf__page_spill(txn, a->data, a->len, &epg, &sum)) != 0)
+			return rc;
+		struct nvf_disk_extref ref = {.pgno = epg, .len = a->len, .txnid = txn->id, .checksum = sum};
+		c->vlen = EXTREF;
+		c->flags = NVF_CELL_EXTENT;
+		memcpy(cell + CELL_HDR, &ref, sizeof(ref));
+		*size = CELL_HDR + EXTREF;
+		return 0;
+	}
 	uint64_t np = nvf__pages_for(txn->db, a->len);
 	if (np == 0)
 		np = 1;
 	uint64_t epg;
 	uint8_t *ebuf;
-	int rc = nvf__page_new(txn, np, &epg, &ebuf);
+	rc = nvf__page_new(txn, np, &epg, &ebuf);
 	if (rc != 0)
 		return rc;
 	if (a->data)
@@ -731,8 +745,13 @@ int nvf__tree_extent_mut(nvf_txn *txn, struct nvf_disk_tree *t, uint64_t key, ui
 		return nvf__err(NVF_EINVAL, "key %llu is not stored in an extent", (unsigned long long)key);
 	*len = v.len;
 	if (v.ref.txnid == txn->id) {
-		*out = (uint8_t *)(uintptr_t)v.data;
-		return 0;
+		nvf_dirty *d = nvf__dirty_find(txn, v.ref.pgno);
+		if (d && d->buf) {
+			*out = d->buf;
+			return 0;
+		}
+		/* Spilled: no writable copy; copy-on-write below makes one (the
+		 * spilled pages go back to this transaction's free runs). */
 	}
 	/* The old extent's pages are not reused in this transaction, so v.data stays
 	 * valid while put copies it into the new one. */

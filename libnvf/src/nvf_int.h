@@ -76,7 +76,7 @@ int nvf__vec_grow(void **v, size_t *cap, size_t need, size_t elem);
 typedef struct nvf_dirty {
 	uint64_t pgno;   /* 0 = empty slot */
 	uint64_t npages;
-	uint8_t *buf;
+	uint8_t *buf;    /* NULL: spilled, already written to the file */
 } nvf_dirty;
 
 typedef struct nvf_dirtymap {
@@ -216,6 +216,9 @@ nvf_dirty *nvf__dirty_find(nvf_txn *txn, uint64_t pgno);
 int nvf__page_ref(nvf_txn *txn, uint64_t pgno, uint64_t npages, const uint8_t **out);
 /* A new zeroed page run, dirty in txn. */
 int nvf__page_new(nvf_txn *txn, uint64_t npages, uint64_t *pgno, uint8_t **buf);
+/* Write a value straight to new pages of the file ("spill"), without a dirty copy;
+ * returns the first page and the extent checksum. Reads see it through the map. */
+int nvf__page_spill(nvf_txn *txn, const void *data, uint64_t len, uint64_t *pgno, uint64_t *checksum);
 /* Release a run: reusable at once if this transaction wrote it, else pending. */
 int nvf__page_free(nvf_txn *txn, uint64_t pgno, uint64_t npages, uint64_t alloc_txnid);
 int nvf__txn_fail(nvf_txn *txn, int rc);

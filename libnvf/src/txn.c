@@ -6,10 +6,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 int nvf__db_refresh_durable(nvf_db *db);
 int nvf__db_write_meta(nvf_db *db, struct nvf_disk_meta *m, bool durable);
+
+/* ---- dirty buffers ---- */
+
+/* Large buffers come from mmap: zeroed by the kernel (no memset of ours) and given
+ * back whole when freed. */
+#define BIG_BUF (UINT64_C(128) << 10)
+
+static void *buf_alloc(size_t bytes)
+{
+	void *b = NULL;
+	if (bytes >= BIG_BUF) {
+		b = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		return b == MAP_FAILED ? NULL : b;
+	}
+	if (posix_memalign(&b, 64, bytes) != 0)
+		return NULL;
+	memset(b, 0, bytes);
+	return b;
+}
+
+static void buf_free(void *b, size_t bytes)
+{
+	if (!b)
+		return;
+	if (bytes >= BIG_BUF)
+		munmap(b, bytes);
+	else
+		free(b);
+}
 
 /* ---- dirty page map: open addressing on the page number ---- */
 
@@ -83,10 +114,10 @@ static void dirty_del(nvf_dirtymap *m, nvf_dirty *d)
 	memset(&m->slots[i], 0, sizeof(m->slots[i]));
 }
 
-static void dirty_free_all(nvf_dirtymap *m)
+static void dirty_free_all(nvf_dirtymap *m, uint32_t pshift)
 {
 	for (size_t i = 0; i < m->cap; i++)
-		free(m->slots[i].buf);
+		buf_free(m->slots[i].buf, (size_t)(m->slots[i].npages << pshift));
 	free(m->slots);
 	memset(m, 0, sizeof(*m));
 }
@@ -106,7 +137,8 @@ int nvf__page_ref(nvf_txn *txn, uint64_t pgno, uint64_t npages, const uint8_t **
 			if (NVF_UNLIKELY(d->npages != npages))
 				return nvf__corrupt(pgno, "referenced as %llu pages, written as %llu",
 						    (unsigned long long)npages, (unsigned long long)d->npages);
-			*out = d->buf;
+			/* Spilled runs were written already: read them from the map. */
+			*out = d->buf ? d->buf : nvf__map_page(txn->db, pgno);
 			return 0;
 		}
 	}
@@ -139,18 +171,51 @@ int nvf__page_new(nvf_txn *txn, uint64_t npages, uint64_t *pgno, uint8_t **buf)
 	if (rc != 0)
 		return rc;
 	size_t bytes = (size_t)(npages << txn->db->pshift);
-	void *b = NULL;
-	if (posix_memalign(&b, 64, bytes) != 0)
+	void *b = buf_alloc(bytes);
+	if (!b)
 		return nvf__err(-ENOMEM, "out of memory for %zu dirty bytes", bytes);
-	memset(b, 0, bytes);
 	nvf_dirty d = {.pgno = p, .npages = npages, .buf = b};
 	rc = dirty_put(&txn->dirty, &d);
 	if (rc != 0) {
-		free(b);
+		buf_free(b, bytes);
 		return rc;
 	}
 	*pgno = p;
 	*buf = b;
+	return 0;
+}
+
+int nvf__page_spill(nvf_txn *txn, const void *data, uint64_t len, uint64_t *pgno, uint64_t *checksum)
+{
+	nvf_db *db = txn->db;
+	uint64_t npages = nvf__pages_for(db, len), p;
+	if (npages == 0)
+		npages = 1;
+	int rc = nvf__alloc(txn, npages, &p);
+	if (rc != 0)
+		return rc;
+	/* New pages no committed state can see: writing them before the commit is as
+	 * safe as writing them at it, and spares a copy of the whole value. */
+	size_t tail = (size_t)((npages << db->pshift) - len);
+	static const uint8_t zeros[NVF_MAX_PAGE];
+	struct iovec iov[2] = {{(void *)(uintptr_t)data, (size_t)len}, {(void *)(uintptr_t)zeros, tail}};
+	rc = db->io->pwritev(db->io->ctx, db->fd, iov, tail ? 2 : 1, p << db->pshift);
+	if (rc != 0)
+		return nvf__err(rc, "%s: cannot write pages %llu..%llu: %s", db->path, (unsigned long long)p,
+				(unsigned long long)(p + npages - 1), nvf_strerror(rc));
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset_withSeed(st, nvf__extent_seed(p, txn->id));
+	XXH3_64bits_update(st, data, (size_t)len);
+	if (tail)
+		XXH3_64bits_update(st, zeros, tail);
+	*checksum = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	nvf_dirty d = {.pgno = p, .npages = npages, .buf = NULL};
+	if ((rc = dirty_put(&txn->dirty, &d)) != 0)
+		return rc;
+	*pgno = p;
 	return 0;
 }
 
@@ -162,7 +227,7 @@ int nvf__page_free(nvf_txn *txn, uint64_t pgno, uint64_t npages, uint64_t alloc_
 		if (!d || d->npages != npages)
 			return nvf__corrupt(pgno, "freeing %llu page(s) this transaction did not write",
 					    (unsigned long long)npages);
-		free(d->buf);
+		buf_free(d->buf, (size_t)(d->npages << txn->db->pshift));
 		dirty_del(&txn->dirty, d);
 		nvf_ext e = {pgno, npages};
 		return NVF_VEC_PUSH(txn->avail, e);
@@ -184,7 +249,7 @@ static void txn_release(nvf_txn *txn)
 		atomic_fetch_sub(&db->readers, 1);
 	}
 	if (txn->flags & NVF_TXN_F_WRITE) {
-		dirty_free_all(&txn->dirty);
+		dirty_free_all(&txn->dirty, db->pshift);
 		NVF_VEC_FREE(txn->avail);
 		NVF_VEC_FREE(txn->freed);
 		NVF_VEC_FREE(txn->pend_del);
@@ -377,7 +442,7 @@ static int write_dirty(nvf_txn *txn)
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i].pgno)
+		if (m->slots[i].pgno && m->slots[i].buf)
 			list[n++] = &m->slots[i];
 	qsort(list, n, sizeof(*list), cmp_dirty);
 	for (size_t i = 0; i < n; i++) {
