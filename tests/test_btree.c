@@ -110,7 +110,7 @@ static void run_model(uint32_t page_size, int ntxn, const char *name)
 	uint64_t rng = tu_seed(name);
 	char *dir = tu_tmpdir(), *path = tu_path(dir, "t.nvf");
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.page_size = page_size;
 	o.durability = NVF_DURABILITY_NOSYNC;
 	nvf_db *db;
@@ -236,7 +236,7 @@ START_TEST(test_sequential_keys_pack_leaves_densely)
 {
 	char *dir = tu_tmpdir(), *path = tu_path(dir, "seq.nvf");
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));
 	nvf_txn *txn;
@@ -263,7 +263,7 @@ START_TEST(test_catalog_keeps_many_trees_apart)
 {
 	char *dir = tu_tmpdir(), *path = tu_path(dir, "cat.nvf");
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.page_size = 512;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));
@@ -306,7 +306,7 @@ START_TEST(test_drop_frees_every_page)
 {
 	char *dir = tu_tmpdir(), *path = tu_path(dir, "drop.nvf");
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));
 	nvf_txn *txn;

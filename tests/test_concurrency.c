@@ -47,7 +47,7 @@ static int put_account(nvf_txn *txn, nvf_tree *t, uint64_t k, int64_t bal, uint6
 static void create_bank(void)
 {
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));
 	nvf_txn *txn;

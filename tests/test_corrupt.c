@@ -32,7 +32,7 @@ static void build(uint32_t page_size)
 {
 	unlink(path);
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.page_size = page_size;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));

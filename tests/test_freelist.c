@@ -28,7 +28,7 @@ static void teardown(void)
 static nvf_db *create(int durability)
 {
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.durability = durability;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));

@@ -23,7 +23,7 @@ static void teardown(void)
 static nvf_db *create(uint32_t page_size, int durability)
 {
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.page_size = page_size;
 	o.durability = durability;
 	nvf_db *db;
@@ -96,7 +96,7 @@ START_TEST(test_bad_options_are_rejected)
 {
 	nvf_db *db = NULL;
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.page_size = 3000;
 	ck_assert_int_eq(nvf_db_open(&db, path, &o), NVF_EINVAL);
 	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "page size 3000"));
@@ -111,7 +111,7 @@ START_TEST(test_bad_options_are_rejected)
 	o.durability = 7;
 	ck_assert_int_eq(nvf_db_open(&db, path, &o), NVF_EINVAL);
 	o.durability = NVF_DURABILITY_FULL;
-	o.flags = NVF_OPEN_CREATE | NVF_OPEN_RDONLY;
+	o.flags = NVF__OPEN_CREATE | NVF_OPEN_RDONLY;
 	ck_assert_int_eq(nvf_db_open(&db, path, &o), NVF_EINVAL);
 	o.flags = 0x1000;
 	ck_assert_int_eq(nvf_db_open(&db, path, &o), NVF_EINVAL);
@@ -130,9 +130,9 @@ START_TEST(test_exclusive_create_refuses_existing_file)
 	nvf_db *db = create(0, NVF_DURABILITY_FULL);
 	ck_nvf(nvf_db_close(db));
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE | NVF_OPEN_EXCL;
+	o.flags = NVF__OPEN_CREATE | NVF__OPEN_EXCL;
 	ck_assert_int_eq(nvf_db_open(&db, path, &o), NVF_EEXIST);
-	o.flags = NVF_OPEN_CREATE; /* without EXCL: just opens it */
+	o.flags = NVF__OPEN_CREATE; /* without EXCL: just opens it */
 	ck_nvf(nvf_db_open(&db, path, &o));
 	ck_nvf(nvf_db_close(db));
 }
@@ -372,7 +372,7 @@ END_TEST
 START_TEST(test_map_size_limits_growth)
 {
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF_OPEN_CREATE;
+	o.flags = NVF__OPEN_CREATE;
 	o.map_size = 64 * 4096;
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, &o));
