@@ -35,15 +35,15 @@ static int table_grow(nvf_array *a, uint64_t need)
 		n *= 2;
 	const uint8_t **b = realloc((void *)a->base, n * sizeof(*b));
 	if (!b)
-		return -ENOMEM;
+		return nvf__oom();
 	a->base = b;
 	uint32_t *c = realloc(a->cap, n * sizeof(*c));
 	if (!c)
-		return -ENOMEM;
+		return nvf__oom();
 	a->cap = c;
 	uint8_t *d = realloc(a->dirty, n);
 	if (!d)
-		return -ENOMEM;
+		return nvf__oom();
 	a->dirty = d;
 	for (uint64_t i = a->alloc; i < n; i++) {
 		a->base[i] = NULL;
@@ -129,7 +129,7 @@ static int borrow_table(nvf_txn *txn, nvf_array *a)
 	pthread_mutex_unlock(&db->cache_mutex);
 	nvf_chunkmap *m = calloc(1, sizeof(*m));
 	if (!m)
-		return -ENOMEM;
+		return nvf__oom();
 	m->tree_id = a->id;
 	m->root = root;
 	m->root_txnid = root_txnid;
@@ -137,7 +137,7 @@ static int borrow_table(nvf_txn *txn, nvf_array *a)
 	m->base = calloc(a->nchunks ? a->nchunks : 1, sizeof(*m->base));
 	m->cap = calloc(a->nchunks ? a->nchunks : 1, sizeof(*m->cap));
 	atomic_init(&m->refs, 1);
-	int rc = (!m->base || !m->cap) ? -ENOMEM : build_table(txn, a, m->base, m->cap, a->nchunks);
+	int rc = (!m->base || !m->cap) ? nvf__oom() : build_table(txn, a, m->base, m->cap, a->nchunks);
 	if (rc != 0) {
 		chunkmap_unref(m);
 		return rc;
@@ -187,7 +187,7 @@ int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_b
 	}
 	nvf_array *a = calloc(1, sizeof(*a));
 	if (!a)
-		return -ENOMEM;
+		return nvf__oom();
 	a->t = t;
 	a->id = id;
 	a->stride = t->d.aux32 & (NVF_ARRAY_MAX_STRIDE - 1);
@@ -253,7 +253,7 @@ static int chunk_writable(nvf_array *a, nvf_txn *txn, uint64_t k, uint32_t rows)
 		if (a->base[k] && oldlen) {
 			old = malloc(oldlen);
 			if (!old)
-				return -ENOMEM;
+				return nvf__oom();
 			memcpy(old, a->base[k], oldlen);
 		}
 		rc = nvf__tree_put(txn, &a->t->d, k, NULL, len, NVF_PUT_EXTENT | NVF_PUT_RESERVE, &buf);

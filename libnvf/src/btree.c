@@ -383,7 +383,7 @@ static int branch_insert(nvf_txn *txn, uint8_t *p, int at, uint64_t key, uint64_
 	}
 	struct nvf_disk_branch_ent *all = malloc((size_t)(n + 1) * sizeof(*all));
 	if (!all)
-		return -ENOMEM;
+		return nvf__oom();
 	memcpy(all, e, (size_t)at * sizeof(*e));
 	all[at].key = key;
 	all[at].child = child;
@@ -1012,7 +1012,7 @@ int nvf__tree_open(nvf_txn *txn, uint64_t id, int create_kind, nvf_tree **out)
 	}
 	nvf_tree *t = calloc(1, sizeof(*t));
 	if (!t)
-		return -ENOMEM;
+		return nvf__oom();
 	t->id = id;
 	t->d = d;
 	/* A newly made tree differs from its "original" so that it is written out. */

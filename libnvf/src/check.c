@@ -283,7 +283,7 @@ static int check_snapshots(chk *c, size_t bytes)
 	int rc = 0;
 	uint8_t *freemap = calloc(1, bytes);
 	if (!freemap)
-		return -ENOMEM;
+		return nvf__oom();
 	for (size_t k = 0; k < c->freeruns.n; k++)
 		for (uint64_t j = 0; j < c->freeruns.v[k].npages; j++)
 			setbit(freemap, c->freeruns.v[k].pgno + j);
@@ -358,7 +358,7 @@ static int check_txn(nvf_txn *txn, nvf_check_report *rep, bool meta_pages, nvf__
 	size_t bytes = (size_t)((txn->npages + 7) / 8);
 	c.live = calloc(1, bytes);
 	c.other = calloc(1, bytes);
-	int rc = (!c.live || !c.other) ? -ENOMEM : 0;
+	int rc = (!c.live || !c.other) ? nvf__oom() : 0;
 	if (rc == 0 && meta_pages)
 		rc = check_meta_pages(&c);
 	c.mark = c.live;

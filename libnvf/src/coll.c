@@ -46,7 +46,7 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 		return rc == NVF_ENOTFOUND ? nvf__err(NVF_ECORRUPT, "collection configuration record missing") : rc;
 	nvf_coll *c = calloc(1, sizeof(*c));
 	if (!c)
-		return -ENOMEM;
+		return nvf__oom();
 	if (v.len != sizeof(c->cfg)) {
 		free(c);
 		return nvf__err(NVF_ECORRUPT, "collection configuration of %llu bytes", (unsigned long long)v.len);
@@ -370,7 +370,7 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 	if (rc == 0 && ids) {
 		uint64_t *sorted = malloc(n * sizeof(*sorted));
 		if (!sorted) {
-			rc = -ENOMEM;
+			rc = nvf__oom();
 			goto out;
 		}
 		memcpy(sorted, ids, n * sizeof(*sorted));

@@ -49,6 +49,12 @@ int nvf__err(int code, const char *fmt, ...)
 	return code;
 }
 
+int nvf__oom(void)
+{
+	snprintf(errbuf, sizeof(errbuf), "out of memory");
+	return -12; /* -ENOMEM */
+}
+
 int nvf__corrupt(uint64_t pgno, const char *fmt, ...)
 {
 	char tmp[400];
@@ -85,7 +91,7 @@ int nvf__vec_grow(void **v, size_t *cap, size_t need, size_t elem)
 		ncap *= 2;
 	void *p = realloc(*v, ncap * elem);
 	if (!p)
-		return -12;
+		return nvf__oom();
 	*v = p;
 	*cap = ncap;
 	return 0;

@@ -308,7 +308,7 @@ int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq
 		float *xn2 = malloc(rows_per * sizeof(float));
 		if (!tile || !heapmem || !qn2 || !ids || !xn2) {
 #pragma omp atomic write
-			rc = -ENOMEM;
+			rc = nvf__oom();
 		} else {
 #pragma omp for schedule(dynamic, 1)
 			for (size_t blk = 0; blk < nblocks; blk++) {
@@ -350,7 +350,7 @@ int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, nvf
 	float *buf = malloc(rows_per * sizeof(float));
 	NVF_VEC(nvf_result) res = {0};
 	if (!buf)
-		return -ENOMEM;
+		return nvf__oom();
 	int rc = 0;
 	for (uint64_t ch = 0; ch < c->vec->nchunks && rc == 0; ch++) {
 		uint64_t cnt = nvf__array_chunk_rows(c->vec, ch, nrows), r0 = ch << c->vec->shift;

@@ -274,7 +274,7 @@ int nvf__lock_reader_pins(nvf_lockfile *lk, uint64_t **out, size_t *n)
 {
 	uint64_t *v = malloc(NVF_LOCK_SLOTS * sizeof(uint64_t));
 	if (!v)
-		return -ENOMEM;
+		return nvf__oom();
 	size_t k = 0;
 	for (int i = 0; i < (int)NVF_LOCK_SLOTS; i++) {
 		struct nvf_lock_slot *s = lslot(lk, i);

@@ -32,6 +32,8 @@
 int nvf__err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Report a corrupt structure at a page: NVF_ECORRUPT with "page N: ..." */
 int nvf__corrupt(uint64_t pgno, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* -ENOMEM with the message "out of memory". */
+int nvf__oom(void);
 /* Keep the current detail message but prefix it with context. */
 void nvf__errmsg_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -69,7 +71,7 @@ int nvf__vec_grow(void **v, size_t *cap, size_t need, size_t elem);
 	((vec).n < (vec).cap || nvf__vec_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, \
 					      sizeof(*(vec).v)) == 0                      \
 		 ? ((vec).v[(vec).n++] = (val), 0)                                        \
-		 : -12 /* -ENOMEM */)
+		 : nvf__oom())
 #define NVF_VEC_FREE(vec) (free((vec).v), (vec).v = NULL, (vec).n = (vec).cap = 0)
 
 /* Dirty page: a page or extent written by the current write transaction. */

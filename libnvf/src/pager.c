@@ -73,7 +73,7 @@ static int create_file(const char *path, uint32_t psize, const nvf_io *io)
 	char *tmp = malloc(plen + 32);
 	uint8_t *buf = calloc(2, psize);
 	if (!tmp || !buf) {
-		rc = -ENOMEM;
+		rc = nvf__oom();
 		goto out;
 	}
 	snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
@@ -341,6 +341,9 @@ static int repair_other_slot(nvf_db *db, const struct nvf_disk_meta *best, int s
 		rc = write_meta(db, &m);
 		if (rc == 0)
 			rc = db->io->sync(db->io->ctx, db->fd);
+		if (rc != 0)
+			nvf__err(rc, "%s: cannot repair the torn meta record in page %d: %s", db->path, 1 - slot,
+				 nvf_strerror(rc));
 	}
 	nvf__lock_writer_release(&db->lock);
 	return rc;
@@ -387,7 +390,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 
 	nvf_db *db = calloc(1, sizeof(*db));
 	if (!db)
-		return -ENOMEM;
+		return nvf__oom();
 	db->fd = -1;
 	db->lock.fd = -1;
 	db->forced_slot = -1;
@@ -399,7 +402,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	pthread_mutex_init(&db->cache_mutex, NULL);
 	db->path = strdup(path);
 	if (!db->path) {
-		rc = -ENOMEM;
+		rc = nvf__oom();
 		goto fail;
 	}
 	db->fd = open(path, (db->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -445,9 +448,13 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	rc = nvf__meta_read_best(db, &m, &slot, &other_ok);
 	if (rc != 0)
 		goto fail;
+	/* A writer may have grown the file and committed since we looked; it extends
+	 * the file before it writes the meta record, so look again now. */
+	if (fstat(db->fd, &st) == 0)
+		db->file_pages = (uint64_t)st.st_size >> db->pshift;
 	char *lpath = malloc(strlen(path) + 6);
 	if (!lpath) {
-		rc = -ENOMEM;
+		rc = nvf__oom();
 		goto fail;
 	}
 	sprintf(lpath, "%s-lock", path);
@@ -512,7 +519,9 @@ int nvf_db_sync(nvf_db *db)
 		/* Data first, then the durable meta: the ordering of a full commit. */
 		nvf__db_refresh_durable(db);
 		rc = db->io->sync(db->io->ctx, db->fd);
-		if (rc == 0)
+		if (rc != 0)
+			nvf__err(rc, "%s: cannot sync: %s", db->path, nvf_strerror(rc));
+		else
 			rc = nvf__db_write_meta(db, &m, true);
 	}
 	if (rc == 0)

@@ -78,7 +78,7 @@ int nvf__snapshot_create(nvf_txn *txn, const char *name, const char *note)
 	size_t len = sizeof(struct nvf_disk_snapshot) + name_len + note_len;
 	uint8_t *buf = malloc(len);
 	if (!buf)
-		return -ENOMEM;
+		return nvf__oom();
 	struct nvf_disk_snapshot rec;
 	memset(&rec, 0, sizeof(rec));
 	/* The state pinned is the last committed one, the base of this transaction. */

@@ -73,7 +73,7 @@ static int dirty_put(nvf_dirtymap *m, const nvf_dirty *e)
 		size_t ncap = m->cap ? m->cap * 2 : 64;
 		nvf_dirty *ns = calloc(ncap, sizeof(*ns));
 		if (!ns)
-			return -ENOMEM;
+			return nvf__oom();
 		for (size_t i = 0; i < m->cap; i++) {
 			if (m->slots[i].pgno == 0)
 				continue;
@@ -205,7 +205,7 @@ int nvf__page_spill(nvf_txn *txn, const void *data, uint64_t len, uint64_t *pgno
 				(unsigned long long)(p + npages - 1), nvf_strerror(rc));
 	XXH3_state_t *st = XXH3_createState();
 	if (!st)
-		return -ENOMEM;
+		return nvf__oom();
 	XXH3_64bits_reset_withSeed(st, nvf__extent_seed(p, txn->id));
 	XXH3_64bits_update(st, data, (size_t)len);
 	if (tail)
@@ -389,7 +389,7 @@ int nvf__txn_begin_state(nvf_txn **out, nvf_db *db, const struct nvf_disk_meta *
 {
 	nvf_txn *txn = calloc(1, sizeof(*txn));
 	if (!txn)
-		return -ENOMEM;
+		return nvf__oom();
 	txn->db = db;
 	txn->slot = -1;
 	int rc = nvf__lock_slot_acquire(&db->lock, &txn->slot);
@@ -437,7 +437,7 @@ static int write_dirty(nvf_txn *txn)
 	nvf_dirty **list = malloc((m->n ? m->n : 1) * sizeof(*list));
 	struct iovec *iov = malloc(1024 * sizeof(*iov));
 	if (!list || !iov) {
-		rc = -ENOMEM;
+		rc = nvf__oom();
 		goto out;
 	}
 	size_t n = 0;

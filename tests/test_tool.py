@@ -1,0 +1,545 @@
+"""nvf-tool end to end: every subcommand through real processes on small files that
+numpy writes in a temporary directory, results checked against a float64 brute force.
+
+Run by `meson test --suite tool`, which sets NVF_TOOL to the built binary.
+"""
+import gzip
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+COMMANDS = ["create", "import", "search", "info", "check"]
+
+
+@pytest.fixture(scope="session")
+def tool():
+    path = os.environ.get("NVF_TOOL")
+    if not path:
+        pytest.fail("NVF_TOOL is not set: run this through `meson test --suite tool` "
+                    "(or set NVF_TOOL to the nvf-tool binary)")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"NVF_TOOL={path} is not an executable")
+    return path
+
+
+class Tool:
+    def __init__(self, path):
+        self.path = path
+
+    def run(self, *args, code=0):
+        """Run nvf-tool; assert its exit status; on failure, assert the one-line
+        stderr that every error must be."""
+        p = subprocess.run([self.path, *map(str, args)], capture_output=True, text=True, timeout=300)
+        assert p.returncode == code, (
+            f"nvf-tool {' '.join(map(str, args))}: exit {p.returncode}, expected {code}\n"
+            f"stdout: {p.stdout[:2000]}\nstderr: {p.stderr}")
+        if code != 0:
+            lines = p.stderr.splitlines()
+            assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
+            assert lines[0].startswith("nvf-tool: "), lines[0]
+        else:
+            assert p.stderr == "", p.stderr
+        return p
+
+    def info(self, db):
+        return json.loads(self.run("info", "--json", db).stdout)
+
+    def search(self, db, queries, k, *extra):
+        out = self.run("search", db, "--query-file", queries, "-k", k, "--json", *extra).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.fixture
+def t(tool):
+    return Tool(tool)
+
+
+# ---- writers ----
+
+def write_fvecs(path, x):
+    x = np.ascontiguousarray(x, dtype="<f4")
+    rec = np.empty((x.shape[0], x.shape[1] + 1), dtype="<i4")
+    rec[:, 0] = x.shape[1]
+    rec[:, 1:] = x.view("<i4")
+    data = rec.tobytes()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+def write_bvecs(path, x):
+    x = np.ascontiguousarray(x, dtype=np.uint8)
+    n, d = x.shape
+    rec = np.empty((n, 4 + d), dtype=np.uint8)
+    rec[:, :4] = np.frombuffer(np.int32(d).astype("<i4").tobytes(), dtype=np.uint8)
+    rec[:, 4:] = x
+    path.write_bytes(rec.tobytes())
+
+
+def write_idx(path, x):
+    """IDX as MNIST has it: big-endian; uint8 (type 0x08) or float32 (0x0D)."""
+    x = np.asarray(x)
+    code = {np.dtype(np.uint8): 0x08, np.dtype(np.float32): 0x0D}[x.dtype]
+    head = bytes([0, 0, code, x.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in x.shape)
+    data = head + x.astype(x.dtype.newbyteorder(">")).tobytes()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+def write_npy(path, x):
+    np.save(path, x, allow_pickle=False)
+
+
+# ---- the reference ----
+
+def brute_force(data, queries):
+    """Exact euclidean distances in float64, queries x data."""
+    d = data.astype(np.float64)
+    q = queries.astype(np.float64)
+    d2 = (q * q).sum(1)[:, None] + (d * d).sum(1)[None, :] - 2.0 * q @ d.T
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+def assert_knn(results, data, queries, k, rtol=1e-4, atol=1e-4):
+    """Tie-aware: the distances must be the k smallest true ones, and every returned
+    id must be at most as far as the true k-th (ids may differ among equals)."""
+    assert len(results) == len(queries)
+    true = brute_force(data, queries)
+    for i, r in enumerate(results):
+        assert list(r) == ["query", "ids", "distances"], r
+        assert r["query"] == i
+        ids, dist = r["ids"], r["distances"]
+        assert len(ids) == k and len(dist) == k
+        assert all(isinstance(x, float) for x in dist), dist
+        assert len(set(ids)) == k, f"query {i}: repeated ids {ids}"
+        assert all(0 <= j < len(data) for j in ids)
+        want = np.sort(true[i])[:k]
+        np.testing.assert_allclose(dist, want, rtol=rtol, atol=atol, err_msg=f"query {i}")
+        kth = want[-1]
+        got = true[i][ids]
+        assert np.all(got <= kth * (1 + rtol) + atol), f"query {i}: ids {ids} at {got}, true k-th {kth}"
+
+
+def rng(seed=1):
+    return np.random.default_rng(seed)
+
+
+# ---- help and usage ----
+
+def test_main_help_exits_0(t):
+    for args in (["--help"], ["-h"], ["help"]):
+        out = t.run(*args).stdout
+        assert out.startswith("usage: nvf-tool")
+        for c in COMMANDS:
+            assert f"  {c} " in out
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(t, cmd):
+    for args in ([cmd, "--help"], [cmd, "-h"], ["help", cmd], [cmd, "somedb", "--help"]):
+        out = t.run(*args).stdout
+        assert out.startswith(f"usage: nvf-tool {cmd} "), out
+
+
+def test_version(t):
+    assert t.run("--version").stdout.startswith("nvf-tool ")
+
+
+def test_usage_errors_exit_2_with_one_line(t, tmp_path):
+    db = tmp_path / "u.nvf"
+    f = tmp_path / "q.fvecs"
+    write_fvecs(f, rng().standard_normal((4, 4)))
+    cases = [
+        [],
+        ["bogus"],
+        ["--bogus"],
+        ["help", "bogus"],
+        ["create", db],
+        ["create", "--dim", "4"],
+        ["create", db, "--dim"],
+        ["create", db, "--dim", "x"],
+        ["create", db, "--dim", "-3"],
+        ["create", db, "--dim", "0"],
+        ["create", db, "--dim", "99999999999999999999999"],
+        ["create", db, "--dim", "4", "--bogus"],
+        ["create", db, "--dim", "4", "extra"],
+        ["create", db, "--dim", "4", "--metric", "nope"],
+        ["create", db, "--dim", "4", "--index", "ivf"],
+        ["create", db, "--dim", "4", "--M", "8"],  # HNSW parameters need --index hnsw
+        ["import", db],
+        ["import", db, f, "--batch", "0"],
+        ["import", db, f, "--format", "csv"],
+        ["search", db, "-k", "3"],
+        ["search", db, "--query-file", f],
+        ["search", db, "-q", f, "-k", "0"],
+        ["search", db, "-q", f, "-k", "3", "--limit", "abc"],
+        ["search", db, "-q", f, "-k", "3", "--threads", "x"],
+        ["info"],
+        ["info", db, "extra"],
+        ["check", db, "--json=yes"],
+        ["check", "-z", db],
+    ]
+    for args in cases:
+        t.run(*args, code=2)
+    assert not db.exists()
+
+
+# ---- round trips ----
+
+def make_data(kind, n, d, seed=1):
+    r = rng(seed)
+    if kind in ("u8", "bvecs", "idx-u8"):
+        return r.integers(0, 256, size=(n, d)).astype(np.uint8)
+    if kind == "i4":
+        return r.integers(-1000, 1000, size=(n, d)).astype(np.int32)
+    if kind == "f8":
+        return r.standard_normal((n, d))
+    return r.standard_normal((n, d)).astype(np.float32)
+
+
+FORMATS = {
+    # name: (file name, kind, writer)
+    "fvecs": ("data.fvecs", "f4", write_fvecs),
+    "fvecs.gz": ("data.fvecs.gz", "f4", write_fvecs),
+    "bvecs": ("data.bvecs", "bvecs", write_bvecs),
+    "npy-f4": ("data.npy", "f4", write_npy),
+    "npy-f8": ("data.npy", "f8", write_npy),
+    "npy-u1": ("data.npy", "u8", write_npy),
+    "npy-i4": ("data.npy", "i4", write_npy),
+    "idx": ("data-idx3-ubyte", "idx-u8", write_idx),
+    "idx.gz": ("data.idx.gz", "idx-u8", write_idx),
+    "idx-f32": ("data.idx", "f4", write_idx),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_round_trip(t, tmp_path, fmt):
+    name, kind, writer = FORMATS[fmt]
+    n, d, k = 300, 12, 7
+    data = make_data(kind, n, d)
+    if fmt.startswith("idx"):
+        data = data.reshape(n, 3, 4)  # IDX flattens the dimensions after the first
+    f = tmp_path / name
+    writer(f, data)
+    data = data.reshape(n, d).astype(np.float32)  # what the tool reads
+
+    db = tmp_path / "rt.nvf"
+    t.run("create", db, "--dim", d)
+    out = t.run("import", db, f).stdout
+    assert out.startswith(f"imported {n} vectors") and f"(ids 0..{n - 1})" in out, out
+    info = t.info(db)
+    assert (info["dim"], info["count"], info["next_id"], info["metric"], info["index"]) == \
+        (d, n, n, "euclidean", "flat")
+
+    # The file's own records as queries: each finds itself first, which shows
+    # that ids follow the file's order.
+    res = t.search(db, f, k)
+    assert_knn(res, data, data, k)
+    for i, r in enumerate(res):
+        assert r["ids"][0] == i and r["distances"][0] == 0.0
+
+    t.run("check", db)
+
+
+def test_search_options_agree(t, tmp_path):
+    n, d, k = 500, 16, 10
+    data = make_data("f4", n, d)
+    queries = make_data("f4", 40, d, seed=2)
+    f, q = tmp_path / "d.npy", tmp_path / "q.fvecs"
+    write_npy(f, data)
+    write_fvecs(q, queries)
+    db = tmp_path / "s.nvf"
+    t.run("create", db, "--dim", d)
+    t.run("import", db, f)
+    base = t.search(db, q, k)
+    assert_knn(base, data, queries, k)
+    for extra in (["--threads", "1"], ["--threads", "2"], ["--exact"], ["--ef", "20"]):
+        assert t.search(db, q, k, *extra) == base, extra
+    assert t.search(db, q, k, "--limit", "3") == base[:3]
+    assert t.search(db, q, k, "--limit", "1000") == base
+
+    table = t.run("search", db, "-q", q, "-k", k).stdout.splitlines()
+    assert table[0].split() == ["query", "rank", "id", "distance"]
+    rows = [line.split() for line in table[1:1 + 40 * k]]
+    assert [int(r[2]) for r in rows[:k]] == base[0]["ids"]
+    assert table[1 + 40 * k].startswith("40 queries, k 10")
+
+
+def test_import_appends_and_batches(t, tmp_path):
+    d = 8
+    a, b = make_data("f4", 123, d, 3), make_data("f4", 50, d, 4)
+    fa, fb = tmp_path / "a.fvecs", tmp_path / "b.npy"
+    write_fvecs(fa, a)
+    write_npy(fb, b)
+    db = tmp_path / "a.nvf"
+    t.run("create", db, "--dim", d)
+    t.run("import", db, fa, "--batch", "7")
+    out = t.run("import", db, fb, "--batch", "1").stdout
+    assert "imported 50 vectors" in out and "(ids 123..172)" in out
+    info = t.info(db)
+    assert (info["count"], info["next_id"]) == (173, 173)
+    both = np.vstack([a, b])
+    res = t.search(db, fb, 5)
+    assert_knn(res, both, b, 5)
+    assert [r["ids"][0] for r in res] == list(range(123, 173))
+    t.run("check", db)
+
+
+def test_format_option_overrides_the_name(t, tmp_path):
+    d = 6
+    x = make_data("f4", 20, d)
+    f = tmp_path / "vectors.bin"
+    write_fvecs(f, x)
+    db = tmp_path / "f.nvf"
+    t.run("create", db, "--dim", d)
+    err = t.run("import", db, f, code=1).stderr
+    assert "format" in err
+    t.run("import", db, f, "--format", "fvecs")
+    assert t.info(db)["count"] == 20
+
+
+def test_empty_file_imports_nothing(t, tmp_path):
+    db = tmp_path / "e.nvf"
+    f = tmp_path / "empty.fvecs"
+    f.write_bytes(b"")
+    t.run("create", db, "--dim", 4)
+    assert "imported 0 vectors" in t.run("import", db, f).stdout
+    assert t.info(db)["count"] == 0
+    t.run("search", db, "-q", f, "-k", 1, code=1)  # k > count
+
+
+def test_create_settings_are_stored(t, tmp_path):
+    db = tmp_path / "h.nvf"
+    out = t.run("create", db, "--dim", 5, "--metric", "cosine", "--index", "hnsw", "--M", 12,
+                "--ef-construction", 100, "--ef-search", 30, "--seed", 7, "--page-size", 8192,
+                "--allow-nonfinite", "--nosync").stdout
+    assert out.startswith(f"created {db}")
+    info = t.info(db)
+    assert info["metric"] == "cosine" and info["index"] == "hnsw"
+    assert info["hnsw"] == {"M": 12, "ef_construction": 100, "ef_search": 30, "seed": 7}
+    assert info["page_size"] == 8192 and info["allow_nonfinite"] is True
+    text = t.run("info", db).stdout
+    assert "hnsw (M 12, ef_construction 100, ef_search 30, seed 7)" in text
+    # Out of the library's ranges: an error (exit 1), not a usage error.
+    t.run("create", tmp_path / "x.nvf", "--dim", 5, "--page-size", 1000, code=1)
+    t.run("create", tmp_path / "y.nvf", "--dim", 5, "--index", "hnsw", "--M", 1, code=1)
+    t.run("create", db, "--dim", 5, code=1)  # exists
+
+
+def test_hnsw_collection_searches_exactly_with_exact(t, tmp_path):
+    # --exact must scan every vector whatever the index: the results equal the
+    # brute force (and a flat collection's) now and once the HNSW graph exists.
+    n, d, k = 400, 10, 5
+    data = make_data("f4", n, d, 11)
+    queries = make_data("f4", 25, d, 12)
+    f, q = tmp_path / "d.npy", tmp_path / "q.npy"
+    write_npy(f, data)
+    write_npy(q, queries)
+    flat, hnsw = tmp_path / "flat.nvf", tmp_path / "hnsw.nvf"
+    t.run("create", flat, "--dim", d)
+    t.run("create", hnsw, "--dim", d, "--index", "hnsw", "--M", 8, "--ef-search", 16)
+    t.run("import", flat, f)
+    t.run("import", hnsw, f)
+    res = t.search(hnsw, q, k, "--exact")
+    assert_knn(res, data, queries, k)
+    assert res == t.search(flat, q, k)
+    t.run("check", hnsw)
+
+
+def test_missing_database_is_an_error(t, tmp_path):
+    f = tmp_path / "q.fvecs"
+    write_fvecs(f, make_data("f4", 3, 4))
+    for args in (["info", tmp_path / "none.nvf"], ["check", tmp_path / "none.nvf"],
+                 ["import", tmp_path / "none.nvf", f],
+                 ["search", tmp_path / "none.nvf", "-q", f, "-k", 1]):
+        t.run(*args, code=1)
+    t.run("import", tmp_path / "none.nvf", tmp_path / "none.fvecs", code=1)
+
+
+# ---- malformed input leaves the collection as it was ----
+
+@pytest.fixture
+def filled(t, tmp_path):
+    """A collection of dimension 16 holding 50 vectors."""
+    db = tmp_path / "m.nvf"
+    f = tmp_path / "good.fvecs"
+    write_fvecs(f, make_data("f4", 50, 16, 9))
+    t.run("create", db, "--dim", 16)
+    t.run("import", db, f)
+    return db
+
+
+def import_fails(t, db, f, *words):
+    before = t.info(db)
+    err = t.run("import", db, f, "--batch", "4", code=1).stderr
+    for w in words:
+        assert w in err, f"{w!r} not in {err!r}"
+    after = t.info(db)
+    assert (after["count"], after["next_id"], after["txnid"]) == \
+        (before["count"], before["next_id"], before["txnid"])
+    return err
+
+
+def test_truncated_last_record(t, tmp_path, filled):
+    f = tmp_path / "trunc.fvecs"
+    write_fvecs(f, make_data("f4", 20, 16))
+    f.write_bytes(f.read_bytes()[:-10])
+    err = import_fails(t, filled, f, "record 19", "truncated")
+    assert "got 58 of 68 bytes" in err
+    b = tmp_path / "trunc.bvecs"
+    write_bvecs(b, make_data("u8", 20, 16))
+    b.write_bytes(b.read_bytes()[:-1])
+    import_fails(t, filled, b, "record 19", "truncated")
+    n = tmp_path / "trunc.npy"
+    write_npy(n, make_data("f4", 20, 16))
+    n.write_bytes(n.read_bytes()[:-3])
+    import_fails(t, filled, n, "record 19", "truncated")
+    i = tmp_path / "trunc.idx.gz"
+    write_idx(i, make_data("u8", 20, 16))
+    raw = gzip.decompress(i.read_bytes())
+    i.write_bytes(gzip.compress(raw[:-5]))
+    import_fails(t, filled, i, "record 19", "truncated")
+    # A gzip stream cut short is an error too, whatever record it stops in.
+    g = tmp_path / "cut.fvecs.gz"
+    write_fvecs(g, make_data("f4", 200, 16))
+    g.write_bytes(g.read_bytes()[:-40])
+    import_fails(t, filled, g, "record")
+
+
+def test_record_with_another_dimension(t, tmp_path, filled):
+    x = make_data("f4", 30, 16)
+    good = tmp_path / "g.fvecs"
+    write_fvecs(good, x)
+    raw = bytearray(good.read_bytes())
+    rec = 4 + 16 * 4
+    raw[17 * rec:17 * rec + 4] = (15).to_bytes(4, "little")
+    f = tmp_path / "dim.fvecs"
+    f.write_bytes(bytes(raw))
+    import_fails(t, filled, f, "record 17", "dimension 15, expected 16")
+    raw[17 * rec:17 * rec + 4] = (-1).to_bytes(4, "little", signed=True)
+    f.write_bytes(bytes(raw))
+    import_fails(t, filled, f, "record 17", "dimension -1")
+
+
+def test_absurd_first_dimension(t, tmp_path, filled):
+    f = tmp_path / "text.fvecs"
+    f.write_bytes(b"this is not a vector file at all\n")
+    import_fails(t, filled, f, "record 0", "absurd")
+    f.write_bytes((0).to_bytes(4, "little") + b"\0" * 64)
+    import_fails(t, filled, f, "record 0", "dimension 0")
+
+
+def test_bad_npy_headers(t, tmp_path, filled):
+    x = make_data("f4", 10, 16)
+    f = tmp_path / "bad.npy"
+    write_npy(f, x)
+    raw = f.read_bytes()
+    f.write_bytes(raw.replace(b"'descr'", b"'dexcr'"))
+    import_fails(t, filled, f, "npy header")
+    f.write_bytes(raw.replace(b"{", b"[", 1))
+    import_fails(t, filled, f, "npy header")
+    f.write_bytes(b"\x93NUMPX" + raw[6:])
+    import_fails(t, filled, f, "not a .npy file")
+    f.write_bytes(raw[:20])
+    import_fails(t, filled, f, "npy header", "truncated")
+    write_npy(f, np.asfortranarray(x))
+    import_fails(t, filled, f, "Fortran")
+    write_npy(f, x.astype(np.int64))
+    import_fails(t, filled, f, "dtype '<i8' not supported")
+    write_npy(f, x.astype(">f4"))
+    import_fails(t, filled, f, "dtype '>f4' not supported")
+    write_npy(f, x.reshape(10, 4, 4))
+    import_fails(t, filled, f, "2-D")
+    write_npy(f, x[0])
+    import_fails(t, filled, f, "2-D")
+    write_npy(f, x)
+    f.write_bytes(f.read_bytes() + b"\0" * 8)
+    import_fails(t, filled, f, "after the 10 records")
+
+
+def test_bad_idx_files(t, tmp_path, filled):
+    f = tmp_path / "bad.idx"
+    x = make_data("u8", 10, 16)
+    write_idx(f, x)
+    raw = f.read_bytes()
+    f.write_bytes(raw[:2] + b"\x0c" + raw[3:])
+    import_fails(t, filled, f, "0x0C", "not supported")
+    f.write_bytes(b"\x01" + raw[1:])
+    import_fails(t, filled, f, "not an IDX file")
+    write_idx(f, x[:, 0].copy())
+    import_fails(t, filled, f, "1-dimensional")
+
+
+def test_wrong_dimension_for_the_collection(t, tmp_path, filled):
+    f = tmp_path / "d8.npy"
+    write_npy(f, make_data("f4", 10, 8))
+    import_fails(t, filled, f, "record 0", "dimension 8", "dimension 16")
+    err = t.run("search", filled, "-q", f, "-k", 3, code=1).stderr
+    assert "dimension 8" in err
+
+
+def test_nan_imports_nothing(t, tmp_path, filled):
+    x = make_data("f4", 20, 16)
+    x[13, 5] = np.nan
+    f = tmp_path / "nan.npy"
+    write_npy(f, x)
+    import_fails(t, filled, f, "record 13", "NaN")
+    x[13, 5] = np.inf
+    write_fvecs(tmp_path / "inf.fvecs", x)
+    import_fails(t, filled, tmp_path / "inf.fvecs", "record 13", "infinite")
+    # A query with a NaN is refused the same way.
+    assert "record 13" in t.run("search", filled, "-q", f, "-k", 3, code=1).stderr
+    # Unless the collection allows them.
+    db = tmp_path / "nf.nvf"
+    t.run("create", db, "--dim", 16, "--allow-nonfinite")
+    t.run("import", db, f)
+    assert t.info(db)["count"] == 20
+
+
+def test_k_larger_than_count(t, tmp_path, filled):
+    f = tmp_path / "q.fvecs"
+    write_fvecs(f, make_data("f4", 5, 16))
+    t.run("search", filled, "-q", f, "-k", 50)
+    err = t.run("search", filled, "-q", f, "-k", 51, code=1).stderr
+    assert "51" in err and "50 records" in err
+    assert t.run("search", filled, "-q", f, "-k", 51, "--json", code=1).stdout == ""
+
+
+# ---- check ----
+
+def test_check_reports_a_sound_file(t, filled):
+    rep = json.loads(t.run("check", "--json", filled).stdout)
+    assert rep["ok"] is True and rep["problem"] is None
+    assert rep["pages_live"] > 0 and rep["trees"] > 0 and rep["entries"] >= 50
+    assert rep["pages_total"] >= rep["pages_live"] + rep["pages_free"]
+    text = t.run("check", filled).stdout
+    assert "result          ok" in text
+
+
+def test_check_finds_damage(t, tmp_path, filled):
+    """A flipped byte in each page in turn: check (or opening) must fail with one
+    line naming the page for at least the pages in use, and never crash."""
+    raw = filled.read_bytes()
+    ps = t.info(filled)["page_size"]
+    npages = len(raw) // ps
+    found = 0
+    for pg in range(2, npages):
+        bad = bytearray(raw)
+        bad[pg * ps + ps // 2] ^= 0x5A
+        f = tmp_path / "bad.nvf"
+        f.write_bytes(bytes(bad))
+        p = subprocess.run([t.path, "check", f], capture_output=True, text=True, timeout=60)
+        assert p.returncode in (0, 1), p.stderr
+        if p.returncode == 1:
+            lines = p.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("nvf-tool: check: "), lines
+            assert "page" in lines[0]
+            found += 1
+        for extra in (tmp_path / "bad.nvf-lock",):
+            if extra.exists():
+                extra.unlink()
+    assert found > 0, "no damaged page was noticed"
