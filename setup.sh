@@ -67,5 +67,10 @@ configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-f
 echo "== every suite under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$MESON test -C build-asan --print-errorlogs --no-rebuild
+grep -h 'crash-points:' build-asan/meson-logs/testlog.txt | sed 's/^/crash suite under sanitizers: /' || true
 echo "== every suite (build)"
-exec $MESON test -C build --print-errorlogs --no-rebuild
+status=0
+$MESON test -C build --print-errorlogs --no-rebuild > build/meson-logs/setup-test.out 2>&1 || status=$?
+grep -h 'crash-points:' build/meson-logs/testlog.txt | sed 's/^/crash suite: /' || true
+cat build/meson-logs/setup-test.out
+exit $status
