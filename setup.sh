@@ -69,8 +69,15 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 	$MESON test -C build-asan --print-errorlogs --no-rebuild
 grep -h 'crash-points:' build-asan/meson-logs/testlog.txt | sed 's/^/crash suite under sanitizers: /' || true
 echo "== every suite (build)"
-status=0
-$MESON test -C build --print-errorlogs --no-rebuild > build/meson-logs/setup-test.out 2>&1 || status=$?
+out=build/meson-logs/setup-test.out
+{
+	status=0
+	$MESON test -C build --print-errorlogs --no-rebuild 2>&1 || status=$?
+	echo "$status" > "$out.status"
+} | tee "$out"
+status=$(cat "$out.status")
+echo
 grep -h 'crash-points:' build/meson-logs/testlog.txt | sed 's/^/crash suite: /' || true
-cat build/meson-logs/setup-test.out
-exit $status
+# End with the test runner's summary.
+sed -n '/^Ok:/,$p' "$out"
+exit "$status"
