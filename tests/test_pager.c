@@ -113,7 +113,7 @@ START_TEST(test_bad_options_are_rejected)
 	o.durability = NVF_DURABILITY_FULL;
 	o.flags = NVF__OPEN_CREATE | NVF_OPEN_RDONLY;
 	ck_assert_int_eq(nvf_db_open(&db, path, &o), NVF_EINVAL);
-	o.flags = 0x1000;
+	o.flags = 0x100000;
 	ck_assert_int_eq(nvf_db_open(&db, path, &o), NVF_EINVAL);
 	ck_assert_int_eq(nvf_db_open(NULL, path, NULL), NVF_EINVAL);
 	ck_assert_int_eq(nvf_db_open(&db, "", NULL), NVF_EINVAL);

@@ -279,7 +279,16 @@ NVF_API int nvf_contains(nvf_db *db, nvf_txn *txn, uint64_t id);
  * ascending id). Distances are as nvf_distance() defines them: for similarity
  * metrics a smaller value means more similar (inner product reports -(a.b), cosine
  * 1 - cos). k must be 1..count (NVF_EINVAL otherwise).
+ *
+ * Flat collections are searched exactly. HNSW collections are searched on the graph
+ * (approximate: recall rises with ef_search) unless opts->exact; with a filter that
+ * few records pass (estimated from a sample; under 2%), the search scans exactly the
+ * records that pass, and it falls back to that scan whenever the graph found fewer
+ * than k matches. Range search is always exact.
  * @{ */
+
+/** The id of an empty result slot (a filtered batch search with fewer matches than k). */
+#define NVF_NO_ID UINT64_MAX
 
 /** One search result. */
 typedef struct nvf_result {
@@ -293,10 +302,15 @@ typedef struct nvf_search_options {
 	unsigned version;   /**< NVF_SEARCH_OPTIONS_VERSION */
 	uint32_t ef_search; /**< HNSW beam width, 0 = the collection's default */
 	int exact;          /**< 1: scan every vector even if there is an index */
-	int threads;        /**< batch search threads, 0 = all cores */
+	int threads;        /**< search threads, 0 = all cores */
+	/** Only records for which filter(id, filter_ctx) returns non-zero are results;
+	 * NULL = all. Fewer than k results come back only if fewer than k records
+	 * match. Called concurrently from several threads in batch searches. */
+	int (*filter)(uint64_t id, void *filter_ctx);
+	void *filter_ctx;
 } nvf_search_options;
 
-#define NVF_SEARCH_OPTIONS_INIT { NVF_SEARCH_OPTIONS_VERSION, 0u, 0, 0 }
+#define NVF_SEARCH_OPTIONS_INIT { NVF_SEARCH_OPTIONS_VERSION, 0u, 0, 0, NULL, NULL }
 
 /**
  * k nearest neighbours of one query.
@@ -309,7 +323,8 @@ NVF_API int nvf_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim,
 
 /**
  * k nearest neighbours of each of nq queries (row-major), in parallel across
- * queries and blocks of vectors. out holds nq * k results, query i's at out + i * k.
+ * queries and blocks of vectors. out holds nq * k results, query i's at out + i * k;
+ * slots past a query's last result (only with a filter) hold NVF_NO_ID at +infinity.
  */
 NVF_API int nvf_search_batch(nvf_db *db, nvf_txn *txn, const float *queries, size_t nq, size_t dim, size_t k,
 			     const nvf_search_options *opts, nvf_result *out);

@@ -422,6 +422,9 @@ int nvf_check(nvf_db *db, nvf_check_report *report)
 	if (rc != 0)
 		return rc;
 	rc = nvf__check_txn(txn, report, true);
+	/* Pages sound: now what they hold (ids, rows, the graph). */
+	if (rc == 0 && (rc = nvf__coll_check(txn)) == NVF_ECORRUPT && report)
+		snprintf(report->problem, sizeof(report->problem), "%s", nvf_errmsg());
 	nvf_txn_abort(txn);
 	return rc;
 }

@@ -1,7 +1,7 @@
 /* The collection and its records: creation, the per-transaction view, validation,
  * and the public record functions (insert, add, upsert, update, batch insert, get,
  * delete, count, contains), each in the caller's transaction or its own. */
-#include "coll.h"
+#include "hnsw.h"
 
 #include <errno.h>
 #include <math.h>
@@ -35,10 +35,12 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 		return 0;
 	}
 	nvf_tree *cfgt;
-	int rc = nvf__tree_open(txn, NVF_T_CONFIG, -1, &cfgt);
-	if (rc == NVF_ENOTFOUND)
+	if (!(txn->db->header.flags & NVF_HEADER_COLLECTION))
 		return nvf__err(NVF_EINVAL, "%s holds no collection (create databases with nvf_db_create)",
 				txn->db->path);
+	int rc = nvf__tree_open(txn, NVF_T_CONFIG, -1, &cfgt);
+	if (rc == NVF_ENOTFOUND)
+		return nvf__err(NVF_ECORRUPT, "%s: the collection's configuration is missing", txn->db->path);
 	if (rc != 0)
 		return rc;
 	nvf_val v;
@@ -75,9 +77,50 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 		free(c);
 		return nvf__err(NVF_ECORRUPT, "collection arrays disagree on their size");
 	}
+	if (g->index == NVF_INDEX_HNSW && (rc = nvf__hnsw_open(txn, c)) != 0) {
+		free(c);
+		return rc;
+	}
 	txn->coll = c;
 	*out = c;
 	return 0;
+}
+
+void nvf__hnsw_free(nvf_coll *c);
+
+/* The index's own trees, for a collection whose config says HNSW. */
+static int create_index(nvf_txn *txn)
+{
+	nvf_coll *c;
+	int rc;
+	/* The configuration says HNSW but the graph does not exist yet: open the
+	 * collection as flat, then create the graph in it. */
+	nvf_tree *cfgt;
+	if ((rc = nvf__tree_open(txn, NVF_T_CONFIG, -1, &cfgt)) != 0)
+		return rc;
+	nvf_val v;
+	struct nvf_disk_config cfg;
+	if ((rc = nvf__tree_get(txn, &cfgt->d, 0, &v)) != 0)
+		return rc;
+	memcpy(&cfg, v.data, sizeof(cfg));
+	if (cfg.index != NVF_INDEX_HNSW)
+		return 0;
+	cfg.index = NVF_INDEX_FLAT;
+	if ((rc = nvf__tree_put(txn, &cfgt->d, 0, &cfg, sizeof(cfg), 0, NULL)) != 0 ||
+	    (rc = nvf__coll_get(txn, &c)) != 0 || (rc = nvf__hnsw_create(txn, c)) != 0 ||
+	    (rc = nvf__hnsw_flush(txn, c)) != 0)
+		return rc;
+	cfg.index = NVF_INDEX_HNSW;
+	c->cfg.index = NVF_INDEX_HNSW;
+	return nvf__tree_put(txn, &cfgt->d, 0, &cfg, sizeof(cfg), 0, NULL);
+}
+
+void nvf__coll_free(nvf_coll *c)
+{
+	if (!c)
+		return;
+	nvf__hnsw_free(c);
+	free(c);
 }
 
 int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts)
@@ -107,7 +150,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		return nvf__err(NVF_EEXIST, "%s already exists", path);
 
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
-	o.flags = NVF__OPEN_CREATE | NVF__OPEN_EXCL;
+	o.flags = NVF__OPEN_CREATE | NVF__OPEN_EXCL | NVF__OPEN_COLLECTION;
 	o.page_size = opts->page_size;
 	o.durability = opts->durability;
 	o.map_size = opts->map_size;
@@ -138,7 +181,8 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		    (rc = nvf__tree_open(txn, NVF_T_FREEROWS, NVF_TREE_KIND_PLAIN, &t)) == 0 &&
 		    (rc = nvf__array_open(txn, NVF_T_VECTORS, cfg.stride, VEC_CHUNK_BYTES, &a)) == 0 &&
 		    (rc = nvf__array_open(txn, NVF_T_ROWIDS, 8, SMALL_CHUNK_BYTES, &a)) == 0 &&
-		    (rc = nvf__array_open(txn, NVF_T_NORMS, 4, SMALL_CHUNK_BYTES, &a)) == 0)
+		    (rc = nvf__array_open(txn, NVF_T_NORMS, 4, SMALL_CHUNK_BYTES, &a)) == 0 &&
+		    (rc = create_index(txn)) == 0)
 			rc = nvf_txn_commit(txn);
 		else
 			nvf_txn_abort(txn);
@@ -270,8 +314,11 @@ static int write_row(nvf_txn *txn, nvf_coll *c, uint64_t row, uint64_t id, const
 	return 0;
 }
 
-/* Store vec under id, which validation found absent (exists false) or at row. */
-static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, bool exists, uint64_t row)
+/* Store vec under id, which validation found absent (exists false) or at row; the
+ * row used is returned in *out_row. An existing node is unlinked from the graph
+ * first (the caller links the row again): an update re-links it. */
+static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, bool exists, uint64_t row,
+		      uint64_t *out_row)
 {
 	int rc;
 	if (!exists) {
@@ -282,8 +329,22 @@ static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, 
 			return nvf__txn_fail(txn, rc);
 		if (id >= c->idmap->d.aux)
 			c->idmap->d.aux = id + 1;
+	} else if (c->hnsw && (rc = nvf__hnsw_remove(txn, c, row)) != 0) {
+		return nvf__txn_fail(txn, rc);
 	}
+	*out_row = row;
 	return nvf__txn_fail(txn, write_row(txn, c, row, id, vec));
+}
+
+/* Link written rows into the index and write back its record. */
+static int index_rows(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
+{
+	if (!c->hnsw)
+		return 0;
+	int rc = nvf__hnsw_insert(txn, c, rows, n);
+	if (rc == 0)
+		rc = nvf__hnsw_flush(txn, c);
+	return nvf__txn_fail(txn, rc);
 }
 
 enum put_mode { PUT_ADD, PUT_UPSERT, PUT_UPDATE };
@@ -314,7 +375,8 @@ static int put_one(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size
 		rc = nvf__err(NVF_EINVAL, "id %llu is reserved", (unsigned long long)id);
 		goto out;
 	}
-	rc = put_record(txn, c, id, vec, exists, row);
+	if ((rc = put_record(txn, c, id, vec, exists, row, &row)) == 0)
+		rc = index_rows(txn, c, &row, 1);
 out:
 	return leave(txn, own, true, rc);
 }
@@ -402,12 +464,20 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 	}
 	/* prepare() extended the arrays; alloc_row hands out the new rows in order. */
 	c->vec->t->d.aux = c->norms->t->d.aux = c->rowids->t->d.aux = end;
+	uint64_t *rows = malloc(n * sizeof(*rows));
+	if (!rows) {
+		rc = nvf__txn_fail(txn, nvf__oom());
+		goto out;
+	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t id = ids ? ids[i] : c->idmap->d.aux;
-		rc = put_record(txn, c, id, vecs + i * dim, false, 0);
+		rc = put_record(txn, c, id, vecs + i * dim, false, 0, &rows[i]);
 		if (rc == 0 && out_ids)
 			out_ids[i] = id;
 	}
+	if (rc == 0)
+		rc = index_rows(txn, c, rows, n);
+	free(rows);
 out:
 	return leave(txn, own, true, rc);
 }
@@ -449,6 +519,8 @@ int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id)
 	uint8_t *p;
 	uint64_t freed = NVF_ROW_FREE;
 	float zero = 0;
+	if (c->hnsw && ((rc = nvf__hnsw_remove(txn, c, row)) != 0 || (rc = nvf__hnsw_flush(txn, c)) != 0))
+		goto fail;
 	if ((rc = nvf__tree_del(txn, &c->idmap->d, id)) != 0 ||
 	    (rc = nvf__array_row_mut(c->rowids, txn, row, &p)) != 0)
 		goto fail;
@@ -524,3 +596,59 @@ void nvf_free(void *p)
 {
 	free(p);
 }
+
+/* Invariants of the collection for nvf_check(): the id map and the rows agree, free
+ * rows are free, norms match their vectors, and the index's own invariants hold. */
+int nvf__coll_check(nvf_txn *txn)
+{
+	nvf_coll *c;
+	if (!(txn->db->header.flags & NVF_HEADER_COLLECTION))
+		return 0; /* a bare page store */
+	int rc = nvf__coll_get(txn, &c);
+	if (rc != 0)
+		return rc == NVF_EINVAL ? nvf__err(NVF_ECORRUPT, "the collection's configuration is missing") : rc;
+	uint64_t rows = nvf__array_rows(c->vec), live = 0;
+	for (uint64_t r = 0; r < rows; r++) {
+		uint64_t id;
+		memcpy(&id, nvf__array_row(c->rowids, r), 8);
+		if (id == NVF_ROW_FREE)
+			continue;
+		live++;
+		uint64_t back;
+		if ((rc = lookup(txn, c, id, &back)) != 0 || back != r)
+			return nvf__err(NVF_ECORRUPT, "row %llu holds id %llu, which the id map %s",
+					(unsigned long long)r, (unsigned long long)id,
+					rc == 0 ? "puts in another row" : "does not have");
+		float n2 = c->k->norm_sq((const float *)(const void *)nvf__array_row(c->vec, r), c->cfg.dim), stored;
+		memcpy(&stored, nvf__array_row(c->norms, r), 4);
+		if (isfinite(n2) && fabsf(n2 - stored) > 1e-3f * (fabsf(n2) + 1e-20f))
+			return nvf__err(NVF_ECORRUPT, "row %llu: stored norm %g, the vector's is %g", (unsigned long long)r,
+					(double)stored, (double)n2);
+	}
+	if (live != c->idmap->d.count)
+		return nvf__err(NVF_ECORRUPT, "%llu rows hold records, the id map has %llu", (unsigned long long)live,
+				(unsigned long long)c->idmap->d.count);
+	nvf_cursor cur;
+	for (rc = nvf__cursor_seek(&cur, txn, &c->freerows->d, 0); rc == 0 && cur.valid; rc = nvf__cursor_next(&cur)) {
+		uint64_t r, id = 0;
+		if ((rc = nvf__cursor_get(&cur, &r, NULL)) != 0)
+			return rc;
+		if (r < rows)
+			memcpy(&id, nvf__array_row(c->rowids, r), 8);
+		if (r >= rows || id != NVF_ROW_FREE)
+			return nvf__err(NVF_ECORRUPT, "free-row list names row %llu, which is %s", (unsigned long long)r,
+					r >= rows ? "past the end" : "in use");
+	}
+	if (rc != 0)
+		return rc;
+	if (live + c->freerows->d.count != rows)
+		return nvf__err(NVF_ECORRUPT, "%llu live and %llu free rows, of %llu", (unsigned long long)live,
+				(unsigned long long)c->freerows->d.count, (unsigned long long)rows);
+	if (c->hnsw) {
+		uint64_t bad;
+		if ((rc = nvf__hnsw_check(txn, c, &bad)) != 0)
+			return rc;
+	}
+	return 0;
+}
+

@@ -50,7 +50,10 @@ typedef struct nvf_coll {
 	nvf_tree *freerows;
 	nvf_array *vec, *rowids, *norms;
 	const nvf_kernels *k;
+	struct nvf_hnsw *hnsw; /* the graph, for NVF_INDEX_HNSW (hnsw.c) */
 } nvf_coll;
+
+void nvf__coll_free(nvf_coll *c);
 
 /* The collection as txn sees it (cached in the transaction). */
 int nvf__coll_get(nvf_txn *txn, nvf_coll **out);
@@ -66,12 +69,19 @@ float nvf__score_row(const nvf_coll *c, const float *q, float qnorm2, uint64_t r
 /* Validation of a vector for this collection (length, finiteness, sign). */
 int nvf__coll_check_vector(const nvf_coll *c, const float *v, size_t dim, const char *what);
 
-/* Exact search (flat.c). */
-int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, nvf_result *out,
-		     size_t *nout);
+/* A search's filter: only ids for which fn returns non-zero. */
+typedef struct nvf_filter {
+	int (*fn)(uint64_t id, void *ctx);
+	void *ctx;
+} nvf_filter;
+
+/* Exact search (flat.c). flt may be NULL. */
+int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, const nvf_filter *flt,
+		     nvf_result *out, size_t *nout);
 int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq, size_t k, int threads,
-			   nvf_result *out);
-int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, nvf_result **out, size_t *nout);
+			   const nvf_filter *flt, nvf_result *out, size_t *nouts);
+int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, const nvf_filter *flt,
+		    nvf_result **out, size_t *nout);
 
 /* Bounded max-heap of the k best (score, id) so far. */
 typedef struct nvf_topk {

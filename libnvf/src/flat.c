@@ -141,9 +141,18 @@ static void score_chunk(const nvf_coll *c, const float *q, float qn2, uint64_t c
 }
 
 static void scan_range(const nvf_coll *c, const float *q, float qn2, uint64_t c0, uint64_t c1, nvf_topk *t,
-		       float *buf)
+		       float *buf, const nvf_filter *flt)
 {
 	uint64_t nrows = nvf__array_rows(c->vec);
+	if (flt) {
+		/* The filter first: distances only for the records that pass. */
+		for (uint64_t r = c0 << c->vec->shift; r < nrows && r < (c1 << c->vec->shift); r++) {
+			uint64_t id = row_id(c, r);
+			if (id != NVF_ROW_FREE && flt->fn(id, flt->ctx))
+				nvf__topk_push(t, nvf__score_row(c, q, qn2, r), id);
+		}
+		return;
+	}
 	for (uint64_t ch = c0; ch < c1; ch++) {
 		uint64_t cnt = nvf__array_chunk_rows(c->vec, ch, nrows), r0 = ch << c->vec->shift;
 		score_chunk(c, q, qn2, ch, cnt, buf);
@@ -170,8 +179,8 @@ static int nthreads(int want, uint64_t work)
 #endif
 }
 
-int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, nvf_result *out,
-		     size_t *nout)
+int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, const nvf_filter *flt,
+		     nvf_result *out, size_t *nout)
 {
 	(void)txn;
 	uint64_t nchunks = c->vec->nchunks, rows_per = c->vec->mask + 1;
@@ -197,7 +206,7 @@ int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int th
 #endif
 		nvf_topk t = {k, 0, heaps + (size_t)me * k};
 		uint64_t c0 = nchunks * (uint64_t)me / (uint64_t)all, c1 = nchunks * (uint64_t)(me + 1) / (uint64_t)all;
-		scan_range(c, q, qn2, c0, c1, &t, bufs + (size_t)me * rows_per);
+		scan_range(c, q, qn2, c0, c1, &t, bufs + (size_t)me * rows_per, flt);
 		counts[me] = t.n;
 	}
 	nvf_topk all = {k, 0, out};
@@ -269,22 +278,26 @@ static int run_block(const block_ctx *b, size_t q0, size_t nb, float *tile, nvf_
 }
 
 int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq, size_t k, int threads,
-			   nvf_result *out)
+			   const nvf_filter *flt, nvf_result *out, size_t *nouts)
 {
 	size_t dim = c->cfg.dim;
-	if (!gemm_metric(c->cfg.metric)) {
-		/* Other metrics have no block kernel: one scan per query, in parallel. */
+	if (!gemm_metric(c->cfg.metric) || flt) {
+		/* No block kernel for the metric, or a filter: one scan per query, the
+		 * queries in parallel. */
 		int rc = 0;
 		int nt = nthreads(threads, (uint64_t)nq * nvf__array_rows(c->vec) * dim);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
 		for (size_t i = 0; i < nq; i++) {
-			size_t n;
-			int r = nvf__flat_search(txn, c, qs + i * dim, k, 1, out + i * k, &n);
-			if (r != 0)
+			int r = nvf__flat_search(txn, c, qs + i * dim, k, 1, flt, out + i * k, &nouts[i]);
+			if (r != 0) {
+#pragma omp atomic write
 				rc = r;
+			}
 		}
 		return rc;
 	}
+	for (size_t i = 0; i < nq; i++)
+		nouts[i] = k;
 	/* The candidates' distances are recomputed directly at the end; keep a margin
 	 * so that rounding in the expansion cannot push a true neighbour out. */
 	size_t kk = 2 * k + 8;
@@ -338,7 +351,8 @@ int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq
 
 /* ---- range ---- */
 
-int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, nvf_result **out, size_t *nout)
+int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, const nvf_filter *flt,
+		    nvf_result **out, size_t *nout)
 {
 	(void)txn;
 	/* Prefilter on the score with a little slack, then decide on the reported
@@ -357,7 +371,7 @@ int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, nvf
 		score_chunk(c, q, qn2, ch, cnt, buf);
 		for (uint64_t i = 0; i < cnt && rc == 0; i++) {
 			uint64_t id = row_id(c, r0 + i);
-			if (id != NVF_ROW_FREE && buf[i] <= limit &&
+			if (id != NVF_ROW_FREE && buf[i] <= limit && (!flt || flt->fn(id, flt->ctx)) &&
 			    nvf__score_to_distance(c->cfg.metric, buf[i]) <= radius) {
 				nvf_result r = {id, buf[i]};
 				rc = NVF_VEC_PUSH(res, r);

@@ -30,12 +30,13 @@ struct nvf_disk_header {
 	uint32_t meta_size;        /* NVF_META_SIZE */
 	uint64_t created_ns;       /* creation time, ns since the epoch (UTC) */
 	uint8_t file_id[16];       /* random at creation */
-	uint32_t flags;            /* reserved, 0 */
+	uint32_t flags;            /* NVF_HEADER_* */
 	uint32_t min_version;      /* oldest library format version that may write this file */
 	uint8_t reserved[64];
 	uint64_t checksum;         /* XXH3-64 of bytes [0, 120) */
 };
 _Static_assert(sizeof(struct nvf_disk_header) == NVF_HEADER_SIZE, "header size");
+#define NVF_HEADER_COLLECTION 0x1u /* the file holds a collection (nvf_db_create) */
 
 /* A B+tree descriptor: where a tree's root is and what it holds. Stored in the meta
  * record (the four system trees), in the catalog (user trees) and in snapshots. */

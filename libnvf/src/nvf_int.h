@@ -145,6 +145,7 @@ bool nvf__lock_same_boot(const nvf_lockfile *lk);
  * create files without a collection). */
 #define NVF__OPEN_CREATE 0x01u /* create the file if it does not exist */
 #define NVF__OPEN_EXCL 0x02u   /* with CREATE: NVF_EEXIST if it exists */
+#define NVF__OPEN_COLLECTION 0x1000u /* with CREATE: mark the header as a collection's */
 
 /* ---- the database handle ---- */
 
@@ -305,6 +306,8 @@ int nvf__snapshot_pins(nvf_txn *txn, const struct nvf_disk_tree *snaps);
 /* ---- check (check.c) ---- */
 
 int nvf__check_state(nvf_db *db, const struct nvf_disk_meta *meta, nvf_check_report *rep);
+/* The collection's own invariants (coll.c); 0 for a store without a collection. */
+int nvf__coll_check(nvf_txn *txn);
 /* Walk like nvf_check(), calling fn for every page run reached: what it is ("leaf",
  * "branch", "extent") and in which tree ("catalog", "user", "free", "pending",
  * "snapshots"). For tests that damage each kind of page. */

@@ -66,7 +66,7 @@ static void init_tree(struct nvf_disk_tree *t, uint16_t kind)
 
 /* Write a new, empty database to a temporary file and link it into place, so that
  * a crash during creation never leaves a half-made file under the real name. */
-static int create_file(const char *path, uint32_t psize, const nvf_io *io)
+static int create_file(const char *path, uint32_t psize, uint32_t hflags, const nvf_io *io)
 {
 	int rc = 0;
 	size_t plen = strlen(path);
@@ -91,6 +91,7 @@ static int create_file(const char *path, uint32_t psize, const nvf_io *io)
 	h.meta_size = NVF_META_SIZE;
 	h.created_ns = nvf__now_ns();
 	h.min_version = NVF_FORMAT_VERSION;
+	h.flags = hflags;
 	if (getrandom(h.file_id, sizeof(h.file_id), 0) != (ssize_t)sizeof(h.file_id))
 		memcpy(h.file_id, &h.created_ns, 8);
 	h.checksum = header_checksum(&h);
@@ -360,7 +361,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	if (opts->version != NVF_OPEN_OPTIONS_VERSION)
 		return nvf__err(NVF_EINVAL, "nvf_db_open: options version %u, expected %u (use NVF_OPEN_OPTIONS_INIT)",
 				opts->version, NVF_OPEN_OPTIONS_VERSION);
-	if (opts->flags & ~(NVF__OPEN_CREATE | NVF__OPEN_EXCL | NVF_OPEN_RDONLY | NVF_OPEN_LOCK_WAIT))
+	if (opts->flags & ~(NVF__OPEN_CREATE | NVF__OPEN_EXCL | NVF__OPEN_COLLECTION | NVF_OPEN_RDONLY | NVF_OPEN_LOCK_WAIT))
 		return nvf__err(NVF_EINVAL, "nvf_db_open: unknown flags 0x%x", opts->flags);
 	if (opts->page_size && !valid_page_size(opts->page_size))
 		return nvf__err(NVF_EINVAL, "page size %u: must be a power of two from %u to %u", opts->page_size,
@@ -377,7 +378,8 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 			return nvf__err(-errno, "%s: %s", path, strerror(errno));
 		if (!(opts->flags & NVF__OPEN_CREATE))
 			return nvf__err(NVF_ENOTFOUND, "%s: no such database file", path);
-		rc = create_file(path, opts->page_size ? opts->page_size : NVF_DEFAULT_PAGE, io);
+		rc = create_file(path, opts->page_size ? opts->page_size : NVF_DEFAULT_PAGE,
+				 (opts->flags & NVF__OPEN_COLLECTION) ? NVF_HEADER_COLLECTION : 0, io);
 		if (rc == NVF_EEXIST && !(opts->flags & NVF__OPEN_EXCL))
 			rc = 0; /* lost a race with another creator: open theirs */
 		if (rc != 0)

@@ -1,6 +1,6 @@
 /* Transactions: MVCC read transactions straight from the map, and the single
  * copy-on-write write transaction with its dirty pages and commit protocol. */
-#include "array.h"
+#include "coll.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -262,7 +262,7 @@ static void txn_release(nvf_txn *txn)
 		pthread_mutex_unlock(&db->wmutex);
 	}
 	nvf__array_release_all(txn);
-	free(txn->coll);
+	nvf__coll_free(txn->coll);
 	free(txn->scratch);
 	for (nvf_tree *t = txn->trees, *n; t; t = n) {
 		n = t->next;

@@ -1,0 +1,963 @@
+/* HNSW (Malkov and Yashunin) on the file's pages: insertion with the paper's
+ * neighbour-selection heuristic, parallel batch build, search with optional filter,
+ * removal that re-links the neighbours around the removed node, and the invariants
+ * nvf_check() verifies. Layout in hnsw.h. */
+#include "hnsw.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define NLOCKS 4096u /* striped locks of the parallel build */
+
+typedef struct nvf_hnsw {
+	nvf_array *g0, *up;
+	nvf_tree *rec, *freeup;
+	struct nvf_disk_hnsw h;
+	bool dirty;
+	uint32_t m, m0, efc, efs;
+	double ml;
+	uint64_t seed;
+	/* Only during a parallel insert: */
+	pthread_mutex_t *locks;
+	pthread_mutex_t glock;
+} nvf_hnsw;
+
+typedef struct cand {
+	float d;
+	uint32_t r;
+} cand;
+
+/* ---- per-thread scratch: visited tags and heaps ---- */
+
+typedef struct scratch {
+	uint32_t *visited;
+	uint64_t vcap;
+	uint32_t epoch;
+	cand *cand, *res, *tmp;
+	size_t ccap, rcap, tcap;
+	uint32_t *links;
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	scratch *s = p;
+	if (s) {
+		free(s->visited);
+		free(s->cand);
+		free(s->res);
+		free(s->tmp);
+		free(s->links);
+		free(s);
+	}
+}
+
+static void scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 64;
+	while (n < need)
+		n *= 2;
+	void *q = realloc(*p, n * elem);
+	if (!q)
+		return nvf__oom();
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* This thread's scratch, with room for `rows` visited tags and `ef` candidates; a
+ * new epoch makes every tag stale at once. */
+static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks)
+{
+	pthread_once(&scratch_once, scratch_init);
+	scratch *s = pthread_getspecific(scratch_key);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s || pthread_setspecific(scratch_key, s) != 0) {
+			free(s);
+			return NULL;
+		}
+		s->links = malloc((size_t)(2 * NVF_HNSW_MAX_LEVEL + 512) * sizeof(uint32_t));
+		if (!s->links)
+			return NULL;
+	}
+	if (rows > s->vcap) {
+		uint64_t n = rows + rows / 4 + 1024;
+		uint32_t *v = realloc(s->visited, n * sizeof(uint32_t));
+		if (!v)
+			return NULL;
+		memset(v, 0, n * sizeof(uint32_t));
+		s->visited = v;
+		s->vcap = n;
+		s->epoch = 0;
+	}
+	if (++s->epoch == 0) {
+		memset(s->visited, 0, s->vcap * sizeof(uint32_t));
+		s->epoch = 1;
+	}
+	size_t need = ef + maxlinks + 2;
+	if (grow((void **)&s->cand, &s->ccap, need, sizeof(cand)) || grow((void **)&s->res, &s->rcap, need, sizeof(cand)) ||
+	    grow((void **)&s->tmp, &s->tcap, need, sizeof(cand)))
+		return NULL;
+	return s;
+}
+
+/* ---- heaps of (d, r): min-heap for candidates, max-heap for results ---- */
+
+static inline bool before(cand a, cand b) /* a nearer than b (ties by row) */
+{
+	return a.d < b.d || (a.d == b.d && a.r < b.r);
+}
+
+static inline void heap_push(cand *h, size_t *n, cand x, bool max)
+{
+	size_t i = (*n)++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (max ? !before(h[p], x) : !before(x, h[p]))
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = x;
+}
+
+static inline cand heap_pop(cand *h, size_t *n, bool max)
+{
+	cand top = h[0], x = h[--(*n)];
+	size_t i = 0, m = *n;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, b = i;
+		cand bx = x;
+		if (l < m && (max ? before(bx, h[l]) : before(h[l], bx))) {
+			b = l;
+			bx = h[l];
+		}
+		if (r < m && (max ? before(bx, h[r]) : before(h[r], bx)))
+			b = r;
+		if (b == i)
+			break;
+		h[i] = h[b];
+		i = b;
+	}
+	if (m)
+		h[i] = x;
+	return top;
+}
+
+/* ---- the graph's records ---- */
+
+static inline struct nvf_hnsw_node0 *node0(const nvf_hnsw *g, uint64_t row)
+{
+	return (struct nvf_hnsw_node0 *)(uintptr_t)nvf__array_row(g->g0, row);
+}
+
+static inline uint32_t *links_of(const nvf_hnsw *g, uint64_t row, int level, uint32_t *n)
+{
+	struct nvf_hnsw_node0 *z = node0(g, row);
+	if (level == 0) {
+		*n = z->n;
+		return (uint32_t *)(z + 1);
+	}
+	struct nvf_hnsw_upper *u = (struct nvf_hnsw_upper *)(uintptr_t)nvf__array_row(g->up, z->upper + (uint32_t)level - 1);
+	*n = u->n;
+	return (uint32_t *)(u + 1);
+}
+
+static inline uint32_t max_links(const nvf_hnsw *g, int level)
+{
+	return level == 0 ? g->m0 : g->m;
+}
+
+static inline void lock_row(nvf_hnsw *g, uint64_t row)
+{
+	if (g->locks)
+		pthread_mutex_lock(&g->locks[row % NLOCKS]);
+}
+
+static inline void unlock_row(nvf_hnsw *g, uint64_t row)
+{
+	if (g->locks)
+		pthread_mutex_unlock(&g->locks[row % NLOCKS]);
+}
+
+/* Copy a node's links at a level (under its lock while building in parallel). */
+static uint32_t copy_links(nvf_hnsw *g, uint64_t row, int level, uint32_t *out)
+{
+	uint32_t n;
+	lock_row(g, row);
+	uint32_t *l = links_of(g, row, level, &n);
+	memcpy(out, l, n * sizeof(uint32_t));
+	unlock_row(g, row);
+	return n;
+}
+
+/* Writable records. Outside the parallel build a chunk is copied on first write;
+ * inside it, every chunk was made writable beforehand. */
+static int node0_mut(nvf_txn *txn, nvf_hnsw *g, uint64_t row, struct nvf_hnsw_node0 **out)
+{
+	uint8_t *p;
+	int rc = nvf__array_row_mut(g->g0, txn, row, &p);
+	*out = (struct nvf_hnsw_node0 *)(void *)p;
+	return rc;
+}
+
+static int links_mut(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level, uint32_t **links, uint32_t **count)
+{
+	struct nvf_hnsw_node0 *z;
+	int rc = node0_mut(txn, g, row, &z);
+	if (rc != 0)
+		return rc;
+	if (level == 0) {
+		/* n is 16 bits in the record; callers store through a u32 temporary. */
+		*links = (uint32_t *)(z + 1);
+		*count = NULL;
+		return 0;
+	}
+	uint8_t *p;
+	if ((rc = nvf__array_row_mut(g->up, txn, z->upper + (uint32_t)level - 1, &p)) != 0)
+		return rc;
+	*count = &((struct nvf_hnsw_upper *)(void *)p)->n;
+	*links = (uint32_t *)(void *)(p + sizeof(struct nvf_hnsw_upper));
+	return 0;
+}
+
+static int set_links(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level, const uint32_t *l, uint32_t n)
+{
+	uint32_t *links, *count;
+	int rc = links_mut(txn, g, row, level, &links, &count);
+	if (rc != 0)
+		return rc;
+	memcpy(links, l, n * sizeof(uint32_t));
+	if (count) {
+		*count = n;
+	} else {
+		struct nvf_hnsw_node0 *z;
+		node0_mut(txn, g, row, &z);
+		z->n = (uint16_t)n;
+	}
+	return 0;
+}
+
+/* ---- distances ---- */
+
+static inline const float *vec_of(const nvf_coll *c, uint64_t row)
+{
+	return (const float *)(const void *)nvf__array_row(c->vec, row);
+}
+
+static inline float norm2_of(const nvf_coll *c, uint64_t row)
+{
+	float n;
+	memcpy(&n, nvf__array_row(c->norms, row), 4);
+	return n;
+}
+
+static inline float dist_rows(const nvf_coll *c, uint64_t a, uint64_t b)
+{
+	return nvf__score_row(c, vec_of(c, a), norm2_of(c, a), b);
+}
+
+static inline void prefetch_row(const nvf_coll *c, uint64_t row)
+{
+	const char *p = (const char *)nvf__array_row(c->vec, row);
+	__builtin_prefetch(p);
+	__builtin_prefetch(p + 64);
+	__builtin_prefetch(p + 128);
+	__builtin_prefetch(p + 192);
+}
+
+/* ---- searching one level ---- */
+
+typedef struct query {
+	const nvf_coll *c;
+	nvf_hnsw *g;
+	const float *q;
+	float qn2;
+	nvf__filter_fn filter; /* level 0 results only */
+	void *fctx;
+	uint64_t skip;         /* a row never to return (the node being inserted) */
+} query;
+
+static inline float qdist(const query *Q, uint64_t row)
+{
+	return nvf__score_row(Q->c, Q->q, Q->qn2, row);
+}
+
+static inline bool admit(const query *Q, uint64_t row)
+{
+	if (row == Q->skip)
+		return false;
+	if (!Q->filter)
+		return true;
+	uint64_t id;
+	memcpy(&id, nvf__array_row(Q->c->rowids, row), 8);
+	return Q->filter(id, Q->fctx) != 0;
+}
+
+/* Greedy descent at an upper level: the nearest node reachable from *cur. */
+static void greedy(const query *Q, int level, uint32_t *cur, float *curd, uint32_t *buf)
+{
+	for (bool changed = true; changed;) {
+		changed = false;
+		uint32_t n = copy_links(Q->g, *cur, level, buf);
+		for (uint32_t i = 0; i < n; i++) {
+			float d = qdist(Q, buf[i]);
+			if (d < *curd || (d == *curd && buf[i] < *cur)) {
+				*curd = d;
+				*cur = buf[i];
+				changed = true;
+			}
+		}
+	}
+}
+
+/* Beam search of width ef at one level from the entries in s->res (their count
+ * *nres); leaves the best ef admitted nodes in the max-heap s->res. Without a filter
+ * every visited node is admitted; with one, traversal goes through non-matching
+ * nodes but only matching ones enter the results, and gives up after max_visit. */
+static void search_level(const query *Q, scratch *s, int level, size_t ef, const cand *entries, size_t nent,
+			 size_t *nres, uint64_t max_visit)
+{
+	size_t nc = 0, nr = 0;
+	*nres = 0;
+	uint64_t visits = 0;
+	for (size_t i = 0; i < nent; i++) {
+		s->visited[entries[i].r] = s->epoch;
+		heap_push(s->cand, &nc, entries[i], false);
+		if (admit(Q, entries[i].r))
+			heap_push(s->res, &nr, entries[i], true);
+	}
+	while (nc > 0) {
+		cand c = heap_pop(s->cand, &nc, false);
+		if (nr >= ef && c.d > s->res[0].d)
+			break;
+		if (++visits > max_visit)
+			break;
+		uint32_t n = copy_links(Q->g, c.r, level, s->links);
+		for (uint32_t i = 0; i < n; i++)
+			if (s->visited[s->links[i]] != s->epoch)
+				prefetch_row(Q->c, s->links[i]);
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t r = s->links[i];
+			if (s->visited[r] == s->epoch)
+				continue;
+			s->visited[r] = s->epoch;
+			cand x = {qdist(Q, r), r};
+			if (nr < ef || before(x, s->res[0])) {
+				if (nc + 1 > s->ccap && grow((void **)&s->cand, &s->ccap, nc + 1, sizeof(cand)) != 0) {
+					*nres = nr; /* out of memory: what was found so far */
+					return;
+				}
+				heap_push(s->cand, &nc, x, false);
+				if (admit(Q, r)) {
+					heap_push(s->res, &nr, x, true);
+					if (nr > ef)
+						heap_pop(s->res, &nr, true);
+				}
+			}
+		}
+	}
+	*nres = nr;
+}
+
+/* ---- neighbour selection: the paper's heuristic (algorithm 4) ---- */
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const cand *x = a, *y = b;
+	return before(*x, *y) ? -1 : before(*y, *x) ? 1 : 0;
+}
+
+/* From candidates (distances to `base`), keep at most m that are nearer to base than
+ * to any already kept: links spread in directions instead of crowding one cluster. */
+static size_t select_heuristic(const nvf_coll *c, cand *cands, size_t n, size_t m)
+{
+	qsort(cands, n, sizeof(*cands), cmp_cand);
+	size_t kept = 0;
+	for (size_t i = 0; i < n && kept < m; i++) {
+		bool good = true;
+		for (size_t j = 0; j < kept && good; j++)
+			if (dist_rows(c, cands[i].r, cands[j].r) < cands[i].d)
+				good = false;
+		if (good)
+			cands[kept++] = cands[i];
+	}
+	return kept;
+}
+
+/* Add `x` to `row`'s links at `level`, shrinking by the heuristic if full. */
+static int add_link(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, int level, uint32_t x, cand *tmp)
+{
+	int rc = 0;
+	lock_row(g, row);
+	uint32_t n, cap = max_links(g, level);
+	uint32_t *l = links_of(g, row, level, &n);
+	for (uint32_t i = 0; i < n; i++)
+		if (l[i] == x)
+			goto out;
+	if (n < cap) {
+		uint32_t buf[512];
+		memcpy(buf, l, n * sizeof(uint32_t));
+		buf[n] = x;
+		rc = set_links(txn, g, row, level, buf, n + 1);
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			tmp[i] = (cand){dist_rows(c, row, l[i]), l[i]};
+		tmp[n] = (cand){dist_rows(c, row, x), x};
+		size_t k = select_heuristic(c, tmp, n + 1, cap);
+		uint32_t buf[512];
+		for (size_t i = 0; i < k; i++)
+			buf[i] = tmp[i].r;
+		rc = set_links(txn, g, row, level, buf, (uint32_t)k);
+	}
+out:
+	unlock_row(g, row);
+	return rc;
+}
+
+/* ---- open / create ---- */
+
+static int level_of(const nvf_hnsw *g, uint64_t id)
+{
+	/* From the id and the seed alone: the same graph whatever the insertion
+	 * order's thread interleaving decides for the links. */
+	uint64_t x = id ^ g->seed;
+	x += UINT64_C(0x9E3779B97F4A7C15);
+	x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+	x ^= x >> 31;
+	double u = ((double)(x >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+	int l = (int)floor(-log(u) * g->ml);
+	return l < NVF_HNSW_MAX_LEVEL - 1 ? l : NVF_HNSW_MAX_LEVEL - 1;
+}
+
+static int setup(nvf_txn *txn, nvf_coll *c, bool create)
+{
+	nvf_hnsw *g = calloc(1, sizeof(*g));
+	if (!g)
+		return nvf__oom();
+	g->m = c->cfg.hnsw_m;
+	g->m0 = 2 * c->cfg.hnsw_m;
+	g->efc = c->cfg.hnsw_ef_construction;
+	g->efs = c->cfg.hnsw_ef_search;
+	g->ml = 1.0 / log((double)g->m);
+	g->seed = c->cfg.seed;
+	uint32_t s0 = (uint32_t)(sizeof(struct nvf_hnsw_node0) + 4 * g->m0);
+	uint32_t su = (uint32_t)(sizeof(struct nvf_hnsw_upper) + 4 * g->m);
+	int rc;
+	if ((rc = nvf__array_open(txn, NVF_T_GRAPH0, create ? s0 : 0, 32u << 10, &g->g0)) != 0 ||
+	    (rc = nvf__array_open(txn, NVF_T_UPPER, create ? su : 0, 16u << 10, &g->up)) != 0 ||
+	    (rc = nvf__tree_open(txn, NVF_T_FREEUPPER, create ? NVF_TREE_KIND_PLAIN : -1, &g->freeup)) != 0 ||
+	    (rc = nvf__tree_open(txn, NVF_T_HNSW, create ? NVF_TREE_KIND_PLAIN : -1, &g->rec)) != 0) {
+		free(g);
+		return rc == NVF_ENOTFOUND ? nvf__err(NVF_ECORRUPT, "a tree of the HNSW graph is missing") : rc;
+	}
+	if (g->g0->stride != s0 || g->up->stride != su) {
+		rc = nvf__err(NVF_ECORRUPT, "HNSW records of %u/%u bytes, M = %u needs %u/%u", g->g0->stride,
+			      g->up->stride, g->m, s0, su);
+		free(g);
+		return rc;
+	}
+	if (create) {
+		memset(&g->h, 0, sizeof(g->h));
+		g->h.entry = NVF_HNSW_NO_ENTRY;
+		g->dirty = true;
+	} else {
+		nvf_val v;
+		rc = nvf__tree_get(txn, &g->rec->d, 0, &v);
+		if (rc != 0 || v.len != sizeof(g->h)) {
+			free(g);
+			return rc && rc != NVF_ENOTFOUND ? rc : nvf__err(NVF_ECORRUPT, "HNSW record missing or damaged");
+		}
+		memcpy(&g->h, v.data, sizeof(g->h));
+		if ((g->h.entry != NVF_HNSW_NO_ENTRY && g->h.entry >= nvf__array_rows(g->g0)) ||
+		    g->h.max_level >= NVF_HNSW_MAX_LEVEL) {
+			rc = nvf__err(NVF_ECORRUPT, "HNSW entry point %llu / top level %u out of range",
+				      (unsigned long long)g->h.entry, g->h.max_level);
+			free(g);
+			return rc;
+		}
+	}
+	c->hnsw = g;
+	return 0;
+}
+
+int nvf__hnsw_create(nvf_txn *txn, nvf_coll *c)
+{
+	return setup(txn, c, true);
+}
+
+int nvf__hnsw_open(nvf_txn *txn, nvf_coll *c)
+{
+	return setup(txn, c, false);
+}
+
+void nvf__hnsw_free(nvf_coll *c);
+void nvf__hnsw_free(nvf_coll *c)
+{
+	free(c->hnsw);
+	c->hnsw = NULL;
+}
+
+int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c)
+{
+	nvf_hnsw *g = c->hnsw;
+	if (!g || !g->dirty)
+		return 0;
+	int rc = nvf__tree_put(txn, &g->rec->d, 0, &g->h, sizeof(g->h), 0, NULL);
+	if (rc == 0)
+		g->dirty = false;
+	return rc;
+}
+
+/* ---- upper-level slots ---- */
+
+static int alloc_upper(nvf_txn *txn, nvf_hnsw *g, int levels, uint32_t *slot)
+{
+	nvf_cursor cur;
+	uint64_t want = (uint64_t)levels << 40;
+	int rc = nvf__cursor_seek(&cur, txn, &g->freeup->d, want);
+	if (rc != 0)
+		return rc;
+	if (cur.valid) {
+		uint64_t key;
+		if ((rc = nvf__cursor_get(&cur, &key, NULL)) != 0)
+			return rc;
+		if ((key >> 40) == (uint64_t)levels) {
+			*slot = (uint32_t)(key & ((UINT64_C(1) << 40) - 1));
+			return nvf__tree_del(txn, &g->freeup->d, key);
+		}
+	}
+	uint64_t end = nvf__array_rows(g->up);
+	if (end + (uint64_t)levels > UINT32_MAX)
+		return nvf__err(NVF_EFULL, "HNSW upper-level slots exhausted");
+	*slot = (uint32_t)end;
+	return nvf__array_prepare(g->up, txn, end, end + (uint64_t)levels);
+}
+
+/* Make a row a node of `level` with no links yet (its upper slots allocated). */
+static int init_node(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level)
+{
+	uint32_t slot = 0;
+	int rc;
+	if (level > 0 && (rc = alloc_upper(txn, g, level, &slot)) != 0)
+		return rc;
+	struct nvf_hnsw_node0 *z;
+	if ((rc = node0_mut(txn, g, row, &z)) != 0)
+		return rc;
+	z->upper = slot;
+	z->level = (uint8_t)level;
+	z->flags = 0;
+	z->n = 0;
+	for (int l = 1; l <= level; l++)
+		if ((rc = set_links(txn, g, row, l, NULL, 0)) != 0)
+			return rc;
+	return 0;
+}
+
+/* ---- insertion ---- */
+
+/* Link row x (its node initialised) into the graph. */
+static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
+{
+	struct nvf_hnsw_node0 *zx = node0(g, x);
+	int level = zx->level;
+	uint64_t rows = nvf__array_rows(c->vec);
+	scratch *s = get_scratch(rows, g->efc, g->m0);
+	if (!s)
+		return nvf__oom();
+	if (g->locks)
+		pthread_mutex_lock(&g->glock);
+	uint64_t ep = g->h.entry;
+	int top = (int)g->h.max_level;
+	bool hold = g->locks && level > top; /* a new top: keep others out meanwhile */
+	if (ep == NVF_HNSW_NO_ENTRY) {
+		g->h.entry = x;
+		g->h.max_level = (uint32_t)level;
+		g->h.nodes++;
+		g->h.per_level[level]++;
+		g->dirty = true;
+		zx->flags |= NVF_HNSW_LINKED;
+		if (g->locks)
+			pthread_mutex_unlock(&g->glock);
+		return 0;
+	}
+	if (g->locks && !hold)
+		pthread_mutex_unlock(&g->glock);
+
+	query Q = {c, g, vec_of(c, x), norm2_of(c, x), NULL, NULL, x};
+	uint32_t cur = (uint32_t)ep;
+	float curd = qdist(&Q, cur);
+	for (int l = top; l > level; l--)
+		greedy(&Q, l, &cur, &curd, s->links);
+	int rc = 0;
+	cand entry = {curd, cur};
+	uint32_t buf[512];
+	for (int l = level < top ? level : top; l >= 0 && rc == 0; l--) {
+		size_t nr;
+		s->epoch++;
+		if (s->epoch == 0) {
+			memset(s->visited, 0, s->vcap * sizeof(uint32_t));
+			s->epoch = 1;
+		}
+		search_level(&Q, s, l, g->efc, &entry, 1, &nr, UINT64_MAX);
+		/* Results out of the heap, nearest kept as the next level's entry. */
+		for (size_t i = 0; i < nr; i++)
+			s->tmp[i] = s->res[i];
+		size_t k = select_heuristic(c, s->tmp, nr, g->m);
+		if (nr > 0)
+			entry = s->tmp[0];
+		for (size_t i = 0; i < k; i++)
+			buf[i] = s->tmp[i].r;
+		lock_row(g, x);
+		rc = set_links(txn, g, x, l, buf, (uint32_t)k);
+		unlock_row(g, x);
+		for (size_t i = 0; i < k && rc == 0; i++)
+			rc = add_link(txn, c, g, buf[i], l, (uint32_t)x, s->cand);
+	}
+	zx = node0(g, x);
+	zx->flags |= NVF_HNSW_LINKED;
+	if (g->locks && !hold)
+		pthread_mutex_lock(&g->glock);
+	g->h.nodes++;
+	g->h.per_level[level]++;
+	if (level > (int)g->h.max_level) {
+		g->h.entry = x;
+		g->h.max_level = (uint32_t)level;
+	}
+	g->dirty = true;
+	if (g->locks)
+		pthread_mutex_unlock(&g->glock);
+	return rc;
+}
+
+/* Batches large enough to be worth it are built in parallel. Every chunk of the graph
+ * is made writable first (a batch may add links to any node), so that the threads
+ * only ever write through pointers, never change a tree. */
+#define PARALLEL_MIN 256
+
+int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
+{
+	nvf_hnsw *g = c->hnsw;
+	int rc = 0;
+	uint64_t nrows = nvf__array_rows(c->vec);
+	/* Nodes first: levels and upper slots, single-threaded (it changes trees). */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint64_t id;
+		memcpy(&id, nvf__array_row(c->rowids, rows[i]), 8);
+		rc = init_node(txn, g, rows[i], level_of(g, id));
+	}
+	if (rc != 0)
+		return nvf__txn_fail(txn, rc);
+	bool parallel = false;
+#ifdef _OPENMP
+	parallel = n >= PARALLEL_MIN && omp_get_max_threads() > 1;
+#endif
+	if (!parallel) {
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = link_node(txn, c, g, rows[i]);
+		return nvf__txn_fail(txn, rc);
+	}
+	if ((rc = nvf__array_prepare(g->g0, txn, 0, nrows)) != 0 ||
+	    (rc = nvf__array_prepare(g->up, txn, 0, nvf__array_rows(g->up))) != 0)
+		return nvf__txn_fail(txn, rc);
+	g->locks = malloc(NLOCKS * sizeof(*g->locks));
+	if (!g->locks)
+		return nvf__txn_fail(txn, nvf__oom());
+	for (unsigned i = 0; i < NLOCKS; i++)
+		pthread_mutex_init(&g->locks[i], NULL);
+	pthread_mutex_init(&g->glock, NULL);
+	/* The first node alone (it may become the entry), then the rest together. */
+	size_t first = 0;
+	if (g->h.entry == NVF_HNSW_NO_ENTRY)
+		rc = link_node(txn, c, g, rows[first++]);
+	int err = rc;
+#pragma omp parallel for schedule(dynamic, 16)
+	for (size_t i = first; i < n; i++) {
+		int e;
+#pragma omp atomic read
+		e = err;
+		if (e != 0)
+			continue;
+		e = link_node(txn, c, g, rows[i]);
+		if (e != 0) {
+#pragma omp atomic write
+			err = e;
+		}
+	}
+	for (unsigned i = 0; i < NLOCKS; i++)
+		pthread_mutex_destroy(&g->locks[i]);
+	pthread_mutex_destroy(&g->glock);
+	free(g->locks);
+	g->locks = NULL;
+	return nvf__txn_fail(txn, err);
+}
+
+/* ---- removal ---- */
+
+static bool contains(const uint32_t *l, uint32_t n, uint32_t x)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (l[i] == x)
+			return true;
+	return false;
+}
+
+int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t x)
+{
+	nvf_hnsw *g = c->hnsw;
+	struct nvf_hnsw_node0 *zx = node0(g, x);
+	if (!(zx->flags & NVF_HNSW_LINKED))
+		return 0;
+	int level = zx->level, rc = 0;
+	uint64_t rows = nvf__array_rows(c->vec);
+	scratch *s = get_scratch(rows, g->efc + 2 * g->m0, g->m0);
+	if (!s)
+		return nvf__oom();
+	query Q = {c, g, vec_of(c, x), norm2_of(c, x), NULL, NULL, x};
+	uint32_t nx_buf[512], nbuf[512];
+	cand *pool = malloc((g->efc + 2 * (size_t)g->m0 + 8) * sizeof(cand));
+	cand *sel = malloc((3 * (size_t)g->m0 + 8) * sizeof(cand));
+	if (!pool || !sel) {
+		free(pool);
+		free(sel);
+		return nvf__oom();
+	}
+	/* Who links to x? Its own neighbours mostly (links are made both ways), and
+	 * nodes near it: search around x at each level. */
+	uint32_t cur = (uint32_t)g->h.entry;
+	float curd = qdist(&Q, cur);
+	for (int l = (int)g->h.max_level; l > level; l--)
+		greedy(&Q, l, &cur, &curd, s->links);
+	cand entry = {curd, cur};
+	for (int l = level; l >= 0 && rc == 0; l--) {
+		uint32_t nx = copy_links(g, x, l, nx_buf);
+		size_t nr = 0;
+		if (++s->epoch == 0) {
+			memset(s->visited, 0, s->vcap * sizeof(uint32_t));
+			s->epoch = 1;
+		}
+		if (entry.r != x)
+			search_level(&Q, s, l, g->efc, &entry, 1, &nr, UINT64_MAX);
+		size_t np = 0;
+		for (size_t i = 0; i < nr; i++)
+			pool[np++] = s->res[i];
+		for (uint32_t i = 0; i < nx; i++)
+			pool[np++] = (cand){0, nx_buf[i]};
+		if (nr > 0) {
+			size_t b = 0;
+			for (size_t i = 1; i < nr; i++)
+				if (before(s->res[i], s->res[b]))
+					b = i;
+			entry = s->res[b];
+		}
+		for (size_t i = 0; i < np && rc == 0; i++) {
+			uint64_t y = pool[i].r;
+			bool dup = false;
+			for (size_t j = 0; j < i && !dup; j++)
+				dup = pool[j].r == y;
+			if (dup || y == x || node0(g, y)->level < l)
+				continue;
+			uint32_t ny;
+			uint32_t *ly = links_of(g, y, l, &ny);
+			if (!contains(ly, ny, (uint32_t)x))
+				continue;
+			/* Re-link y: its other links and x's, the best by the heuristic. */
+			size_t k = 0;
+			for (uint32_t j = 0; j < ny; j++)
+				if (ly[j] != x)
+					sel[k++] = (cand){dist_rows(c, y, ly[j]), ly[j]};
+			for (uint32_t j = 0; j < nx; j++) {
+				uint32_t z = nx_buf[j];
+				if (z == y || z == x || contains(ly, ny, z))
+					continue;
+				sel[k++] = (cand){dist_rows(c, y, z), z};
+			}
+			k = select_heuristic(c, sel, k, max_links(g, l));
+			for (size_t j = 0; j < k; j++)
+				nbuf[j] = sel[j].r;
+			rc = set_links(txn, g, y, l, nbuf, (uint32_t)k);
+		}
+	}
+	free(pool);
+	free(sel);
+	if (rc != 0)
+		return nvf__txn_fail(txn, rc);
+	/* A new entry point if x was it: a neighbour of x at the highest level that
+	 * still has nodes (levels are nested, so x's list there holds such nodes). */
+	g->h.nodes--;
+	g->h.per_level[level]--;
+	if (g->h.entry == x) {
+		int top = (int)g->h.max_level;
+		while (top > 0 && g->h.per_level[top] == 0)
+			top--;
+		uint64_t ne = NVF_HNSW_NO_ENTRY;
+		for (int l = level; l >= 0 && ne == NVF_HNSW_NO_ENTRY; l--) {
+			uint32_t n;
+			uint32_t *lx = links_of(g, x, l, &n);
+			for (uint32_t i = 0; i < n; i++)
+				if (node0(g, lx[i])->level == top) {
+					ne = lx[i];
+					break;
+				}
+		}
+		if (ne == NVF_HNSW_NO_ENTRY && g->h.nodes > 0) {
+			/* No neighbour at that level: look for one (rare: a lone top). */
+			for (uint64_t r = 0; r < rows && ne == NVF_HNSW_NO_ENTRY; r++) {
+				struct nvf_hnsw_node0 *z = node0(g, r);
+				if (r != x && (z->flags & NVF_HNSW_LINKED) && z->level == top)
+					ne = r;
+			}
+		}
+		g->h.entry = ne;
+		g->h.max_level = ne == NVF_HNSW_NO_ENTRY ? 0 : (uint32_t)top;
+	}
+	g->dirty = true;
+	/* Free x's upper slots and clear its record. */
+	if (level > 0) {
+		uint64_t key = (uint64_t)level << 40 | zx->upper;
+		if ((rc = nvf__tree_put(txn, &g->freeup->d, key, NULL, 0, 0, NULL)) != 0)
+			return nvf__txn_fail(txn, rc);
+	}
+	struct nvf_hnsw_node0 *z;
+	if ((rc = node0_mut(txn, g, x, &z)) != 0)
+		return nvf__txn_fail(txn, rc);
+	memset(z, 0, sizeof(*z));
+	return 0;
+}
+
+/* ---- search ---- */
+
+int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, nvf__filter_fn filter,
+		     void *fctx, nvf_result *out, size_t *nout)
+{
+	(void)txn;
+	nvf_hnsw *g = c->hnsw;
+	*nout = 0;
+	if (g->h.entry == NVF_HNSW_NO_ENTRY)
+		return 0;
+	size_t width = ef ? ef : g->efs;
+	if (width < k)
+		width = k;
+	uint64_t rows = nvf__array_rows(c->vec);
+	scratch *s = get_scratch(rows, width, g->m0);
+	if (!s)
+		return nvf__oom();
+	query Q = {c, g, q, c->k->norm_sq(q, c->cfg.dim), filter, fctx, UINT64_MAX};
+	uint32_t cur = (uint32_t)g->h.entry;
+	float curd = qdist(&Q, cur);
+	for (int l = (int)g->h.max_level; l > 0; l--)
+		greedy(&Q, l, &cur, &curd, s->links);
+	cand entry = {curd, cur};
+	size_t nr;
+	/* With a filter, stop after visiting enough of the graph to have met k matches
+	 * at the expected rate; the caller falls back to an exact scan if we did not. */
+	uint64_t budget = filter ? (uint64_t)width * g->m0 * 64 + 1024 : UINT64_MAX;
+	search_level(&Q, s, 0, width, &entry, 1, &nr, budget);
+	nvf_topk t = {k, 0, out};
+	while (nr > 0) {
+		cand x = heap_pop(s->res, &nr, true);
+		uint64_t id;
+		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
+		nvf__topk_push(&t, x.d, id);
+	}
+	nvf__topk_finish(&t, c->cfg.metric);
+	*nout = t.n;
+	return 0;
+}
+
+/* ---- invariants ---- */
+
+int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
+{
+	(void)txn;
+	nvf_hnsw *g = c->hnsw;
+	uint64_t rows = nvf__array_rows(c->vec), nodes = 0, per_level[NVF_HNSW_MAX_LEVEL] = {0};
+	if (nvf__array_rows(g->g0) > rows) {
+		*bad_row = rows;
+		return nvf__err(NVF_ECORRUPT, "HNSW graph has %llu records for %llu rows",
+				(unsigned long long)nvf__array_rows(g->g0), (unsigned long long)rows);
+	}
+	uint64_t grows = nvf__array_rows(g->g0);
+	for (uint64_t r = 0; r < rows; r++) {
+		uint64_t id;
+		memcpy(&id, nvf__array_row(c->rowids, r), 8);
+		bool live = id != NVF_ROW_FREE;
+		const struct nvf_hnsw_node0 *z = r < grows ? node0(g, r) : NULL;
+		bool linked = z && (z->flags & NVF_HNSW_LINKED);
+		*bad_row = r;
+		if (live != linked)
+			return nvf__err(NVF_ECORRUPT, "HNSW: row %llu is %s but %s in the graph", (unsigned long long)r,
+					live ? "a record" : "free", linked ? "linked" : "not linked");
+		if (!linked)
+			continue;
+		if (z->level >= NVF_HNSW_MAX_LEVEL || z->level > g->h.max_level)
+			return nvf__err(NVF_ECORRUPT, "HNSW: row %llu at level %u above the top %u", (unsigned long long)r,
+					z->level, g->h.max_level);
+		nodes++;
+		per_level[z->level]++;
+		if (z->level > 0 && (uint64_t)z->upper + z->level > nvf__array_rows(g->up))
+			return nvf__err(NVF_ECORRUPT, "HNSW: row %llu's upper slots %u+%u beyond %llu", (unsigned long long)r,
+					z->upper, z->level, (unsigned long long)nvf__array_rows(g->up));
+		for (int l = 0; l <= z->level; l++) {
+			uint32_t n;
+			const uint32_t *lk = links_of(g, r, l, &n);
+			if (n > max_links(g, l))
+				return nvf__err(NVF_ECORRUPT, "HNSW: row %llu has %u links at level %d, at most %u",
+						(unsigned long long)r, n, l, max_links(g, l));
+			for (uint32_t i = 0; i < n; i++) {
+				uint64_t y = lk[i];
+				if (y >= grows || y == r)
+					return nvf__err(NVF_ECORRUPT, "HNSW: row %llu links to row %llu at level %d",
+							(unsigned long long)r, (unsigned long long)y, l);
+				const struct nvf_hnsw_node0 *zy = node0(g, y);
+				if (!(zy->flags & NVF_HNSW_LINKED) || zy->level < l)
+					return nvf__err(NVF_ECORRUPT, "HNSW: row %llu links at level %d to row %llu, %s",
+							(unsigned long long)r, l, (unsigned long long)y,
+							(zy->flags & NVF_HNSW_LINKED) ? "a lower node" : "not a live node");
+				for (uint32_t j = 0; j < i; j++)
+					if (lk[j] == y)
+						return nvf__err(NVF_ECORRUPT, "HNSW: row %llu links twice to row %llu",
+								(unsigned long long)r, (unsigned long long)y);
+			}
+		}
+	}
+	*bad_row = g->h.entry;
+	if (nodes != g->h.nodes || nodes != c->idmap->d.count)
+		return nvf__err(NVF_ECORRUPT, "HNSW: %llu linked nodes, the graph record says %llu, the id map %llu",
+				(unsigned long long)nodes, (unsigned long long)g->h.nodes,
+				(unsigned long long)c->idmap->d.count);
+	for (int l = 0; l < NVF_HNSW_MAX_LEVEL; l++)
+		if (per_level[l] != g->h.per_level[l])
+			return nvf__err(NVF_ECORRUPT, "HNSW: %llu nodes at level %d, the record says %llu",
+					(unsigned long long)per_level[l], l, (unsigned long long)g->h.per_level[l]);
+	if (nodes == 0) {
+		if (g->h.entry != NVF_HNSW_NO_ENTRY)
+			return nvf__err(NVF_ECORRUPT, "HNSW: an entry point in an empty graph");
+	} else {
+		const struct nvf_hnsw_node0 *ze = node0(g, g->h.entry);
+		if (!(ze->flags & NVF_HNSW_LINKED) || ze->level != g->h.max_level ||
+		    (g->h.max_level + 1 < NVF_HNSW_MAX_LEVEL && per_level[g->h.max_level] == 0))
+			return nvf__err(NVF_ECORRUPT, "HNSW: entry point row %llu is not a node at the top level %u",
+					(unsigned long long)g->h.entry, g->h.max_level);
+		for (int l = (int)g->h.max_level + 1; l < NVF_HNSW_MAX_LEVEL; l++)
+			if (per_level[l])
+				return nvf__err(NVF_ECORRUPT, "HNSW: nodes above the top level %u", g->h.max_level);
+	}
+	*bad_row = UINT64_MAX;
+	return 0;
+}

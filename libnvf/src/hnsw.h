@@ -1,0 +1,72 @@
+/* The HNSW graph (Malkov and Yashunin, 2016) kept in the file's pages.
+ *
+ * Level 0 is an array with one record per vector row (the same row numbers), so a
+ * node's links are one table lookup away like its vector. Nodes above level 0 (about
+ * one in M) also own `level` consecutive slots of the UPPER array, one per level
+ * 1..level, found through the slot number in their level-0 record. The entry point,
+ * the top level and the number of nodes per level are a small record of their own.
+ * Links hold row numbers. Opening needs none of this in memory: search reads it all
+ * straight from the map. */
+#ifndef NVF_HNSW_H
+#define NVF_HNSW_H
+
+#include "coll.h"
+
+enum {
+	NVF_T_GRAPH0 = 7,    /* array: row -> struct nvf_hnsw_node0 + links */
+	NVF_T_UPPER = 8,     /* array: slot -> struct nvf_hnsw_upper + links */
+	NVF_T_FREEUPPER = 9, /* free slot runs: levels << 40 | first slot -> nothing */
+	NVF_T_HNSW = 10,     /* key 0: struct nvf_disk_hnsw */
+};
+
+#define NVF_HNSW_MAX_LEVEL 24
+#define NVF_HNSW_NO_ENTRY UINT64_MAX
+
+/* Level-0 record of a row, followed by 2M u32 links. */
+struct nvf_hnsw_node0 {
+	uint32_t upper; /* first UPPER slot (level 1), if level > 0 */
+	uint8_t level;  /* the node's top level */
+	uint8_t flags;  /* NVF_HNSW_LINKED: the row is a node of the graph */
+	uint16_t n;     /* links in use */
+};
+_Static_assert(sizeof(struct nvf_hnsw_node0) == 8, "node0 size");
+#define NVF_HNSW_LINKED 0x1u
+
+/* One upper-level list, followed by M u32 links. */
+struct nvf_hnsw_upper {
+	uint32_t n;
+};
+_Static_assert(sizeof(struct nvf_hnsw_upper) == 4, "upper size");
+
+/* The graph's own record. */
+struct nvf_disk_hnsw {
+	uint64_t entry;                         /* entry row, NVF_HNSW_NO_ENTRY if empty */
+	uint32_t max_level;
+	uint32_t reserved;
+	uint64_t nodes;                         /* linked nodes */
+	uint64_t per_level[NVF_HNSW_MAX_LEVEL]; /* nodes whose level is exactly l */
+};
+_Static_assert(sizeof(struct nvf_disk_hnsw) == 24 + 8 * NVF_HNSW_MAX_LEVEL, "hnsw record size");
+
+/* Create the graph's trees (collection creation and reindex). */
+int nvf__hnsw_create(nvf_txn *txn, nvf_coll *c);
+/* Open the graph of an HNSW collection (nvf__coll_get calls it). */
+int nvf__hnsw_open(nvf_txn *txn, nvf_coll *c);
+/* Link rows [first, first + n) (already written) into the graph; in parallel for
+ * batches. */
+int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n);
+/* Unlink a row's node, re-linking its neighbours around it. */
+int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t row);
+/* Write back the graph record if it changed (before commit). */
+int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c);
+
+typedef int (*nvf__filter_fn)(uint64_t id, void *ctx);
+
+/* k nearest by the graph; with a filter, only matching records are returned. */
+int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, nvf__filter_fn filter,
+		     void *fctx, nvf_result *out, size_t *nout);
+
+/* Graph invariants for nvf_check(). */
+int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row);
+
+#endif
