@@ -28,6 +28,21 @@ static uint32_t vector_stride(uint32_t dim)
 
 /* ---- the per-transaction view ---- */
 
+/* Before a commit: settle the graph's removals and release their rows. */
+static int coll_precommit(nvf_txn *txn)
+{
+	nvf_coll *c = txn->coll;
+	uint64_t *rows;
+	size_t n;
+	int rc = nvf__hnsw_settle(txn, c, &rows, &n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = nvf__tree_put(txn, &c->freerows->d, rows[i], NULL, 0, 0, NULL);
+	free(rows);
+	if (rc == 0)
+		rc = nvf__hnsw_flush(txn, c);
+	return nvf__txn_fail(txn, rc);
+}
+
 int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 {
 	if (txn->coll) {
@@ -82,6 +97,8 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 		return rc;
 	}
 	txn->coll = c;
+	if ((txn->flags & NVF_TXN_F_WRITE) && c->hnsw)
+		txn->precommit = coll_precommit;
 	*out = c;
 	return 0;
 }
@@ -315,8 +332,8 @@ static int write_row(nvf_txn *txn, nvf_coll *c, uint64_t row, uint64_t id, const
 }
 
 /* Store vec under id, which validation found absent (exists false) or at row; the
- * row used is returned in *out_row. An existing node is unlinked from the graph
- * first (the caller links the row again): an update re-links it. */
+ * row used is returned in *out_row. An existing record's node is re-linked from its
+ * new position; a new row is linked by the caller (index_rows), in batches. */
 static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, bool exists, uint64_t row,
 		      uint64_t *out_row)
 {
@@ -329,11 +346,12 @@ static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, 
 			return nvf__txn_fail(txn, rc);
 		if (id >= c->idmap->d.aux)
 			c->idmap->d.aux = id + 1;
-	} else if (c->hnsw && (rc = nvf__hnsw_remove(txn, c, row)) != 0) {
-		return nvf__txn_fail(txn, rc);
 	}
 	*out_row = row;
-	return nvf__txn_fail(txn, write_row(txn, c, row, id, vec));
+	if ((rc = write_row(txn, c, row, id, vec)) == 0 && exists && c->hnsw &&
+	    (rc = nvf__hnsw_relink(txn, c, row)) == 0)
+		rc = nvf__hnsw_flush(txn, c);
+	return nvf__txn_fail(txn, rc);
 }
 
 /* Link written rows into the index and write back its record. */
@@ -375,7 +393,7 @@ static int put_one(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size
 		rc = nvf__err(NVF_EINVAL, "id %llu is reserved", (unsigned long long)id);
 		goto out;
 	}
-	if ((rc = put_record(txn, c, id, vec, exists, row, &row)) == 0)
+	if ((rc = put_record(txn, c, id, vec, exists, row, &row)) == 0 && !exists)
 		rc = index_rows(txn, c, &row, 1);
 out:
 	return leave(txn, own, true, rc);
@@ -519,7 +537,8 @@ int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id)
 	uint8_t *p;
 	uint64_t freed = NVF_ROW_FREE;
 	float zero = 0;
-	if (c->hnsw && ((rc = nvf__hnsw_remove(txn, c, row)) != 0 || (rc = nvf__hnsw_flush(txn, c)) != 0))
+	bool deferred = false;
+	if (c->hnsw && ((rc = nvf__hnsw_remove(txn, c, row, &deferred)) != 0 || (rc = nvf__hnsw_flush(txn, c)) != 0))
 		goto fail;
 	if ((rc = nvf__tree_del(txn, &c->idmap->d, id)) != 0 ||
 	    (rc = nvf__array_row_mut(c->rowids, txn, row, &p)) != 0)
@@ -528,7 +547,8 @@ int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id)
 	if ((rc = nvf__array_row_mut(c->norms, txn, row, &p)) != 0)
 		goto fail;
 	memcpy(p, &zero, 4);
-	if ((rc = nvf__tree_put(txn, &c->freerows->d, row, NULL, 0, 0, NULL)) != 0)
+	/* A tombstone's row is released at commit, after the graph's sweep. */
+	if (!deferred && (rc = nvf__tree_put(txn, &c->freerows->d, row, NULL, 0, 0, NULL)) != 0)
 		goto fail;
 	goto out;
 fail:

@@ -24,6 +24,10 @@ typedef struct nvf_hnsw {
 	/* Only during a parallel insert: */
 	pthread_mutex_t *locks;
 	pthread_mutex_t glock;
+	/* Removed nodes waiting for the commit's sweep (see removal below). */
+	NVF_VEC(uint64_t) tombs;
+	uint8_t *tomb;
+	uint64_t tomb_bits;
 } nvf_hnsw;
 
 typedef struct cand {
@@ -235,11 +239,43 @@ static int links_mut(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level, uint32_
 	return 0;
 }
 
+/* Change a target's in-degree by d. Other threads may be changing it too (the
+ * target's own lock is not held): an atomic add. */
+static int indeg_add(nvf_txn *txn, nvf_hnsw *g, uint64_t target, int32_t d)
+{
+	struct nvf_hnsw_node0 *z;
+	int rc = node0_mut(txn, g, target, &z);
+	if (rc == 0)
+		__atomic_fetch_add(&z->indeg, (uint32_t)d, __ATOMIC_RELAXED);
+	return rc;
+}
+
 static int set_links(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level, const uint32_t *l, uint32_t n)
 {
 	uint32_t *links, *count;
 	int rc = links_mut(txn, g, row, level, &links, &count);
 	if (rc != 0)
+		return rc;
+	/* In-degrees: links that go away and links that arrive. */
+	uint32_t old_n = count ? *count : ((struct nvf_hnsw_node0 *)(void *)links - 1)->n;
+	for (uint32_t i = 0; i < old_n && rc == 0; i++) {
+		bool kept = false;
+		for (uint32_t j = 0; j < n && !kept; j++)
+			kept = l[j] == links[i];
+		if (!kept)
+			rc = indeg_add(txn, g, links[i], -1);
+	}
+	for (uint32_t j = 0; j < n && rc == 0; j++) {
+		bool had = false;
+		for (uint32_t i = 0; i < old_n && !had; i++)
+			had = links[i] == l[j];
+		if (!had)
+			rc = indeg_add(txn, g, l[j], 1);
+	}
+	if (rc != 0)
+		return rc;
+	/* indeg_add may have copied this row's chunk too: fetch the pointers again. */
+	if ((rc = links_mut(txn, g, row, level, &links, &count)) != 0)
 		return rc;
 	memcpy(links, l, n * sizeof(uint32_t));
 	if (count) {
@@ -282,6 +318,8 @@ static inline void prefetch_row(const nvf_coll *c, uint64_t row)
 
 /* ---- searching one level ---- */
 
+static inline bool is_tomb(const struct nvf_hnsw *g, uint64_t r);
+
 typedef struct query {
 	const nvf_coll *c;
 	nvf_hnsw *g;
@@ -299,7 +337,7 @@ static inline float qdist(const query *Q, uint64_t row)
 
 static inline bool admit(const query *Q, uint64_t row)
 {
-	if (row == Q->skip)
+	if (row == Q->skip || is_tomb(Q->g, row))
 		return false;
 	if (!Q->filter)
 		return true;
@@ -383,11 +421,14 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 /* From candidates (distances to `base`), keep at most m that are nearer to base than
- * to any already kept: links spread in directions instead of crowding one cluster. */
-static size_t select_heuristic(const nvf_coll *c, cand *cands, size_t n, size_t m)
+ * to any already kept: links spread in directions instead of crowding one cluster.
+ * With fill, the slots left are filled with the nearest of the pruned ones (the
+ * paper's keepPrunedConnections), as repairs after a removal want. */
+static size_t select_neighbors(const nvf_coll *c, cand *cands, size_t n, size_t m, bool fill)
 {
 	qsort(cands, n, sizeof(*cands), cmp_cand);
-	size_t kept = 0;
+	size_t kept = 0, pruned = 0;
+	cand *rest = fill ? malloc(n * sizeof(cand)) : NULL;
 	for (size_t i = 0; i < n && kept < m; i++) {
 		bool good = true;
 		for (size_t j = 0; j < kept && good; j++)
@@ -395,8 +436,18 @@ static size_t select_heuristic(const nvf_coll *c, cand *cands, size_t n, size_t 
 				good = false;
 		if (good)
 			cands[kept++] = cands[i];
+		else if (rest)
+			rest[pruned++] = cands[i];
 	}
+	for (size_t i = 0; i < pruned && kept < m; i++)
+		cands[kept++] = rest[i];
+	free(rest);
 	return kept;
+}
+
+static size_t select_heuristic(const nvf_coll *c, cand *cands, size_t n, size_t m)
+{
+	return select_neighbors(c, cands, n, m, false);
 }
 
 /* Add `x` to `row`'s links at `level`, shrinking by the heuristic if full. */
@@ -509,6 +560,10 @@ int nvf__hnsw_open(nvf_txn *txn, nvf_coll *c)
 void nvf__hnsw_free(nvf_coll *c);
 void nvf__hnsw_free(nvf_coll *c)
 {
+	if (c->hnsw) {
+		NVF_VEC_FREE(c->hnsw->tombs);
+		free(c->hnsw->tomb);
+	}
 	free(c->hnsw);
 	c->hnsw = NULL;
 }
@@ -559,13 +614,16 @@ static int init_node(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level)
 	struct nvf_hnsw_node0 *z;
 	if ((rc = node0_mut(txn, g, row, &z)) != 0)
 		return rc;
+	/* A row joins with no links either way (a removed node left none behind). */
+	memset(z, 0, sizeof(*z));
 	z->upper = slot;
 	z->level = (uint8_t)level;
-	z->flags = 0;
-	z->n = 0;
-	for (int l = 1; l <= level; l++)
-		if ((rc = set_links(txn, g, row, l, NULL, 0)) != 0)
+	for (int l = 1; l <= level; l++) {
+		uint8_t *p;
+		if ((rc = nvf__array_row_mut(g->up, txn, slot + (uint32_t)l - 1, &p)) != 0)
 			return rc;
+		((struct nvf_hnsw_upper *)(void *)p)->n = 0;
+	}
 	return 0;
 }
 
@@ -707,7 +765,16 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	return nvf__txn_fail(txn, err);
 }
 
-/* ---- removal ---- */
+/* ---- removal ----
+ *
+ * Removing node x: every node that links to x must drop the link and take others in
+ * its place. Links are mostly made both ways, so x's own neighbours and the nodes a
+ * search around x finds hold nearly all of them; each is repaired at once, from its
+ * other links and x's. The in-degree kept in each record says whether any link to x
+ * remains. If none, x is gone. If some (a node for which x is close though it is not
+ * close to x), x stays as a tombstone: still a node for the traversal, never a result,
+ * its row not reusable; at commit one sweep of the graph repairs the links to every
+ * tombstone of the transaction at once, and frees them. */
 
 static bool contains(const uint32_t *l, uint32_t n, uint32_t x)
 {
@@ -717,47 +784,87 @@ static bool contains(const uint32_t *l, uint32_t n, uint32_t x)
 	return false;
 }
 
-int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t x)
+static inline bool is_tomb(const nvf_hnsw *g, uint64_t r)
 {
-	nvf_hnsw *g = c->hnsw;
-	struct nvf_hnsw_node0 *zx = node0(g, x);
-	if (!(zx->flags & NVF_HNSW_LINKED))
-		return 0;
-	int level = zx->level, rc = 0;
+	return g->tomb && r < g->tomb_bits && (g->tomb[r >> 3] >> (r & 7) & 1);
+}
+
+/* y links to removed node(s) at level l: drop them, take candidates from y's other
+ * links and from `extra` (the removed nodes' links), keep the best by the heuristic,
+ * topped up to the full degree with the nearest of the rest. */
+static int repair(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t y, int l, const uint32_t *extra,
+		  size_t nextra, bool (*gone)(const nvf_hnsw *, uint64_t, uint64_t), uint64_t x, cand *sel)
+{
+	uint32_t ny, nbuf[512];
+	const uint32_t *ly = links_of(g, y, l, &ny);
+	size_t k = 0;
+	for (uint32_t j = 0; j < ny; j++)
+		if (!gone(g, ly[j], x))
+			sel[k++] = (cand){dist_rows(c, y, ly[j]), ly[j]};
+	for (size_t j = 0; j < nextra; j++) {
+		uint32_t z = extra[j];
+		if (z == y || gone(g, z, x) || contains(ly, ny, z))
+			continue;
+		bool dup = false;
+		for (size_t i = 0; i < k && !dup; i++)
+			dup = sel[i].r == z;
+		if (!dup)
+			sel[k++] = (cand){dist_rows(c, y, z), z};
+	}
+	k = select_neighbors(c, sel, k, max_links(g, l), true);
+	for (size_t j = 0; j < k; j++)
+		nbuf[j] = sel[j].r;
+	return set_links(txn, g, y, l, nbuf, (uint32_t)k);
+}
+
+static bool gone_one(const nvf_hnsw *g, uint64_t r, uint64_t x)
+{
+	(void)g;
+	return r == x;
+}
+
+static bool gone_tomb(const nvf_hnsw *g, uint64_t r, uint64_t x)
+{
+	(void)x;
+	return is_tomb(g, r);
+}
+
+/* Repair the nodes near x that link to it; x keeps its own links. */
+static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
+{
+	int level = node0(g, x)->level, rc = 0;
 	uint64_t rows = nvf__array_rows(c->vec);
 	scratch *s = get_scratch(rows, g->efc + 2 * g->m0, g->m0);
-	if (!s)
-		return nvf__oom();
-	query Q = {c, g, vec_of(c, x), norm2_of(c, x), NULL, NULL, x};
-	uint32_t nx_buf[512], nbuf[512];
 	cand *pool = malloc((g->efc + 2 * (size_t)g->m0 + 8) * sizeof(cand));
 	cand *sel = malloc((3 * (size_t)g->m0 + 8) * sizeof(cand));
-	if (!pool || !sel) {
+	uint32_t *lx = malloc(g->m0 * sizeof(uint32_t));
+	if (!s || !pool || !sel || !lx) {
 		free(pool);
 		free(sel);
+		free(lx);
 		return nvf__oom();
 	}
-	/* Who links to x? Its own neighbours mostly (links are made both ways), and
-	 * nodes near it: search around x at each level. */
+	query Q = {c, g, vec_of(c, x), norm2_of(c, x), NULL, NULL, x};
 	uint32_t cur = (uint32_t)g->h.entry;
 	float curd = qdist(&Q, cur);
 	for (int l = (int)g->h.max_level; l > level; l--)
 		greedy(&Q, l, &cur, &curd, s->links);
 	cand entry = {curd, cur};
-	for (int l = level; l >= 0 && rc == 0; l--) {
-		uint32_t nx = copy_links(g, x, l, nx_buf);
+	for (int l = level; l >= 0 && rc == 0 && node0(g, x)->indeg > 0; l--) {
+		uint32_t nx = copy_links(g, x, l, lx);
 		size_t nr = 0;
 		if (++s->epoch == 0) {
 			memset(s->visited, 0, s->vcap * sizeof(uint32_t));
 			s->epoch = 1;
 		}
+		/* A narrow search: the commit's sweep catches what it misses. */
 		if (entry.r != x)
-			search_level(&Q, s, l, g->efc, &entry, 1, &nr, UINT64_MAX);
+			search_level(&Q, s, l, g->m0, &entry, 1, &nr, UINT64_MAX);
 		size_t np = 0;
 		for (size_t i = 0; i < nr; i++)
 			pool[np++] = s->res[i];
 		for (uint32_t i = 0; i < nx; i++)
-			pool[np++] = (cand){0, nx_buf[i]};
+			pool[np++] = (cand){0, lx[i]};
 		if (nr > 0) {
 			size_t b = 0;
 			for (size_t i = 1; i < nr; i++)
@@ -770,73 +877,180 @@ int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t x)
 			bool dup = false;
 			for (size_t j = 0; j < i && !dup; j++)
 				dup = pool[j].r == y;
-			if (dup || y == x || node0(g, y)->level < l)
+			if (dup || y == x || node0(g, y)->level < l || is_tomb(g, y))
 				continue;
 			uint32_t ny;
-			uint32_t *ly = links_of(g, y, l, &ny);
-			if (!contains(ly, ny, (uint32_t)x))
-				continue;
-			/* Re-link y: its other links and x's, the best by the heuristic. */
-			size_t k = 0;
-			for (uint32_t j = 0; j < ny; j++)
-				if (ly[j] != x)
-					sel[k++] = (cand){dist_rows(c, y, ly[j]), ly[j]};
-			for (uint32_t j = 0; j < nx; j++) {
-				uint32_t z = nx_buf[j];
-				if (z == y || z == x || contains(ly, ny, z))
-					continue;
-				sel[k++] = (cand){dist_rows(c, y, z), z};
-			}
-			k = select_heuristic(c, sel, k, max_links(g, l));
-			for (size_t j = 0; j < k; j++)
-				nbuf[j] = sel[j].r;
-			rc = set_links(txn, g, y, l, nbuf, (uint32_t)k);
+			const uint32_t *ly = links_of(g, y, l, &ny);
+			if (contains(ly, ny, (uint32_t)x))
+				rc = repair(txn, c, g, y, l, lx, nx, gone_one, x, sel);
 		}
 	}
 	free(pool);
 	free(sel);
-	if (rc != 0)
-		return nvf__txn_fail(txn, rc);
-	/* A new entry point if x was it: a neighbour of x at the highest level that
-	 * still has nodes (levels are nested, so x's list there holds such nodes). */
-	g->h.nodes--;
-	g->h.per_level[level]--;
+	free(lx);
+	return rc;
+}
+
+/* x has no in-links left: drop its own links, free its upper slots, clear its record,
+ * and find a new entry point if it was the one. */
+static int finish_removal(nvf_txn *txn, nvf_hnsw *g, uint64_t x)
+{
+	struct nvf_hnsw_node0 *zx = node0(g, x);
+	int level = zx->level, rc = 0;
+	uint32_t upper = zx->upper;
 	if (g->h.entry == x) {
+		/* Levels are nested: x's list at a level holds nodes at least that high. */
 		int top = (int)g->h.max_level;
+		uint64_t ne = NVF_HNSW_NO_ENTRY;
+		uint32_t n;
+		g->h.per_level[level]--;
 		while (top > 0 && g->h.per_level[top] == 0)
 			top--;
-		uint64_t ne = NVF_HNSW_NO_ENTRY;
+		g->h.per_level[level]++;
 		for (int l = level; l >= 0 && ne == NVF_HNSW_NO_ENTRY; l--) {
-			uint32_t n;
-			uint32_t *lx = links_of(g, x, l, &n);
-			for (uint32_t i = 0; i < n; i++)
-				if (node0(g, lx[i])->level == top) {
-					ne = lx[i];
-					break;
-				}
+			const uint32_t *lk = links_of(g, x, l, &n);
+			for (uint32_t i = 0; i < n && ne == NVF_HNSW_NO_ENTRY; i++)
+				if (node0(g, lk[i])->level == top && !is_tomb(g, lk[i]))
+					ne = lk[i];
 		}
-		if (ne == NVF_HNSW_NO_ENTRY && g->h.nodes > 0) {
-			/* No neighbour at that level: look for one (rare: a lone top). */
-			for (uint64_t r = 0; r < rows && ne == NVF_HNSW_NO_ENTRY; r++) {
-				struct nvf_hnsw_node0 *z = node0(g, r);
-				if (r != x && (z->flags & NVF_HNSW_LINKED) && z->level == top)
-					ne = r;
-			}
+		for (uint64_t r = 0; ne == NVF_HNSW_NO_ENTRY && r < nvf__array_rows(g->g0); r++) {
+			struct nvf_hnsw_node0 *z = node0(g, r);
+			if (r != x && (z->flags & NVF_HNSW_LINKED) && z->level == top && !is_tomb(g, r))
+				ne = r;
 		}
 		g->h.entry = ne;
 		g->h.max_level = ne == NVF_HNSW_NO_ENTRY ? 0 : (uint32_t)top;
 	}
-	g->dirty = true;
-	/* Free x's upper slots and clear its record. */
-	if (level > 0) {
-		uint64_t key = (uint64_t)level << 40 | zx->upper;
-		if ((rc = nvf__tree_put(txn, &g->freeup->d, key, NULL, 0, 0, NULL)) != 0)
-			return nvf__txn_fail(txn, rc);
+	for (int l = 0; l <= level && rc == 0; l++)
+		rc = set_links(txn, g, x, l, NULL, 0);
+	if (rc == 0 && level > 0)
+		rc = nvf__tree_put(txn, &g->freeup->d, (uint64_t)level << 40 | upper, NULL, 0, 0, NULL);
+	struct nvf_hnsw_node0 *z;
+	if (rc == 0 && (rc = node0_mut(txn, g, x, &z)) == 0) {
+		if (z->indeg != 0)
+			return nvf__err(NVF_ECORRUPT, "HNSW: %u links to row %llu remain after its removal", z->indeg,
+					(unsigned long long)x);
+		memset(z, 0, sizeof(*z));
 	}
+	g->h.nodes--;
+	g->h.per_level[level]--;
+	g->dirty = true;
+	return rc;
+}
+
+int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t x, bool *deferred)
+{
+	nvf_hnsw *g = c->hnsw;
+	*deferred = false;
+	if (!(node0(g, x)->flags & NVF_HNSW_LINKED))
+		return 0;
+	int rc = unlink_near(txn, c, g, x);
+	if (rc == 0 && node0(g, x)->indeg > 0) {
+		/* Links from farther away remain: a tombstone until the commit's sweep. */
+		uint64_t rows = nvf__array_rows(g->g0);
+		if (rows > g->tomb_bits) {
+			uint64_t bytes = (rows + 7) / 8 + 64;
+			uint8_t *t = realloc(g->tomb, bytes);
+			if (!t)
+				return nvf__txn_fail(txn, nvf__oom());
+			memset(t + (g->tomb_bits + 7) / 8, 0, bytes - (g->tomb_bits + 7) / 8);
+			g->tomb = t;
+			g->tomb_bits = bytes * 8;
+		}
+		g->tomb[x >> 3] |= (uint8_t)(1u << (x & 7));
+		if ((rc = NVF_VEC_PUSH(g->tombs, x)) == 0)
+			*deferred = true;
+		return nvf__txn_fail(txn, rc);
+	}
+	if (rc == 0)
+		rc = finish_removal(txn, g, x);
+	return nvf__txn_fail(txn, rc);
+}
+
+int nvf__hnsw_relink(nvf_txn *txn, nvf_coll *c, uint64_t x)
+{
+	/* An update: the nodes near the old position let go of x, x drops its links
+	 * and joins again from its new position. Links from farther away stay: they
+	 * still lead to a live node. */
+	nvf_hnsw *g = c->hnsw;
+	int rc = unlink_near(txn, c, g, x);
+	int level = node0(g, x)->level;
+	for (int l = 0; l <= level && rc == 0; l++)
+		rc = set_links(txn, g, x, l, NULL, 0);
+	if (rc != 0)
+		return nvf__txn_fail(txn, rc);
 	struct nvf_hnsw_node0 *z;
 	if ((rc = node0_mut(txn, g, x, &z)) != 0)
 		return nvf__txn_fail(txn, rc);
-	memset(z, 0, sizeof(*z));
+	z->flags &= (uint8_t)~NVF_HNSW_LINKED;
+	g->h.nodes--;
+	g->h.per_level[level]--;
+	rc = link_node(txn, c, g, x);
+	return nvf__txn_fail(txn, rc);
+}
+
+int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
+{
+	nvf_hnsw *g = c->hnsw;
+	*rows = NULL;
+	*n = 0;
+	if (!g || g->tombs.n == 0)
+		return 0;
+	/* One sweep for every tombstone: repair each node that links to any of them,
+	 * with the tombstones' links as extra candidates. */
+	int rc = 0;
+	size_t cap = 0;
+	for (size_t i = 0; i < g->tombs.n; i++)
+		cap += g->m0;
+	uint32_t *extra = malloc((cap + 1) * sizeof(uint32_t));
+	cand *sel = malloc((cap + 2 * (size_t)g->m0 + 8) * sizeof(cand));
+	if (!extra || !sel) {
+		free(extra);
+		free(sel);
+		return nvf__txn_fail(txn, nvf__oom());
+	}
+	uint64_t grows = nvf__array_rows(g->g0);
+	for (uint64_t y = 0; y < grows && rc == 0; y++) {
+		struct nvf_hnsw_node0 *zy = node0(g, y);
+		if (!(zy->flags & NVF_HNSW_LINKED) || is_tomb(g, y))
+			continue;
+		for (int l = 0; l <= zy->level && rc == 0; l++) {
+			uint32_t ny;
+			const uint32_t *ly = links_of(g, y, l, &ny);
+			size_t ne = 0;
+			for (uint32_t j = 0; j < ny; j++) {
+				if (!is_tomb(g, ly[j]) || node0(g, ly[j])->level < l)
+					continue;
+				uint32_t nt;
+				const uint32_t *lt = links_of(g, ly[j], l, &nt);
+				for (uint32_t i = 0; i < nt && ne < cap; i++)
+					extra[ne++] = lt[i];
+			}
+			bool hit = false;
+			for (uint32_t j = 0; j < ny && !hit; j++)
+				hit = is_tomb(g, ly[j]);
+			if (hit)
+				rc = repair(txn, c, g, y, l, extra, ne, gone_tomb, 0, sel);
+		}
+	}
+	free(extra);
+	free(sel);
+	/* Now nothing live links to them; links among tombstones go with them. */
+	for (size_t i = 0; i < g->tombs.n && rc == 0; i++) {
+		uint64_t x = g->tombs.v[i];
+		int level = node0(g, x)->level;
+		for (int l = 0; l <= level && rc == 0; l++)
+			rc = set_links(txn, g, x, l, NULL, 0);
+	}
+	for (size_t i = 0; i < g->tombs.n && rc == 0; i++)
+		rc = finish_removal(txn, g, g->tombs.v[i]);
+	if (rc != 0)
+		return nvf__txn_fail(txn, rc);
+	*rows = g->tombs.v;
+	*n = g->tombs.n;
+	g->tombs.v = NULL;
+	g->tombs.n = g->tombs.cap = 0;
+	memset(g->tomb, 0, (g->tomb_bits + 7) / 8);
 	return 0;
 }
 

@@ -24,12 +24,14 @@ enum {
 
 /* Level-0 record of a row, followed by 2M u32 links. */
 struct nvf_hnsw_node0 {
-	uint32_t upper; /* first UPPER slot (level 1), if level > 0 */
-	uint8_t level;  /* the node's top level */
-	uint8_t flags;  /* NVF_HNSW_LINKED: the row is a node of the graph */
-	uint16_t n;     /* links in use */
+	uint32_t upper;  /* first UPPER slot (level 1), if level > 0 */
+	uint32_t indeg;  /* links to this node, at every level: removal must leave none */
+	uint8_t level;   /* the node's top level */
+	uint8_t flags;   /* NVF_HNSW_LINKED: the row is a node of the graph */
+	uint16_t n;      /* links in use */
+	uint32_t reserved;
 };
-_Static_assert(sizeof(struct nvf_hnsw_node0) == 8, "node0 size");
+_Static_assert(sizeof(struct nvf_hnsw_node0) == 16, "node0 size");
 #define NVF_HNSW_LINKED 0x1u
 
 /* One upper-level list, followed by M u32 links. */
@@ -55,8 +57,14 @@ int nvf__hnsw_open(nvf_txn *txn, nvf_coll *c);
 /* Link rows [first, first + n) (already written) into the graph; in parallel for
  * batches. */
 int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n);
-/* Unlink a row's node, re-linking its neighbours around it. */
-int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t row);
+/* Unlink a row's node, re-linking the nodes that linked to it. *deferred: the row
+ * is a tombstone until nvf__hnsw_settle() (it must not be reused before). */
+int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t row, bool *deferred);
+/* Before commit: repair what still links to tombstones and free them; their rows are
+ * returned (caller frees the array) for the caller to release. */
+int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n);
+/* After a row's vector changed: re-link its node from the new position. */
+int nvf__hnsw_relink(nvf_txn *txn, nvf_coll *c, uint64_t row);
 /* Write back the graph record if it changed (before commit). */
 int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c);
 

@@ -194,6 +194,7 @@ struct nvf_txn {
 	nvf_tree *trees;      /* user trees opened in this transaction */
 	struct nvf_array *arrays; /* arrays opened in this transaction (array.c) */
 	struct nvf_coll *coll;    /* the collection's view (coll.c) */
+	int (*precommit)(nvf_txn *txn); /* work the collection finishes before a commit */
 	uint8_t *scratch;     /* page rebuilding (btree.c) */
 
 	/* write transactions only */

@@ -487,7 +487,10 @@ out:
 static int commit_write(nvf_txn *txn)
 {
 	nvf_db *db = txn->db;
-	int rc = nvf__catalog_flush(txn);
+	int rc = txn->precommit ? txn->precommit(txn) : 0;
+	if (rc != 0)
+		return rc;
+	rc = nvf__catalog_flush(txn);
 	if (rc == 0)
 		rc = nvf__tree_fix_checksums(txn);
 	if (rc != 0)
