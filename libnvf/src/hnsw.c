@@ -629,8 +629,9 @@ static int init_node(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level)
 
 /* ---- insertion ---- */
 
-/* Link row x (its node initialised) into the graph. */
-static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
+/* Link row x (its node initialised) into the graph. If x is itself the entry point
+ * (it is being re-linked), the search starts from `alt`, a former neighbour. */
+static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_t alt)
 {
 	struct nvf_hnsw_node0 *zx = node0(g, x);
 	int level = zx->level;
@@ -643,6 +644,21 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 	uint64_t ep = g->h.entry;
 	int top = (int)g->h.max_level;
 	bool hold = g->locks && level > top; /* a new top: keep others out meanwhile */
+	if (ep == x) {
+		/* Re-linking the entry: keep it the entry, but search from elsewhere. */
+		ep = alt;
+		if (ep == NVF_HNSW_NO_ENTRY) {
+			zx->flags |= NVF_HNSW_LINKED;
+			g->h.nodes++;
+			g->h.per_level[level]++;
+			g->dirty = true;
+			if (g->locks)
+				pthread_mutex_unlock(&g->glock);
+			return 0;
+		}
+		if ((int)node0(g, ep)->level < top)
+			top = node0(g, ep)->level;
+	}
 	if (ep == NVF_HNSW_NO_ENTRY) {
 		g->h.entry = x;
 		g->h.max_level = (uint32_t)level;
@@ -727,7 +743,7 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 #endif
 	if (!parallel) {
 		for (size_t i = 0; i < n && rc == 0; i++)
-			rc = link_node(txn, c, g, rows[i]);
+			rc = link_node(txn, c, g, rows[i], NVF_HNSW_NO_ENTRY);
 		return nvf__txn_fail(txn, rc);
 	}
 	if ((rc = nvf__array_prepare(g->g0, txn, 0, nrows)) != 0 ||
@@ -742,7 +758,7 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	/* The first node alone (it may become the entry), then the rest together. */
 	size_t first = 0;
 	if (g->h.entry == NVF_HNSW_NO_ENTRY)
-		rc = link_node(txn, c, g, rows[first++]);
+		rc = link_node(txn, c, g, rows[first++], NVF_HNSW_NO_ENTRY);
 	int err = rc;
 #pragma omp parallel for schedule(dynamic, 16)
 	for (size_t i = first; i < n; i++) {
@@ -751,7 +767,7 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 		e = err;
 		if (e != 0)
 			continue;
-		e = link_node(txn, c, g, rows[i]);
+		e = link_node(txn, c, g, rows[i], NVF_HNSW_NO_ENTRY);
 		if (e != 0) {
 #pragma omp atomic write
 			err = e;
@@ -975,6 +991,14 @@ int nvf__hnsw_relink(nvf_txn *txn, nvf_coll *c, uint64_t x)
 	nvf_hnsw *g = c->hnsw;
 	int rc = unlink_near(txn, c, g, x);
 	int level = node0(g, x)->level;
+	/* Somewhere to start the search from if x is the entry: its highest neighbour. */
+	uint64_t alt = NVF_HNSW_NO_ENTRY;
+	for (int l = level; l >= 0 && alt == NVF_HNSW_NO_ENTRY; l--) {
+		uint32_t n;
+		const uint32_t *lk = links_of(g, x, l, &n);
+		if (n > 0)
+			alt = lk[0];
+	}
 	for (int l = 0; l <= level && rc == 0; l++)
 		rc = set_links(txn, g, x, l, NULL, 0);
 	if (rc != 0)
@@ -985,7 +1009,7 @@ int nvf__hnsw_relink(nvf_txn *txn, nvf_coll *c, uint64_t x)
 	z->flags &= (uint8_t)~NVF_HNSW_LINKED;
 	g->h.nodes--;
 	g->h.per_level[level]--;
-	rc = link_node(txn, c, g, x);
+	rc = link_node(txn, c, g, x, alt);
 	return nvf__txn_fail(txn, rc);
 }
 

@@ -1,0 +1,444 @@
+/* HNSW in the file: recall on Fashion-MNIST (Debian's dataset-fashion-mnist), the
+ * same results after a reopen, filtered recall at selectivities from 0.1% to 100%,
+ * recall after deleting 30% against a fresh build of the rest, deterministic
+ * single-thread builds, updates, a random model with nvf_check (graph invariants)
+ * after every commit, and readers searching while a writer inserts. Recall is
+ * tie-aware: a result counts if its distance is at most the true k-th distance. */
+#include "hnsw.h"
+#include "testutil.h"
+#include "vecfile.h"
+
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+
+#define FASHION "/usr/share/datasets/fashion-mnist/"
+#define K 10
+
+static char *dir;
+static float *base, *queries;
+static size_t nbase, nq, dim;
+
+static float *load(const char *path, size_t *n, size_t *d)
+{
+	char err[VECFILE_ERRLEN];
+	vecfile *vf;
+	if (vecfile_open(&vf, path, VF_AUTO, err) != 0)
+		ck_abort_msg("%s (install dataset-fashion-mnist: ./setup.sh test does)", err);
+	*d = vecfile_dim(vf);
+	size_t cap = 1024, k = 0;
+	float *v = malloc(cap * *d * sizeof(float));
+	int r;
+	while ((r = vecfile_read(vf, v + k * *d, err)) == 1)
+		if (++k == cap) {
+			cap *= 2;
+			v = realloc(v, cap * *d * sizeof(float));
+		}
+	tu_assert(r == 0, "%s", err);
+	vecfile_close(vf);
+	*n = k;
+	return v;
+}
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static void load_fashion(void)
+{
+	if (!base) {
+		base = load(FASHION "train-images-idx3-ubyte.gz", &nbase, &dim);
+		queries = load(FASHION "t10k-images-idx3-ubyte.gz", &nq, &dim);
+	}
+}
+
+static nvf_db *create(const char *name, uint32_t d, int metric)
+{
+	char *path = tu_path(dir, name);
+	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
+	o.dim = d;
+	o.metric = metric;
+	o.index = NVF_INDEX_HNSW;
+	o.durability = NVF_DURABILITY_NOSYNC;
+	nvf_db *db;
+	ck_nvf(nvf_db_create(&db, path, &o));
+	free(path);
+	return db;
+}
+
+/* Tie-aware recall@K of the graph search against the exact path, over queries. */
+static double recall(nvf_db *db, const float *qs, size_t n, const nvf_search_options *gopts)
+{
+	nvf_search_options ex = gopts ? *gopts : (nvf_search_options)NVF_SEARCH_OPTIONS_INIT;
+	ex.exact = 1;
+	nvf_result *gt = malloc(n * K * sizeof(*gt)), *got = malloc(n * K * sizeof(*got));
+	ck_nvf(nvf_search_batch(db, NULL, qs, n, dim, K, &ex, gt));
+	ck_nvf(nvf_search_batch(db, NULL, qs, n, dim, K, gopts, got));
+	size_t hit = 0, want = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t have = 0;
+		while (have < K && gt[i * K + have].id != NVF_NO_ID)
+			have++;
+		want += have;
+		if (have == 0)
+			continue;
+		float kth = gt[i * K + have - 1].distance;
+		for (size_t j = 0; j < K; j++)
+			if (got[i * K + j].id != NVF_NO_ID && got[i * K + j].distance <= kth * 1.000001f)
+				hit++;
+	}
+	free(gt);
+	free(got);
+	return want ? (double)hit / (double)want : 1.0;
+}
+
+static nvf_db *fashion_db;
+
+static nvf_db *fashion(void)
+{
+	if (!fashion_db) {
+		load_fashion();
+		fashion_db = create("fashion.nvf", (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
+		ck_nvf(nvf_insert_batch(fashion_db, NULL, base, nbase, dim, NULL, NULL));
+		ck_nvf(nvf_db_sync(fashion_db));
+	}
+	return fashion_db;
+}
+
+START_TEST(test_recall_on_fashion_mnist_at_default_ef)
+{
+	nvf_db *db = fashion();
+	nvf_check_report rep;
+	ck_nvf(nvf_check(db, &rep)); /* graph invariants included */
+	double r = recall(db, queries, 1000, NULL);
+	fprintf(stderr, "recall@10 at the default ef (64), 1000 queries: %.4f\n", r);
+	ck_assert_msg(r >= 0.95, "recall %.4f", r);
+	/* A wider beam finds more; a narrow one less. */
+	nvf_search_options o = NVF_SEARCH_OPTIONS_INIT;
+	o.ef_search = 10;
+	double r10 = recall(db, queries, 1000, &o);
+	o.ef_search = 200;
+	double r200 = recall(db, queries, 1000, &o);
+	fprintf(stderr, "recall@10 at ef 10: %.4f, at ef 200: %.4f\n", r10, r200);
+	ck_assert(r10 < r && r <= r200);
+}
+END_TEST
+
+START_TEST(test_results_identical_after_reopen)
+{
+	nvf_db *db = fashion(), *again;
+	nvf_result *a = malloc(300 * K * sizeof(*a)), *b = malloc(300 * K * sizeof(*b));
+	ck_nvf(nvf_search_batch(db, NULL, queries + 5000 * dim, 300, dim, K, NULL, a));
+	/* A fresh handle maps the file anew: nothing carried over in memory. */
+	char *path = tu_path(dir, "fashion.nvf");
+	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
+	o.flags = NVF_OPEN_RDONLY;
+	ck_nvf(nvf_db_open(&again, path, &o));
+	ck_nvf(nvf_search_batch(again, NULL, queries + 5000 * dim, 300, dim, K, NULL, b));
+	for (size_t i = 0; i < 300 * K; i++)
+		tu_assert(a[i].id == b[i].id && a[i].distance == b[i].distance, "result %zu differs after reopen", i);
+	ck_nvf(nvf_db_close(again));
+	free(path);
+	free(a);
+	free(b);
+}
+END_TEST
+
+static int every(uint64_t id, void *ctx)
+{
+	return id % (uint64_t)(uintptr_t)ctx == 0;
+}
+
+START_TEST(test_filtered_recall_at_every_selectivity)
+{
+	nvf_db *db = fashion();
+	static const unsigned mods[] = {1000, 100, 10, 2, 1}; /* 0.1% .. 100% */
+	for (size_t m = 0; m < NVF_ARRAY_LEN(mods); m++) {
+		nvf_search_options o = NVF_SEARCH_OPTIONS_INIT;
+		o.filter = every;
+		o.filter_ctx = (void *)(uintptr_t)mods[m];
+		/* Every result passes, and k come back (60 records pass at 0.1%). */
+		nvf_result res[K];
+		size_t n;
+		for (size_t i = 0; i < 50; i++) {
+			ck_nvf(nvf_search(db, NULL, queries + i * dim, dim, K, &o, res, &n));
+			tu_eq(n, K);
+			for (size_t j = 0; j < n; j++)
+				tu_assert(res[j].id % mods[m] == 0, "result %llu fails the filter", (unsigned long long)res[j].id);
+		}
+		double r = recall(db, queries, 500, &o);
+		fprintf(stderr, "filtered recall@10, %.1f%% of records pass: %.4f\n", 100.0 / mods[m], r);
+		ck_assert_msg(r >= 0.95, "selectivity 1/%u: recall %.4f", mods[m], r);
+	}
+	/* Fewer matches than k: all of them, no more. */
+	nvf_search_options o = NVF_SEARCH_OPTIONS_INIT;
+	o.filter = every;
+	o.filter_ctx = (void *)(uintptr_t)15000; /* ids 0, 15000, 30000, 45000 */
+	nvf_result res[K];
+	size_t n;
+	ck_nvf(nvf_search(db, NULL, queries, dim, K, &o, res, &n));
+	tu_eq(n, 4);
+	nvf_result batch[2 * K];
+	ck_nvf(nvf_search_batch(db, NULL, queries, 2, dim, K, &o, batch));
+	tu_eq(batch[4].id, NVF_NO_ID);
+	tu_assert(isinf(batch[K + 9].distance), "empty slot distance");
+}
+END_TEST
+
+START_TEST(test_delete_30_percent_keeps_recall)
+{
+	nvf_db *db = fashion();
+	uint64_t rng = tu_seed("delete 30%");
+	char *keep = malloc(nbase);
+	size_t nkeep = 0;
+	for (size_t i = 0; i < nbase; i++) {
+		keep[i] = tu_below(&rng, 100) >= 30;
+		nkeep += (size_t)keep[i];
+	}
+	nvf_txn *txn;
+	ck_nvf(nvf_txn_begin(&txn, db, 0));
+	for (size_t i = 0; i < nbase; i++)
+		if (!keep[i])
+			ck_nvf(nvf_delete(db, txn, i));
+	ck_nvf(nvf_txn_commit(txn));
+	ck_nvf(nvf_check(db, NULL)); /* no link to a deleted node is left */
+	float *rest = malloc(nkeep * dim * sizeof(float));
+	uint64_t *ids = malloc(nkeep * sizeof(uint64_t));
+	for (size_t i = 0, j = 0; i < nbase; i++)
+		if (keep[i]) {
+			memcpy(rest + j * dim, base + i * dim, dim * sizeof(float));
+			ids[j++] = i;
+		}
+	nvf_db *fresh = create("rest.nvf", (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
+	ck_nvf(nvf_insert_batch(fresh, NULL, rest, nkeep, dim, ids, NULL));
+	double after = recall(db, queries, 1000, NULL), built = recall(fresh, queries, 1000, NULL);
+	fprintf(stderr, "recall@10 after deleting %zu of %zu: %.4f; fresh build of the rest: %.4f\n", nbase - nkeep,
+		nbase, after, built);
+	ck_assert_msg(after >= built - 0.01, "after deletes %.4f, fresh %.4f", after, built);
+	/* Deleted ids are gone from results; the rows are reused by new inserts. */
+	nvf_info before, now;
+	ck_nvf(nvf_db_info(db, NULL, &before));
+	ck_nvf(nvf_insert_batch(db, NULL, base, 1000, dim, NULL, NULL));
+	ck_nvf(nvf_db_info(db, NULL, &now));
+	tu_eq(now.rows, before.rows);
+	ck_nvf(nvf_check(db, NULL));
+	ck_nvf(nvf_db_close(fresh));
+	free(keep);
+	free(rest);
+	free(ids);
+}
+END_TEST
+
+/* Graph records of a database, for comparing two builds byte for byte. */
+static uint64_t graph_hash(nvf_db *db)
+{
+	nvf_txn *txn;
+	nvf_coll *c;
+	ck_nvf(nvf_txn_begin(&txn, db, NVF_TXN_RDONLY));
+	ck_nvf(nvf__coll_get(txn, &c));
+	nvf_array *g0, *up;
+	ck_nvf(nvf__array_open(txn, NVF_T_GRAPH0, 0, 0, &g0));
+	ck_nvf(nvf__array_open(txn, NVF_T_UPPER, 0, 0, &up));
+	uint64_t h = 1469598103934665603u;
+	for (uint64_t r = 0; r < nvf__array_rows(g0); r++)
+		for (uint32_t i = 0; i < g0->stride; i++)
+			h = (h ^ nvf__array_row(g0, r)[i]) * 1099511628211u;
+	for (uint64_t r = 0; r < nvf__array_rows(up); r++)
+		for (uint32_t i = 0; i < up->stride; i++)
+			h = (h ^ nvf__array_row(up, r)[i]) * 1099511628211u;
+	nvf_txn_abort(txn);
+	return h;
+}
+
+START_TEST(test_single_thread_build_is_deterministic)
+{
+	load_fashion();
+	int threads = omp_get_max_threads();
+	omp_set_num_threads(1);
+	uint64_t h[2];
+	for (int i = 0; i < 2; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "det%d.nvf", i);
+		nvf_db *db = create(name, (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
+		ck_nvf(nvf_insert_batch(db, NULL, base, 3000, dim, NULL, NULL));
+		h[i] = graph_hash(db);
+		ck_nvf(nvf_db_close(db));
+	}
+	omp_set_num_threads(threads);
+	ck_assert_uint_eq(h[0], h[1]);
+}
+END_TEST
+
+START_TEST(test_update_relinks_the_node)
+{
+	load_fashion();
+	nvf_db *db = create("upd.nvf", (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
+	ck_nvf(nvf_insert_batch(db, NULL, base, 5000, dim, NULL, NULL));
+	/* Give ids 0..299 the vectors of test images, then look for those. */
+	nvf_txn *txn;
+	ck_nvf(nvf_txn_begin(&txn, db, 0));
+	for (uint64_t i = 0; i < 300; i++)
+		ck_nvf(nvf_update(db, txn, i, queries + i * dim, dim));
+	ck_nvf(nvf_txn_commit(txn));
+	ck_nvf(nvf_check(db, NULL));
+	nvf_result res[K];
+	size_t n;
+	for (uint64_t i = 0; i < 300; i++) {
+		ck_nvf(nvf_search(db, NULL, queries + i * dim, dim, K, NULL, res, &n));
+		tu_eq(res[0].distance, 0);
+	}
+	ck_nvf(nvf_db_close(db));
+}
+END_TEST
+
+START_TEST(test_random_operations_keep_the_graph_sound)
+{
+	/* A small collection, many transactions of inserts, updates and deletes, the
+	 * graph checked after each commit, and searches compared with exact ones. */
+	uint64_t rng = tu_seed("hnsw model");
+	enum { D = 8, IDS = 600 };
+	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
+	o.dim = D;
+	o.index = NVF_INDEX_HNSW;
+	o.hnsw_m = 8;
+	o.hnsw_ef_construction = 40;
+	o.durability = NVF_DURABILITY_NOSYNC;
+	o.page_size = 1024;
+	char *path = tu_path(dir, "model.nvf");
+	nvf_db *db;
+	ck_nvf(nvf_db_create(&db, path, &o));
+	static bool present[IDS];
+	memset(present, 0, sizeof(present));
+	float v[D];
+	for (int t = 0; t < 80; t++) {
+		nvf_txn *txn;
+		ck_nvf(nvf_txn_begin(&txn, db, 0));
+		int nops = 1 + (int)tu_below(&rng, t % 10 == 0 ? 400 : 30);
+		for (int i = 0; i < nops; i++) {
+			uint64_t id = tu_below(&rng, IDS);
+			for (int d = 0; d < D; d++)
+				v[d] = (float)tu_below(&rng, 1000) / 100.0f;
+			if (tu_below(&rng, 3) == 0 && present[id]) {
+				ck_nvf(nvf_delete(db, txn, id));
+				present[id] = false;
+			} else {
+				ck_nvf(nvf_upsert(db, txn, id, v, D));
+				present[id] = true;
+			}
+		}
+		ck_nvf(nvf_txn_commit(txn));
+		nvf_check_report rep;
+		int rc = nvf_check(db, &rep);
+		ck_assert_msg(rc == 0, "after transaction %d: %s", t, rep.problem);
+		uint64_t count;
+		ck_nvf(nvf_count(db, NULL, &count));
+		if (count < K)
+			continue;
+		/* On a graph this small, a wide beam finds the exact answer. */
+		nvf_search_options wide = NVF_SEARCH_OPTIONS_INIT, ex = NVF_SEARCH_OPTIONS_INIT;
+		wide.ef_search = 400;
+		ex.exact = 1;
+		nvf_result a[K], b[K];
+		size_t na, nb;
+		ck_nvf(nvf_search(db, NULL, v, D, K, &wide, a, &na));
+		ck_nvf(nvf_search(db, NULL, v, D, K, &ex, b, &nb));
+		tu_eq(na, nb);
+		for (size_t j = 0; j < na; j++)
+			tu_assert(fabsf(a[j].distance - b[j].distance) < 1e-4f, "rank %zu: %g vs exact %g", j,
+				  (double)a[j].distance, (double)b[j].distance);
+	}
+	ck_nvf(nvf_db_close(db));
+	free(path);
+}
+END_TEST
+
+typedef struct rd {
+	nvf_db *db;
+	volatile int *stop;
+	long searches;
+	const char *bad;
+} rd;
+
+static void *searcher(void *arg)
+{
+	rd *r = arg;
+	uint64_t rng = (uint64_t)(uintptr_t)arg;
+	while (!*r->stop && !r->bad) {
+		nvf_txn *txn;
+		if (nvf_txn_begin(&txn, r->db, NVF_TXN_RDONLY) != 0) {
+			r->bad = "begin";
+			break;
+		}
+		uint64_t count;
+		nvf_count(r->db, txn, &count);
+		if (count >= K) {
+			nvf_result res[K];
+			size_t n;
+			const float *q = queries + tu_below(&rng, 1000) * dim;
+			if (nvf_search(r->db, txn, q, dim, K, NULL, res, &n) != 0 || n != K)
+				r->bad = "search failed";
+			/* Every result is a record of this transaction's state. */
+			for (size_t j = 0; j < n && !r->bad; j++)
+				if (nvf_contains(r->db, txn, res[j].id) != 1)
+					r->bad = "a result is not in the reader's state";
+			r->searches++;
+		}
+		nvf_txn_abort(txn);
+	}
+	return NULL;
+}
+
+START_TEST(test_readers_search_while_a_writer_inserts)
+{
+	load_fashion();
+	nvf_db *db = create("conc.nvf", (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
+	volatile int stop = 0;
+	rd r[2] = {{db, &stop, 0, NULL}, {db, &stop, 0, NULL}};
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, searcher, &r[i]);
+	for (size_t i = 0; i < 6000; i += 200) {
+		ck_nvf(nvf_insert_batch(db, NULL, base + i * dim, 200, dim, NULL, NULL));
+		if (i % 1000 == 0)
+			ck_nvf(nvf_delete(db, NULL, i / 2));
+	}
+	stop = 1;
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_msg(r[i].bad == NULL, "reader %d: %s", i, r[i].bad);
+		ck_assert_int_gt(r[i].searches, 10);
+	}
+	ck_nvf(nvf_check(db, NULL));
+	ck_nvf(nvf_db_close(db));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("hnsw");
+	TCase *tc = tcase_create("hnsw");
+	/* One fixture for all: the Fashion-MNIST build is shared by the tests. */
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 1800);
+	tcase_add_test(tc, test_recall_on_fashion_mnist_at_default_ef);
+	tcase_add_test(tc, test_results_identical_after_reopen);
+	tcase_add_test(tc, test_filtered_recall_at_every_selectivity);
+	tcase_add_test(tc, test_delete_30_percent_keeps_recall);
+	tcase_add_test(tc, test_single_thread_build_is_deterministic);
+	tcase_add_test(tc, test_update_relinks_the_node);
+	tcase_add_test(tc, test_random_operations_keep_the_graph_sound);
+	tcase_add_test(tc, test_readers_search_while_a_writer_inserts);
+	suite_add_tcase(s, tc);
+	int rc = tu_run(s);
+	nvf_db_close(fashion_db);
+	free(base);
+	free(queries);
+	return rc;
+}
