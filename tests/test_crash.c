@@ -377,6 +377,198 @@ START_TEST(test_recovers_after_crash_at_every_write_and_sync)
 }
 END_TEST
 
+/* ---- the same with an HNSW collection: records through the public API ---- */
+
+#define HIDS 150
+#define HDIM 8
+#define HCOUNTER 100000 /* the record whose vector[0] counts the transactions */
+
+typedef struct hmodel {
+	uint32_t ver[HIDS];
+	bool present[HIDS];
+	uint64_t counter;
+} hmodel;
+
+static void hvec(float *v, uint64_t id, uint32_t ver)
+{
+	uint64_t s = tu_mix(id * 31 + ver);
+	for (int d = 0; d < HDIM; d++) {
+		s = tu_mix(s);
+		v[d] = (float)(s % 1000) / 10.0f;
+	}
+}
+
+static int apply_hnsw(nvf_db *db, nvf_txn *txn, hmodel *m, uint64_t seed, uint64_t i)
+{
+	uint64_t rng = tu_mix(seed ^ (i * 0x51ED27u));
+	float v[HDIM];
+	int rc, nops = 1 + (int)tu_below(&rng, i == 1 ? 80 : 12);
+	for (int op = 0; op < nops; op++) {
+		uint64_t id = tu_below(&rng, HIDS);
+		if (m->present[id] && tu_below(&rng, 3) == 0) {
+			if (db && (rc = nvf_delete(db, txn, id)) != 0)
+				return rc;
+			m->present[id] = false;
+		} else {
+			hvec(v, id, m->ver[id] + 1);
+			if (db && (rc = nvf_upsert(db, txn, id, v, HDIM)) != 0)
+				return rc;
+			m->ver[id]++;
+			m->present[id] = true;
+		}
+	}
+	m->counter = i;
+	memset(v, 0, sizeof(v));
+	v[0] = (float)i;
+	return db ? nvf_upsert(db, txn, HCOUNTER, v, HDIM) : 0;
+}
+
+static void make_hnsw(const char *path)
+{
+	unlink(path);
+	char lock[4200];
+	snprintf(lock, sizeof(lock), "%s-lock", path);
+	unlink(lock);
+	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
+	o.dim = HDIM;
+	o.index = NVF_INDEX_HNSW;
+	o.hnsw_m = 4;
+	o.hnsw_ef_construction = 16;
+	o.page_size = 1024;
+	nvf_db *db;
+	ck_nvf(nvf_db_create(&db, path, &o));
+	ck_nvf(nvf_db_close(db));
+}
+
+static int run_hnsw(const char *path, const hmodel *states, int ntxn, uint64_t seed, const nvf_io *io)
+{
+	nvf_db *db;
+	if (nvf__db_open_io(&db, path, NULL, io) != 0)
+		return -1;
+	int done = 0;
+	for (int i = 1; i <= ntxn; i++) {
+		hmodel m = states[i - 1];
+		nvf_txn *txn;
+		if (nvf_txn_begin(&txn, db, 0) != 0)
+			break;
+		if (apply_hnsw(db, txn, &m, seed, (uint64_t)i) != 0) {
+			nvf_txn_abort(txn);
+			break;
+		}
+		if (nvf_txn_commit(txn) != 0)
+			break;
+		done = i;
+	}
+	nvf_db_close(db);
+	return done;
+}
+
+static void verify_hnsw(const char *path, const hmodel *states, int ntxn, int acked, tally *t, const char *what)
+{
+	nvf_db *db;
+	t->points++;
+	if (nvf_db_open(&db, path, NULL) != 0) {
+		fprintf(stderr, "%s: open failed: %s\n", what, nvf_errmsg());
+		t->corrupt++;
+		return;
+	}
+	nvf_check_report rep;
+	if (nvf_check(db, &rep) != 0) {
+		fprintf(stderr, "%s: check failed: %s\n", what, rep.problem);
+		t->corrupt++;
+		nvf_db_close(db);
+		return;
+	}
+	float v[HDIM], want[HDIM];
+	uint64_t counter = 0;
+	int rc = nvf_get(db, NULL, HCOUNTER, v, HDIM);
+	if (rc == 0)
+		counter = (uint64_t)v[0];
+	if ((rc != 0 && rc != NVF_ENOTFOUND) || (counter != (uint64_t)acked && counter != (uint64_t)acked + 1) ||
+	    counter > (uint64_t)ntxn) {
+		fprintf(stderr, "%s: recovered state %llu, acknowledged %d\n", what, (unsigned long long)counter, acked);
+		t->lost++;
+		nvf_db_close(db);
+		return;
+	}
+	const hmodel *m = &states[counter];
+	for (uint64_t id = 0; id < HIDS; id++) {
+		rc = nvf_get(db, NULL, id, v, HDIM);
+		hvec(want, id, m->ver[id]);
+		if (m->present[id] ? (rc != 0 || memcmp(v, want, sizeof(v)) != 0) : rc != NVF_ENOTFOUND) {
+			fprintf(stderr, "%s: state %llu, id %llu differs from the model\n", what,
+				(unsigned long long)counter, (unsigned long long)id);
+			t->lost++;
+			break;
+		}
+	}
+	if (counter == (uint64_t)acked)
+		t->at_prev++;
+	else
+		t->at_next++;
+	nvf_db_close(db);
+}
+
+static void crash_every_point_hnsw(int ntxn, tally *t)
+{
+	uint64_t seed = tu_seed("crash hnsw workload");
+	hmodel *states = calloc((size_t)ntxn + 1, sizeof(hmodel));
+	for (int i = 1; i <= ntxn; i++) {
+		states[i] = states[i - 1];
+		apply_hnsw(NULL, NULL, &states[i], seed, (uint64_t)i);
+	}
+	char *dir = tu_tmpdir(), *path = tu_path(dir, "hnsw.nvf");
+	make_hnsw(path);
+	faultio f;
+	fio_init(&f, path);
+	ck_assert_int_eq(run_hnsw(path, states, ntxn, seed, &f.io), ntxn);
+	long writes = f.writes, syncs = f.syncs;
+	fio_fini(&f);
+	verify_hnsw(path, states, ntxn, ntxn, t, "clean run");
+	ck_assert_int_eq(t->lost + t->corrupt, 0);
+	fprintf(stderr, "hnsw: %d transactions, %ld writes, %ld syncs\n", ntxn, writes, syncs);
+	static const enum fio_mode modes[] = {FIO_DROP, FIO_TEAR, FIO_KEEP};
+	for (int kind = 0; kind < 2; kind++) {
+		long n = kind == 0 ? writes : syncs;
+		for (long at = 1; at <= n; at++) {
+			for (size_t mi = 0; mi < NVF_ARRAY_LEN(modes); mi++) {
+				make_hnsw(path);
+				fio_init(&f, path);
+				if (kind == 0)
+					f.crash_write = at;
+				else
+					f.crash_sync = at;
+				f.mode = modes[mi];
+				f.rng = tu_mix(seed + (uint64_t)at * 17 + mi);
+				int acked = run_hnsw(path, states, ntxn, seed, &f.io);
+				ck_assert_msg(f.crashed, "crash point %ld not reached", at);
+				fio_fini(&f);
+				char what[96];
+				snprintf(what, sizeof(what), "hnsw, crash at %s %ld (%s)", kind == 0 ? "write" : "sync", at,
+					 modes[mi] == FIO_DROP ? "drop" : modes[mi] == FIO_TEAR ? "tear" : "keep");
+				verify_hnsw(path, states, ntxn, acked, t, what);
+			}
+		}
+	}
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+	free(states);
+}
+
+START_TEST(test_hnsw_recovers_after_crash_at_every_write_and_sync)
+{
+	tally t = {0};
+	crash_every_point_hnsw(40, &t);
+	fprintf(stderr, "hnsw: %ld crash points, recovered to the acknowledged state %ld times, to the one in flight %ld\n",
+		t.points, t.at_prev, t.at_next);
+	total.points += t.points;
+	total.lost += t.lost;
+	total.corrupt += t.corrupt;
+	ck_assert_msg(t.lost == 0 && t.corrupt == 0, "lost %ld corrupt %ld", t.lost, t.corrupt);
+}
+END_TEST
+
 START_TEST(test_failed_write_leaves_last_commit_intact)
 {
 	/* An I/O error (not a crash) fails the commit; the handle stays usable and the
@@ -512,6 +704,7 @@ int main(void)
 	TCase *tc = tcase_create("crash");
 	tcase_set_timeout(tc, 1800);
 	tcase_add_test(tc, test_recovers_after_crash_at_every_write_and_sync);
+	tcase_add_test(tc, test_hnsw_recovers_after_crash_at_every_write_and_sync);
 	tcase_add_test(tc, test_failed_write_leaves_last_commit_intact);
 	tcase_add_test(tc, test_recovers_after_kill_9_at_random_moments);
 	tcase_add_test(tc, test_prints_summary);
