@@ -359,6 +359,54 @@ START_TEST(test_random_operations_keep_the_graph_sound)
 }
 END_TEST
 
+START_TEST(test_reindex_flat_to_hnsw_and_back)
+{
+	load_fashion();
+	char *path = tu_path(dir, "re.nvf");
+	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
+	o.dim = (uint32_t)dim;
+	o.durability = NVF_DURABILITY_NOSYNC;
+	nvf_db *db;
+	ck_nvf(nvf_db_create(&db, path, &o));
+	ck_nvf(nvf_insert_batch(db, NULL, base, 6000, dim, NULL, NULL));
+	for (uint64_t id = 0; id < 6000; id += 7)
+		ck_nvf(nvf_delete(db, NULL, id));
+	/* A reader from before keeps the flat state while the index is rebuilt. */
+	nvf_txn *rd;
+	ck_nvf(nvf_txn_begin(&rd, db, NVF_TXN_RDONLY));
+	nvf_index_options io = NVF_INDEX_OPTIONS_INIT;
+	ck_nvf(nvf_reindex(db, &io));
+	nvf_info info;
+	ck_nvf(nvf_db_info(db, rd, &info));
+	tu_eq(info.index, NVF_INDEX_FLAT);
+	nvf_txn_abort(rd);
+	ck_nvf(nvf_db_info(db, NULL, &info));
+	tu_eq(info.index, NVF_INDEX_HNSW);
+	tu_eq(info.hnsw_m, 16);
+	ck_nvf(nvf_check(db, NULL));
+	double r = recall(db, queries, 300, NULL);
+	ck_assert_msg(r >= 0.95, "after reindex to HNSW: recall %.4f", r);
+	/* New parameters. */
+	io.hnsw_m = 8;
+	io.hnsw_ef_construction = 100;
+	ck_nvf(nvf_reindex(db, &io));
+	ck_nvf(nvf_db_info(db, NULL, &info));
+	tu_eq(info.hnsw_m, 8);
+	ck_nvf(nvf_check(db, NULL));
+	r = recall(db, queries, 300, NULL);
+	ck_assert_msg(r >= 0.9, "after reindex with M 8: recall %.4f", r);
+	/* Back to flat: exact. */
+	io.index = NVF_INDEX_FLAT;
+	ck_nvf(nvf_reindex(db, &io));
+	ck_nvf(nvf_check(db, NULL));
+	ck_assert(recall(db, queries, 100, NULL) == 1.0);
+	io.index = 9;
+	ck_assert_int_eq(nvf_reindex(db, &io), NVF_EINVAL);
+	ck_nvf(nvf_db_close(db));
+	free(path);
+}
+END_TEST
+
 typedef struct rd {
 	nvf_db *db;
 	volatile int *stop;
@@ -434,6 +482,7 @@ int main(void)
 	tcase_add_test(tc, test_single_thread_build_is_deterministic);
 	tcase_add_test(tc, test_update_relinks_the_node);
 	tcase_add_test(tc, test_random_operations_keep_the_graph_sound);
+	tcase_add_test(tc, test_reindex_flat_to_hnsw_and_back);
 	tcase_add_test(tc, test_readers_search_while_a_writer_inserts);
 	suite_add_tcase(s, tc);
 	int rc = tu_run(s);

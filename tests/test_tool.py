@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-COMMANDS = ["create", "import", "search", "info", "check"]
+COMMANDS = ["create", "import", "search", "info", "check", "reindex"]
 
 
 @pytest.fixture(scope="session")
@@ -543,3 +543,34 @@ def test_check_finds_damage(t, tmp_path, filled):
             if extra.exists():
                 extra.unlink()
     assert found > 0, "no damaged page was noticed"
+
+
+def test_reindex_and_graph_search(t, tmp_path):
+    # A flat collection becomes HNSW and back; the graph answers with high recall
+    # at a wide --ef and is what plain searches use; --exact still scans.
+    n, d, k = 2000, 12, 10
+    data = make_data("f4", n, d, 21)
+    queries = make_data("f4", 40, d, 22)
+    f, q, db = tmp_path / "d.npy", tmp_path / "q.npy", tmp_path / "r.nvf"
+    write_npy(f, data)
+    write_npy(q, queries)
+    t.run("create", db, "--dim", d)
+    t.run("import", db, f)
+    out = t.run("reindex", db, "--M", 12, "--ef-construction", 100).stdout
+    assert out.startswith(f"reindexed {db}: {n} records, index hnsw (M 12, ef_construction 100")
+    info = t.info(db)
+    assert info["index"] == "hnsw" and info["hnsw"]["M"] == 12, info
+    t.run("check", db)
+    true = brute_force(data, queries)
+    hits = 0
+    for r, row in zip(t.search(db, q, k, "--ef", 200), true):
+        kth = np.sort(row)[k - 1]
+        hits += sum(1 for i in r["ids"] if row[i] <= kth + 1e-3)
+    assert hits / (k * len(queries)) >= 0.95
+    assert_knn(t.search(db, q, k, "--exact"), data, queries, k)
+    t.run("reindex", db, "--index", "flat")
+    assert t.info(db)["index"] == "flat"
+    assert_knn(t.search(db, q, k), data, queries, k)
+    t.run("reindex", db, "--index", "flat", "--M", 4, code=2)
+    t.run("reindex", db, "--index", "tree", code=2)
+    t.run("reindex", tmp_path / "missing.nvf", code=1)

@@ -762,6 +762,81 @@ static int cmd_check(const struct command *cmd, int argc, char **argv)
 
 /* ---- the table ---- */
 
+/* ---- reindex ---- */
+
+static int cmd_reindex(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "index", required_argument, NULL, OPT_INDEX },
+		{ "M", required_argument, NULL, OPT_M },
+		{ "ef-construction", required_argument, NULL, OPT_EF_CONSTRUCTION },
+		{ "ef-search", required_argument, NULL, OPT_EF_SEARCH },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		HELP_OPTION,
+		{ NULL, 0, NULL, 0 },
+	};
+	nvf_index_options o = NVF_INDEX_OPTIONS_INIT;
+	bool hnsw_params = false;
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_INDEX:
+			if (strcmp(optarg, "flat") == 0)
+				o.index = NVF_INDEX_FLAT;
+			else if (strcmp(optarg, "hnsw") == 0)
+				o.index = NVF_INDEX_HNSW;
+			else
+				usage_error("--index '%s': expected flat or hnsw", optarg);
+			break;
+		case OPT_M:
+			o.hnsw_m = (uint32_t)parse_num("--M", optarg, 1, UINT32_MAX);
+			hnsw_params = true;
+			break;
+		case OPT_EF_CONSTRUCTION:
+			o.hnsw_ef_construction = (uint32_t)parse_num("--ef-construction", optarg, 1, UINT32_MAX);
+			hnsw_params = true;
+			break;
+		case OPT_EF_SEARCH:
+			o.hnsw_ef_search = (uint32_t)parse_num("--ef-search", optarg, 1, UINT32_MAX);
+			hnsw_params = true;
+			break;
+		case OPT_SEED:
+			o.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
+			hnsw_params = true;
+			break;
+		default:
+			common_option(c, argv);
+		}
+	}
+	static const char *const names[] = { "DB" };
+	char **pos = positionals(argc, argv, 1, names);
+	if (hnsw_params && o.index != NVF_INDEX_HNSW)
+		usage_error("--M, --ef-construction, --ef-search and --seed need --index hnsw");
+	nvf_db *db;
+	int rc = nvf_db_open(&db, pos[0], NULL);
+	if (rc != 0)
+		return db_error(pos[0], rc);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = nvf_reindex(db, &o);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	nvf_info info;
+	if (rc == 0)
+		rc = nvf_db_info(db, NULL, &info);
+	int crc = nvf_db_close(db);
+	if (rc != 0)
+		return db_error(pos[0], rc);
+	if (crc != 0)
+		return error("%s: closing: %s", pos[0], why(crc));
+	printf("reindexed %s: %" PRIu64 " records, index %s", pos[0], info.count,
+	       info.index == NVF_INDEX_HNSW ? "hnsw" : "flat");
+	if (info.index == NVF_INDEX_HNSW)
+		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64 ")",
+		       info.hnsw_m, info.hnsw_ef_construction, info.hnsw_ef_search, info.seed);
+	printf(", %.2f s\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+	return EXIT_SUCCESS;
+}
+
 static const struct command commands[] = {
 	{ "create", cmd_create, "Create a database file holding an empty collection.",
 	  "create DB --dim N [options]\n"
@@ -807,6 +882,18 @@ static const struct command commands[] = {
 	  "info DB [--json]\n"
 	  "\n"
 	  "      --json               print a JSON object\n"
+	  "  -h, --help               show this help" },
+	{ "reindex", cmd_reindex, "Rebuild the index: flat to HNSW, back, or new HNSW parameters.",
+	  "reindex DB [options]\n"
+	  "\n"
+	  "One transaction: readers see the old index until it commits, and a crash\n"
+	  "leaves the old one.\n"
+	  "\n"
+	  "      --index flat|hnsw    the new index (default hnsw)\n"
+	  "      --M N                HNSW links per node (default 16)\n"
+	  "      --ef-construction N  HNSW build beam width (default 200)\n"
+	  "      --ef-search N        HNSW default search beam width (default 64)\n"
+	  "      --seed N             HNSW level generator seed (default 42)\n"
 	  "  -h, --help               show this help" },
 	{ "check", cmd_check, "Verify every checksum and structural invariant; exit 1 on damage.",
 	  "check DB [--json]\n"

@@ -227,6 +227,27 @@ typedef struct nvf_info {
 /** Describe the collection as txn sees it (txn may be NULL: the last commit). */
 NVF_API int nvf_db_info(nvf_db *db, nvf_txn *txn, nvf_info *out);
 
+#define NVF_INDEX_OPTIONS_VERSION 1
+/** Options of nvf_reindex(). Initialise with NVF_INDEX_OPTIONS_INIT. */
+typedef struct nvf_index_options {
+	unsigned version;          /**< NVF_INDEX_OPTIONS_VERSION */
+	int index;                 /**< NVF_INDEX_FLAT or NVF_INDEX_HNSW */
+	uint32_t hnsw_m;           /**< 0 = 16 */
+	uint32_t hnsw_ef_construction; /**< 0 = 200 */
+	uint32_t hnsw_ef_search;   /**< 0 = 64 */
+	uint64_t seed;             /**< 0 = 42 */
+} nvf_index_options;
+
+#define NVF_INDEX_OPTIONS_INIT { NVF_INDEX_OPTIONS_VERSION, NVF_INDEX_HNSW, 0u, 0u, 0u, 0u }
+
+/**
+ * Rebuild the index: flat to HNSW, HNSW to flat, or HNSW with new parameters, in one
+ * write transaction (readers keep seeing the old index until it commits; a crash
+ * leaves the old one). The HNSW build runs in parallel (OpenMP).
+ * @return 0; NVF_EINVAL for bad options; NVF_ELOCKED; -errno.
+ */
+NVF_API int nvf_reindex(nvf_db *db, const nvf_index_options *opts);
+
 /** @} */
 
 /** @name Records

@@ -323,3 +323,23 @@ void nvf__array_release_all(nvf_txn *txn)
 	}
 	txn->arrays = NULL;
 }
+
+void nvf__array_forget(nvf_txn *txn, uint64_t id)
+{
+	for (nvf_array **pp = &txn->arrays; *pp; pp = &(*pp)->next) {
+		nvf_array *a = *pp;
+		if (a->id != id)
+			continue;
+		*pp = a->next;
+		if (a->shared) {
+			chunkmap_unref(a->shared);
+		} else {
+			free((void *)a->base);
+			free(a->cap);
+		}
+		free(a->dirty);
+		free(a);
+		return;
+	}
+}
+

@@ -68,6 +68,8 @@ static inline uint64_t nvf__array_chunk_rows(const nvf_array *a, uint64_t chunk,
 }
 
 void nvf__array_release_all(nvf_txn *txn);
+/* Drop a transaction's view of an array (its tree was emptied and is laid out anew). */
+void nvf__array_forget(nvf_txn *txn, uint64_t id);
 void nvf__chunkmap_cache_free(nvf_db *db);
 
 #endif

@@ -672,3 +672,74 @@ int nvf__coll_check(nvf_txn *txn)
 	return 0;
 }
 
+int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
+{
+	if (!db || !opts)
+		return nvf__err(NVF_EINVAL, "nvf_reindex: NULL argument");
+	if (opts->version != NVF_INDEX_OPTIONS_VERSION)
+		return nvf__err(NVF_EINVAL, "index options version %u, expected %u (use NVF_INDEX_OPTIONS_INIT)",
+				opts->version, NVF_INDEX_OPTIONS_VERSION);
+	if (opts->index != NVF_INDEX_FLAT && opts->index != NVF_INDEX_HNSW)
+		return nvf__err(NVF_EINVAL, "unknown index type %d", opts->index);
+	uint32_t m = opts->hnsw_m ? opts->hnsw_m : 16;
+	uint32_t efc = opts->hnsw_ef_construction ? opts->hnsw_ef_construction : 200;
+	uint32_t efs = opts->hnsw_ef_search ? opts->hnsw_ef_search : 64;
+	if (m < 2 || m > 256)
+		return nvf__err(NVF_EINVAL, "HNSW M %u: must be 2 to 256", m);
+	if (efc > 100000 || efs > 100000)
+		return nvf__err(NVF_EINVAL, "HNSW ef values must be 1 to 100000");
+	nvf_txn *txn = NULL;
+	nvf_coll *c;
+	bool own;
+	int rc = enter(db, &txn, true, &own, &c);
+	if (rc != 0)
+		return rc;
+	/* Empty the old graph's trees (their pages go to the free lists). */
+	static const uint64_t graph[] = {NVF_T_GRAPH0, NVF_T_UPPER, NVF_T_FREEUPPER, NVF_T_HNSW};
+	for (size_t i = 0; i < NVF_ARRAY_LEN(graph) && rc == 0; i++) {
+		nvf_tree *t;
+		rc = nvf__tree_open(txn, graph[i], -1, &t);
+		if (rc == NVF_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && (rc = nvf__tree_drop(txn, &t->d)) == 0) {
+			t->d.aux = 0;
+			t->d.aux32 = 0; /* an array is laid out anew: M may change */
+			nvf__array_forget(txn, graph[i]);
+		}
+	}
+	nvf__hnsw_free(c);
+	txn->precommit = NULL;
+	/* The new configuration, then the new graph over every live row. */
+	c->cfg.index = (uint16_t)opts->index;
+	c->cfg.hnsw_m = m;
+	c->cfg.hnsw_ef_construction = efc;
+	c->cfg.hnsw_ef_search = efs;
+	c->cfg.seed = opts->seed ? opts->seed : 42;
+	nvf_tree *cfgt;
+	if (rc == 0 && (rc = nvf__tree_open(txn, NVF_T_CONFIG, -1, &cfgt)) == 0)
+		rc = nvf__tree_put(txn, &cfgt->d, 0, &c->cfg, sizeof(c->cfg), 0, NULL);
+	if (rc == 0 && opts->index == NVF_INDEX_HNSW) {
+		uint64_t rows = nvf__array_rows(c->vec), n = 0;
+		uint64_t *live = malloc((rows ? rows : 1) * sizeof(uint64_t));
+		if (!live)
+			rc = nvf__oom();
+		for (uint64_t r = 0; rc == 0 && r < rows; r++) {
+			uint64_t id;
+			memcpy(&id, nvf__array_row(c->rowids, r), 8);
+			if (id != NVF_ROW_FREE)
+				live[n++] = r;
+		}
+		if (rc == 0 && (rc = nvf__hnsw_create(txn, c)) == 0) {
+			txn->precommit = coll_precommit;
+			if (n > 0)
+				rc = nvf__hnsw_insert(txn, c, live, n);
+			if (rc == 0)
+				rc = nvf__hnsw_flush(txn, c);
+		}
+		free(live);
+	}
+	return leave(txn, own, true, nvf__txn_fail(txn, rc));
+}
+
