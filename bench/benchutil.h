@@ -14,7 +14,7 @@ static inline void bench_emit(const char *suite, const char *system, const char 
 {
 	if (bench_json) {
 		printf("{\"suite\": \"%s\", \"system\": \"%s\", \"dataset\": \"%s\", \"metric\": \"%s\", "
-		       "\"value\": %.6g, \"unit\": \"%s\"%s%s%s}\n",
+		       "\"value\": %.12g, \"unit\": \"%s\"%s%s%s}\n",
 		       suite, system, dataset, metric, value, unit, note ? ", \"note\": \"" : "", note ? note : "",
 		       note ? "\"" : "");
 	} else {

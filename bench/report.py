@@ -1,6 +1,14 @@
 """Collect the JSON result lines of one bench run (stdin), add the side-by-side
-ratios, and print them as JSON lines (--json) or as a table."""
+ratios, and print them as JSON lines (--json) or as a table.
+
+bench hnsw: the rows qps_efEF and recall_efEF of each system make its recall/QPS
+curve; the report adds each system's QPS interpolated at fixed recall levels, the
+ratios of NusterDB's to the peers', and the build-time, open + first query and
+file-size ratios; --plot PATH draws the curves (matplotlib, Agg) in the style of
+ann-benchmarks. A value that cannot be computed (a system that never reaches a recall
+level) is null in JSON and n/a in the table, and its note says why."""
 import json
+import re
 import sys
 
 RATIOS = {
@@ -9,9 +17,154 @@ RATIOS = {
                                       "FAISS time / NusterDB time, target >= 1.0"),
 }
 
+HNSW_SYSTEMS = ["nusterdb", "hnswlib", "faiss"]
+HNSW_LEVELS = [0.95, 0.96, 0.97, 0.98, 0.99]
+HNSW_EXTRA_LEVEL = 0.995  # reported if some system reaches it
+HNSW_ORDER = ["other_processes_cpu_share", "build_seconds", "build_seconds_10k", "save_seconds", "built_index_recall_ef10", "recall_ef",
+              "qps_ef", "open_first_query_ms_10k", "open_first_query_ms", "file_bytes", "file_bytes_10k",
+              "graph_bytes", "raw_vector_bytes", "qps_at_recall", "qps_ratio", "build_time_ratio",
+              "open_first_query_ratio", "file_size_ratio"]
+CURVE_POS = (HNSW_ORDER.index("recall_ef"), HNSW_ORDER.index("qps_ef"))  # sorted together, by ef
+
+
+def curves(rows):
+    """{system: [(ef, recall, qps)] sorted by ef} from the hnsw rows."""
+    pts = {}
+    for r in rows:
+        m = re.fullmatch(r"(qps|recall)_ef(\d+)", r["metric"])
+        if r["suite"] == "hnsw" and m:
+            pts.setdefault(r["system"], {}).setdefault(int(m.group(2)), {})[m.group(1)] = r["value"]
+    return {s: sorted((ef, v["recall"], v["qps"]) for ef, v in d.items() if "recall" in v and "qps" in v)
+            for s, d in pts.items()}
+
+
+def qps_at(curve, level):
+    """(QPS at recall level by linear interpolation between neighbouring ef points,
+    explanation); QPS None if the curve never reaches the level."""
+    for i, (ef, rec, qps) in enumerate(curve):
+        if rec >= level:
+            if i == 0:
+                return qps, "already reached at the smallest ef, %d (recall %.4f): its QPS" % (ef, rec)
+            ef0, rec0, qps0 = curve[i - 1]
+            q = qps0 + (level - rec0) * (qps - qps0) / (rec - rec0)
+            return q, "interpolated between ef %d (recall %.4f) and ef %d (recall %.4f)" % (ef0, rec0, ef, rec)
+    if not curve:
+        return None, "no curve"
+    best = max(curve, key=lambda p: p[1])
+    return None, "never reached: best recall %.4f (ef %d)" % (best[1], best[0])
+
+
+def hnsw_rows(rows):
+    """The derived rows of bench hnsw."""
+    out = []
+    ds = "fashion-mnist-784"
+    by = {(r["system"], r["metric"]): r["value"] for r in rows if r["suite"] == "hnsw"}
+
+    def add(system, metric, value, unit, note):
+        out.append({"suite": "hnsw", "system": system, "dataset": ds, "metric": metric, "value": value,
+                    "unit": unit, "note": note})
+
+    cv = curves(rows)
+    levels = list(HNSW_LEVELS)
+    if any(max((p[1] for p in c), default=0) >= HNSW_EXTRA_LEVEL for c in cv.values()):
+        levels.append(HNSW_EXTRA_LEVEL)
+    systems = [s for s in HNSW_SYSTEMS if s in cv]
+    for level in levels:
+        at = {}
+        for s in systems:
+            at[s] = qps_at(cv[s], level)
+            add(s, "qps_at_recall_%g" % level, at[s][0], "queries/s",
+                "single thread, recall@10 %g: %s" % (level, at[s][1]))
+        if "nusterdb" not in at:
+            continue
+        for peer in systems[1:]:
+            a, b = at["nusterdb"][0], at[peer][0]
+            if a is not None and b:
+                add("nusterdb", "qps_ratio_vs_%s_at_recall_%g" % (peer, level), a / b, "ratio",
+                    "NusterDB QPS / %s QPS, both interpolated at recall@10 %g" % (peer, level))
+            else:
+                who = [n for n, v in (("NusterDB", a), (peer, b)) if not v]
+                add("nusterdb", "qps_ratio_vs_%s_at_recall_%g" % (peer, level), None, "ratio",
+                    "n/a: %s never reaches recall@10 %g" % (" and ".join(who), level))
+
+    def ratio(metric, num, den, note):
+        if num is not None and den:
+            add("nusterdb", metric, num / den, "ratio", note)
+
+    save = by.get(("hnswlib", "save_seconds"))
+    ratio("build_time_ratio_vs_hnswlib", by.get(("nusterdb", "build_seconds")), by.get(("hnswlib", "build_seconds")),
+          "NusterDB build / hnswlib build, 2 threads each, goal <= 0.7; NusterDB's includes writing the file "
+          "durably, hnswlib's is in memory (its saveIndex took %s s more)" % ("%.2f" % save if save else "?"))
+    for suffix, size in (("", "60,000"), ("_10k", "10,000")):
+        ratio("open_first_query_ratio_vs_hnswlib" + suffix, by.get(("nusterdb", "open_first_query_ms" + suffix)),
+              by.get(("hnswlib", "open_first_query_ms" + suffix)),
+              "NusterDB open + first query / hnswlib loadIndex + first query, %s vectors, goal <= 0.02" % size)
+    nvf, raw = by.get(("nusterdb", "file_bytes")), by.get(("nusterdb", "raw_vector_bytes"))
+    graph, hfile = by.get(("hnswlib", "graph_bytes")), by.get(("hnswlib", "file_bytes"))
+    if raw is not None and graph is not None:
+        ratio("file_size_ratio_vs_vectors_plus_hnswlib_graph", nvf, raw + graph,
+              ".nvf file / (raw float32 vectors %d + hnswlib's graph part %d bytes), goal <= 1.15"
+              % (raw, graph))
+    ratio("file_size_ratio_vs_hnswlib_file", nvf, hfile,
+          ".nvf file / hnswlib's whole saveIndex file (vectors, labels, graph)")
+    return out
+
+
+def hnsw_sort(rows):
+    """Group the hnsw rows by metric (in HNSW_ORDER, then ef or recall level), then system."""
+    def key(r):
+        m = r["metric"]
+        pos = HNSW_ORDER.index(m) if m in HNSW_ORDER else next(
+            (i for i, p in enumerate(HNSW_ORDER) if m.startswith(p)), len(HNSW_ORDER))
+        num = re.search(r"(\d+(\.\d+)?)$", m) if pos in CURVE_POS or m.startswith(("qps_at", "qps_ratio")) else None
+        sysi = HNSW_SYSTEMS.index(r["system"]) if r["system"] in HNSW_SYSTEMS else len(HNSW_SYSTEMS)
+        return (min(pos, min(CURVE_POS)) if pos in CURVE_POS else pos, float(num.group(1)) if num else 0, m, sysi)
+    return sorted(rows, key=key)
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cv = curves(rows)
+    colours = {"nusterdb": "tab:red", "hnswlib": "tab:blue", "faiss": "tab:green"}
+    markers = {"nusterdb": "o", "hnswlib": "s", "faiss": "^"}
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    for i, s in enumerate([s for s in HNSW_SYSTEMS if s in cv] + [s for s in cv if s not in HNSW_SYSTEMS]):
+        ef, rec, qps = zip(*cv[s])
+        ax.plot(rec, qps, marker=markers.get(s, "x"), color=colours.get(s), label=s, linewidth=1.5, markersize=5)
+        for e, x, y in zip(ef, rec, qps):
+            if x >= 0.8:
+                ax.annotate("ef %d" % e, (x, y), textcoords="offset points", xytext=(4, 5 - 11 * (i % 3 == 1)),
+                            fontsize=7, color=colours.get(s))
+    ax.set_xlim(0.8, 1.0)
+    ax.set_yscale("log")
+    ax.set_xlabel("Recall@10 (tie-aware)")
+    ax.set_ylabel("Queries per second (1/s), one thread")
+    ax.set_title("fashion-mnist-784-euclidean, k = 10, M 16, ef_construction 200")
+    ax.grid(True, which="both", linestyle=":", linewidth=0.6)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fmt_value(r):
+    v = r["value"]
+    if v is None:
+        return "n/a"
+    if r["unit"] == "bytes":
+        return "%d" % v
+    if abs(v) >= 1000:
+        return "%.0f" % v
+    return "%.4g" % v
+
 
 def main():
-    as_json = "--json" in sys.argv[1:]
+    args = sys.argv[1:]
+    as_json = "--json" in args
+    plot_path = args[args.index("--plot") + 1] if "--plot" in args else None
     rows = [json.loads(line) for line in sys.stdin if line.strip().startswith("{")]
     by = {(r["suite"], r["system"], r["metric"]): r for r in rows}
     for (suite, metric), (num, den, name, note) in RATIOS.items():
@@ -25,14 +178,35 @@ def main():
         rows.append({"suite": ids[0]["suite"], "system": "nusterdb", "dataset": ids[0]["dataset"],
                      "metric": "first_query_same_ids_as_faiss", "value": 1 if same else 0, "unit": "bool"})
     rows = [r for r in rows if r["metric"] != "first_query_ids"]
+    hnsw = [r for r in rows if r["suite"] == "hnsw"]
+    if hnsw:
+        rows = [r for r in rows if r["suite"] != "hnsw"] + hnsw_sort(hnsw + hnsw_rows(hnsw))
+    if plot_path and hnsw:
+        plot(hnsw, plot_path)
     if as_json:
         for r in rows:
             print(json.dumps(r))
+        if plot_path and hnsw:
+            print("plot: %s" % plot_path, file=sys.stderr)
         return
-    print("%-7s %-9s %-18s %-34s %14s %-10s %s" % ("suite", "system", "dataset", "metric", "value", "unit", "note"))
+    print("%-7s %-9s %-18s %-45s %14s %-10s %s" % ("suite", "system", "dataset", "metric", "value", "unit", "note"))
     for r in rows:
-        print("%-7s %-9s %-18s %-34s %14.4g %-10s %s" % (r["suite"], r["system"], r["dataset"], r["metric"],
-                                                        r["value"], r["unit"], r.get("note", "")))
+        print("%-7s %-9s %-18s %-45s %14s %-10s %s" % (r["suite"], r["system"], r["dataset"], r["metric"],
+                                                      fmt_value(r), r["unit"], r.get("note", "")))
+    if hnsw:
+        cv = curves(hnsw)
+        systems = [s for s in HNSW_SYSTEMS if s in cv]
+        efs = sorted({p[0] for s in systems for p in cv[s]})
+        print("\nhnsw: recall@10 / single-thread queries per second, by ef")
+        print("%6s" % "ef" + "".join("  %-22s" % s for s in systems))
+        for ef in efs:
+            cells = []
+            for s in systems:
+                p = [q for q in cv[s] if q[0] == ef]
+                cells.append("  %-22s" % ("%.4f / %.0f" % (p[0][1], p[0][2]) if p else "-"))
+            print("%6d" % ef + "".join(cells))
+    if plot_path and hnsw:
+        print("\nplot: %s" % plot_path)
 
 
 if __name__ == "__main__":

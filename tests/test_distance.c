@@ -976,6 +976,37 @@ START_TEST(test_vec_unit_random_is_uniform_on_the_sphere)
 }
 END_TEST
 
+START_TEST(test_four_bit_dot_is_exact_on_every_level)
+{
+	/* Integer arithmetic: every level must give exactly the plain sum, for every
+	 * length (tails), at the extremes (codes 15, query +-127: the 16-bit pair sums
+	 * must not saturate) and on random data. */
+	uint64_t rng = tu_seed("dot_q4");
+	static uint8_t codes[300];
+	static int8_t qe[300], qo[300];
+	const nvf_kernels *all[3] = {nvf__kernels_scalar(), nvf__kernels_avx2(), nvf__kernels_avx512()};
+	for (int trial = 0; trial < 3; trial++) {
+		for (size_t j = 0; j < sizeof(codes); j++) {
+			codes[j] = trial == 0 ? 0xff : (uint8_t)tu_rand(&rng);
+			qe[j] = trial == 0 ? 127 : trial == 1 ? -127 : (int8_t)(tu_below(&rng, 255) - 127);
+			qo[j] = trial == 0 ? 127 : (int8_t)(tu_below(&rng, 255) - 127);
+		}
+		for (size_t nbytes = 0; nbytes <= 260; nbytes++) {
+			for (int l = 0; l < 3; l++) {
+				if (!all[l])
+					continue;
+				/* Unaligned starts too. */
+				int32_t got = all[l]->dot_q4(codes + (nbytes % 3), qe + (nbytes % 3), qo + (nbytes % 3), nbytes);
+				int64_t w2 = 0;
+				for (size_t j = nbytes % 3; j < nbytes % 3 + nbytes; j++)
+					w2 += (codes[j] & 15) * qe[j] + (codes[j] >> 4) * qo[j];
+				tu_assert(got == w2, "%s: %zu bytes: %d, want %lld", all[l]->name, nbytes, got, (long long)w2);
+			}
+		}
+	}
+}
+END_TEST
+
 int main(void)
 {
 	seed = tu_seed("distance");
@@ -990,6 +1021,7 @@ int main(void)
 	TCase *tc = tcase_create("kernels");
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_pairwise_kernels_match_double_reference);
+	tcase_add_test(tc, test_four_bit_dot_is_exact_on_every_level);
 	tcase_add_test(tc, test_hamming_counts_signed_zeros_equal_and_nan_different);
 	tcase_add_test(tc, test_kernels_read_nothing_past_the_end);
 	tcase_add_test(tc, test_row_kernels_match_pairwise_reference);

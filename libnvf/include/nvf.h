@@ -172,6 +172,17 @@ NVF_API uint64_t nvf_txn_id(const nvf_txn *txn);
 /** Largest dimension. */
 #define NVF_MAX_DIM 65536u
 
+/** @name HNSW traversal quantization
+ * The graph may keep a 4-bit copy of each vector next to its links and walk on
+ * approximate distances from it (8 times fewer bytes per step than float32); the
+ * candidates found are then ranked by their exact float32 distances. Results report
+ * exact distances either way.
+ * @{ */
+#define NVF_QUANT_AUTO 0 /**< 4-bit for euclidean, inner product, cosine and angular; none otherwise */
+#define NVF_QUANT_NONE 1 /**< walk on float32 distances */
+#define NVF_QUANT_SQ4 2  /**< 4-bit scalar quantization, a minimum and a step per vector */
+/** @} */
+
 /** Reject nothing: allow NaN and infinite components (default: rejected, NVF_EINVAL). */
 #define NVF_CREATE_ALLOW_NONFINITE 0x1u
 
@@ -190,11 +201,12 @@ typedef struct nvf_create_options {
 	uint32_t page_size;        /**< power of two 512..65536; 0 = 4096 */
 	int durability;            /**< NVF_DURABILITY_* of the returned handle */
 	uint64_t map_size;         /**< as nvf_open_options.map_size */
+	int hnsw_quantize;         /**< NVF_QUANT_* (NVF_QUANT_AUTO) */
 } nvf_create_options;
 
 #define NVF_CREATE_OPTIONS_INIT                                                                         \
 	{ NVF_CREATE_OPTIONS_VERSION, 0u, 0u, NVF_METRIC_EUCLIDEAN, NVF_INDEX_FLAT, 0u, 0u, 0u, 0u, 0u, \
-	  NVF_DURABILITY_FULL, 0u }
+	  NVF_DURABILITY_FULL, 0u, NVF_QUANT_AUTO }
 
 /**
  * Create a new database file holding an empty collection, and open it.
@@ -213,6 +225,7 @@ typedef struct nvf_info {
 	int index;
 	uint32_t hnsw_m, hnsw_ef_construction, hnsw_ef_search;
 	uint64_t seed;
+	int hnsw_quantize;       /**< NVF_QUANT_NONE or NVF_QUANT_SQ4 (as resolved) */
 	unsigned flags;          /**< NVF_CREATE_* given at creation */
 	uint64_t count;          /**< live records */
 	uint64_t next_id;        /**< the id nvf_insert() assigns next */
@@ -236,9 +249,10 @@ typedef struct nvf_index_options {
 	uint32_t hnsw_ef_construction; /**< 0 = 200 */
 	uint32_t hnsw_ef_search;   /**< 0 = 64 */
 	uint64_t seed;             /**< 0 = 42 */
+	int hnsw_quantize;         /**< NVF_QUANT_* (NVF_QUANT_AUTO) */
 } nvf_index_options;
 
-#define NVF_INDEX_OPTIONS_INIT { NVF_INDEX_OPTIONS_VERSION, NVF_INDEX_HNSW, 0u, 0u, 0u, 0u }
+#define NVF_INDEX_OPTIONS_INIT { NVF_INDEX_OPTIONS_VERSION, NVF_INDEX_HNSW, 0u, 0u, 0u, 0u, NVF_QUANT_AUTO }
 
 /**
  * Rebuild the index: flat to HNSW, HNSW to flat, or HNSW with new parameters, in one

@@ -105,6 +105,23 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 
 void nvf__hnsw_free(nvf_coll *c);
 
+/* NVF_QUANT_AUTO resolved for a metric; NVF_EINVAL for a quantization the metric
+ * cannot use (its distance is not a function of a dot product). */
+static int resolve_quant(int q, int metric, uint8_t *out)
+{
+	bool dot_based = metric == NVF_METRIC_EUCLIDEAN || metric == NVF_METRIC_INNER_PRODUCT ||
+			 metric == NVF_METRIC_COSINE || metric == NVF_METRIC_ANGULAR;
+	if (q == NVF_QUANT_AUTO)
+		q = dot_based ? NVF_QUANT_SQ4 : NVF_QUANT_NONE;
+	if (q != NVF_QUANT_NONE && q != NVF_QUANT_SQ4)
+		return nvf__err(NVF_EINVAL, "unknown HNSW quantization %d", q);
+	if (q == NVF_QUANT_SQ4 && !dot_based)
+		return nvf__err(NVF_EINVAL, "4-bit quantization serves euclidean, inner product, cosine and angular, not %s",
+				nvf_metric_name(metric));
+	*out = (uint8_t)q;
+	return 0;
+}
+
 /* The index's own trees, for a collection whose config says HNSW. */
 static int create_index(nvf_txn *txn)
 {
@@ -162,6 +179,10 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		return nvf__err(NVF_EINVAL, "HNSW M %u: must be 2 to 256", m);
 	if (efc < 1 || efc > 100000 || efs < 1 || efs > 100000)
 		return nvf__err(NVF_EINVAL, "HNSW ef values must be 1 to 100000");
+	uint8_t quant;
+	int rc = resolve_quant(opts->hnsw_quantize, opts->metric, &quant);
+	if (rc != 0)
+		return rc;
 	struct stat st;
 	if (stat(path, &st) == 0)
 		return nvf__err(NVF_EEXIST, "%s already exists", path);
@@ -172,8 +193,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 	o.durability = opts->durability;
 	o.map_size = opts->map_size;
 	nvf_db *db;
-	int rc = nvf_db_open(&db, path, &o);
-	if (rc != 0)
+	if ((rc = nvf_db_open(&db, path, &o)) != 0)
 		return rc;
 	struct nvf_disk_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
@@ -188,6 +208,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 	cfg.hnsw_ef_search = efs;
 	cfg.seed = opts->seed ? opts->seed : 42;
 	cfg.stride = vector_stride(opts->dim);
+	cfg.hnsw_quant = quant;
 	nvf_txn *txn;
 	nvf_tree *t;
 	nvf_array *a;
@@ -346,10 +367,12 @@ static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, 
 			return nvf__txn_fail(txn, rc);
 		if (id >= c->idmap->d.aux)
 			c->idmap->d.aux = id + 1;
+	} else if (c->hnsw && (rc = nvf__hnsw_detach(txn, c, row)) != 0) {
+		return nvf__txn_fail(txn, rc);
 	}
 	*out_row = row;
 	if ((rc = write_row(txn, c, row, id, vec)) == 0 && exists && c->hnsw &&
-	    (rc = nvf__hnsw_relink(txn, c, row)) == 0)
+	    (rc = nvf__hnsw_attach(txn, c, row)) == 0)
 		rc = nvf__hnsw_flush(txn, c);
 	return nvf__txn_fail(txn, rc);
 }
@@ -598,6 +621,7 @@ int nvf_db_info(nvf_db *db, nvf_txn *txn, nvf_info *out)
 	out->hnsw_ef_construction = c->cfg.hnsw_ef_construction;
 	out->hnsw_ef_search = c->cfg.hnsw_ef_search;
 	out->seed = c->cfg.seed;
+	out->hnsw_quantize = c->cfg.hnsw_quant ? c->cfg.hnsw_quant : NVF_QUANT_NONE;
 	out->flags = c->cfg.flags;
 	out->count = c->idmap->d.count;
 	out->next_id = c->idmap->d.aux;
@@ -689,11 +713,14 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	if (efc > 100000 || efs > 100000)
 		return nvf__err(NVF_EINVAL, "HNSW ef values must be 1 to 100000");
 	nvf_txn *txn = NULL;
+	uint8_t quant;
 	nvf_coll *c;
 	bool own;
 	int rc = enter(db, &txn, true, &own, &c);
 	if (rc != 0)
 		return rc;
+	if ((rc = resolve_quant(opts->hnsw_quantize, c->cfg.metric, &quant)) != 0)
+		return leave(txn, own, true, rc);
 	/* Empty the old graph's trees (their pages go to the free lists). */
 	static const uint64_t graph[] = {NVF_T_GRAPH0, NVF_T_UPPER, NVF_T_FREEUPPER, NVF_T_HNSW};
 	for (size_t i = 0; i < NVF_ARRAY_LEN(graph) && rc == 0; i++) {
@@ -717,6 +744,7 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	c->cfg.hnsw_ef_construction = efc;
 	c->cfg.hnsw_ef_search = efs;
 	c->cfg.seed = opts->seed ? opts->seed : 42;
+	c->cfg.hnsw_quant = quant;
 	nvf_tree *cfgt;
 	if (rc == 0 && (rc = nvf__tree_open(txn, NVF_T_CONFIG, -1, &cfgt)) == 0)
 		rc = nvf__tree_put(txn, &cfgt->d, 0, &c->cfg, sizeof(c->cfg), 0, NULL);

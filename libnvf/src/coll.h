@@ -32,7 +32,8 @@ struct nvf_disk_config {
 	uint32_t hnsw_ef_search;
 	uint64_t seed;
 	uint32_t stride;    /* bytes per vector row */
-	uint8_t reserved[20];
+	uint8_t hnsw_quant; /* NVF_QUANT_NONE or NVF_QUANT_SQ4: the graph's copy of the vectors */
+	uint8_t reserved[19];
 };
 _Static_assert(sizeof(struct nvf_disk_config) == 64, "config size");
 

@@ -27,6 +27,11 @@ typedef struct nvf_kernels {
 	 * out[i * ldo + j] = dot(Q + i * ldq, X + j * ldx) for i < nq, j < nx. */
 	void (*dot_block)(const float *Q, size_t ldq, size_t nq, const float *X, size_t ldx, size_t nx, size_t n,
 			  float *out, size_t ldo);
+	/* 4-bit codes (two per byte: the even dimension in the low nibble, the odd one
+	 * in the high nibble) against an int8 query split into its even (qe) and odd
+	 * (qo) dimensions: sum of code * q over the 2 * nbytes dimensions. qe and qo
+	 * hold nbytes values each (a missing last odd dimension is 0 in qo). */
+	int32_t (*dot_q4)(const uint8_t *codes, const int8_t *qe, const int8_t *qo, size_t nbytes);
 } nvf_kernels;
 
 /* The table for this CPU (thread-safe, chosen on first call). */

@@ -365,6 +365,30 @@ TARGET static void dot_block(const float *Q, size_t ldq, size_t nq, const float 
 	}
 }
 
+/* Nibbles times int8: maddubs multiplies unsigned by signed bytes and adds pairs
+ * into 16 bits; with codes <= 15 and |q| <= 127 two such pairs stay below 2^15, so
+ * the two halves can share one 16-bit sum before madd widens it to 32 bits. */
+TARGET static int32_t dot_q4(const uint8_t *codes, const int8_t *qe, const int8_t *qo, size_t nbytes)
+{
+	const __m256i low = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+	__m256i acc = _mm256_setzero_si256();
+	size_t j = 0;
+	for (; j + 32 <= nbytes; j += 32) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(codes + j));
+		__m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+		__m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(const void *)(qe + j))),
+					     _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(const void *)(qo + j))));
+		acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+	}
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+	int32_t r = _mm_cvtsi128_si32(s);
+	for (; j < nbytes; j++)
+		r += (int32_t)(codes[j] & 15) * qe[j] + (int32_t)(codes[j] >> 4) * qo[j];
+	return r;
+}
+
 static const nvf_kernels avx2_kernels = {
 	.name = "avx2",
 	.l2sq = l2sq,
@@ -377,6 +401,7 @@ static const nvf_kernels avx2_kernels = {
 	.l2sq_rows = l2sq_rows,
 	.dot_rows = dot_rows,
 	.dot_block = dot_block,
+	.dot_q4 = dot_q4,
 };
 
 const nvf_kernels *nvf__kernels_avx2(void)

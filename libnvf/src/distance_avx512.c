@@ -1,4 +1,4 @@
-/* AVX-512 kernels (F and VL). The file is built without -mavx512f: every function
+/* AVX-512 kernels (F, VL and BW). The file is built without -mavx512f: every function
  * carries a target attribute, and nvf__kernels_avx512() hands the table out only
  * when the CPU (and the OS, which must save the zmm state) supports it. Tails are
  * masked loads, which never touch memory past the end of a vector. */
@@ -9,7 +9,7 @@
 
 #include <immintrin.h>
 
-#define TARGET __attribute__((target("avx512f,avx512vl,popcnt")))
+#define TARGET __attribute__((target("avx512f,avx512vl,avx512bw,popcnt")))
 
 /* The row kernels read four rows at once, four interleaved streams that the
  * hardware prefetcher follows poorly: on Zen 4, prefetching the rows PF_ROWS
@@ -366,6 +366,38 @@ TARGET static void dot_block(const float *Q, size_t ldq, size_t nq, const float 
 	}
 }
 
+/* As the AVX2 one (see there), 64 bytes (128 dimensions) at a time, the tail masked. */
+TARGET static int32_t dot_q4(const uint8_t *codes, const int8_t *qe, const int8_t *qo, size_t nbytes)
+{
+	const __m512i low = _mm512_set1_epi8(15), ones = _mm512_set1_epi16(1);
+	__m512i acc = _mm512_setzero_si512();
+	for (size_t j = 0; j < nbytes; j += 64) {
+		__mmask64 m = nbytes - j >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (nbytes - j)) - 1);
+		__m512i v = _mm512_maskz_loadu_epi8(m, codes + j);
+		__m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+		__m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(lo, _mm512_maskz_loadu_epi8(m, qe + j)),
+					     _mm512_maddubs_epi16(hi, _mm512_maskz_loadu_epi8(m, qo + j)));
+		acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p, ones));
+	}
+	return _mm512_reduce_add_epi32(acc);
+}
+
+/* With VNNI, vpdpbusd does the multiply, the pairing and the widening at once. */
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni"))) static int32_t
+dot_q4_vnni(const uint8_t *codes, const int8_t *qe, const int8_t *qo, size_t nbytes)
+{
+	const __m512i low = _mm512_set1_epi8(15);
+	__m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+	for (size_t j = 0; j < nbytes; j += 64) {
+		__mmask64 m = nbytes - j >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (nbytes - j)) - 1);
+		__m512i v = _mm512_maskz_loadu_epi8(m, codes + j);
+		acc0 = _mm512_dpbusd_epi32(acc0, _mm512_and_si512(v, low), _mm512_maskz_loadu_epi8(m, qe + j));
+		acc1 = _mm512_dpbusd_epi32(acc1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low),
+					   _mm512_maskz_loadu_epi8(m, qo + j));
+	}
+	return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+}
+
 static const nvf_kernels avx512_kernels = {
 	.name = "avx512",
 	.l2sq = l2sq,
@@ -378,17 +410,31 @@ static const nvf_kernels avx512_kernels = {
 	.l2sq_rows = l2sq_rows,
 	.dot_rows = dot_rows,
 	.dot_block = dot_block,
+	.dot_q4 = dot_q4,
 };
+
+static nvf_kernels avx512_vnni_kernels;
+static pthread_once_t vnni_once = PTHREAD_ONCE_INIT;
+
+static void vnni_init(void)
+{
+	avx512_vnni_kernels = avx512_kernels;
+	avx512_vnni_kernels.dot_q4 = dot_q4_vnni;
+}
 
 const nvf_kernels *nvf__kernels_avx512(void)
 {
 	/* __builtin_cpu_supports also checks that the OS saves the zmm and mask
 	 * registers (XCR0), not only the CPUID bits. */
 	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-	    __builtin_cpu_supports("popcnt"))
-		return &avx512_kernels;
-	return NULL;
+	if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+	      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("popcnt")))
+		return NULL;
+	if (__builtin_cpu_supports("avx512vnni")) {
+		pthread_once(&vnni_once, vnni_init);
+		return &avx512_vnni_kernels;
+	}
+	return &avx512_kernels;
 }
 
 #else

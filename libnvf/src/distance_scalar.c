@@ -132,6 +132,14 @@ static void dot_block(const float *Q, size_t ldq, size_t nq, const float *X, siz
 			out[i * ldo + j] = dot(Q + i * ldq, X + j * ldx, n);
 }
 
+static int32_t dot_q4(const uint8_t *codes, const int8_t *qe, const int8_t *qo, size_t nbytes)
+{
+	int32_t s = 0;
+	for (size_t j = 0; j < nbytes; j++)
+		s += (int32_t)(codes[j] & 15) * qe[j] + (int32_t)(codes[j] >> 4) * qo[j];
+	return s;
+}
+
 static const nvf_kernels scalar_kernels = {
 	.name = "scalar",
 	.l2sq = l2sq,
@@ -144,6 +152,7 @@ static const nvf_kernels scalar_kernels = {
 	.l2sq_rows = l2sq_rows,
 	.dot_rows = dot_rows,
 	.dot_block = dot_block,
+	.dot_q4 = dot_q4,
 };
 
 const nvf_kernels *nvf__kernels_scalar(void)

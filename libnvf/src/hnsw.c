@@ -21,9 +21,13 @@ typedef struct nvf_hnsw {
 	uint32_t m, m0, efc, efs;
 	double ml;
 	uint64_t seed;
+	bool quant;     /* walk on 4-bit codes (NVF_QUANT_SQ4) */
+	uint32_t nb;    /* code bytes per vector: ceil(dim / 2) */
+	uint32_t qoff;  /* offset of the codes' parameters in a level-0 record */
 	/* Only during a parallel insert: */
 	pthread_mutex_t *locks;
 	pthread_mutex_t glock;
+	uint64_t alt; /* an update's starting point (nvf__hnsw_detach) */
 	/* Removed nodes waiting for the commit's sweep (see removal below). */
 	NVF_VEC(uint64_t) tombs;
 	uint8_t *tomb;
@@ -44,6 +48,8 @@ typedef struct scratch {
 	cand *cand, *res, *tmp;
 	size_t ccap, rcap, tcap;
 	uint32_t *links;
+	int8_t *pb;     /* three probes' int8 halves: query, base, candidate */
+	size_t pbcap;
 } scratch;
 
 static pthread_key_t scratch_key;
@@ -58,6 +64,7 @@ static void scratch_free(void *p)
 		free(s->res);
 		free(s->tmp);
 		free(s->links);
+		free(s->pb);
 		free(s);
 	}
 }
@@ -84,7 +91,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 
 /* This thread's scratch, with room for `rows` visited tags and `ef` candidates; a
  * new epoch makes every tag stale at once. */
-static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks)
+static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_t nb)
 {
 	pthread_once(&scratch_once, scratch_init);
 	scratch *s = pthread_getspecific(scratch_key);
@@ -114,7 +121,7 @@ static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks)
 	}
 	size_t need = ef + maxlinks + 2;
 	if (grow((void **)&s->cand, &s->ccap, need, sizeof(cand)) || grow((void **)&s->res, &s->rcap, need, sizeof(cand)) ||
-	    grow((void **)&s->tmp, &s->tcap, need, sizeof(cand)))
+	    grow((void **)&s->tmp, &s->tcap, need, sizeof(cand)) || grow((void **)&s->pb, &s->pbcap, 6 * (size_t)nb + 64, 1))
 		return NULL;
 	return s;
 }
@@ -302,18 +309,132 @@ static inline float norm2_of(const nvf_coll *c, uint64_t row)
 	return n;
 }
 
-static inline float dist_rows(const nvf_coll *c, uint64_t a, uint64_t b)
+/* The 4-bit copy of a vector, after a node's level-0 links: x[i] ~ min + step * c[i],
+ * with c[i] in 0..15 packed two to a byte, and the vector's exact squared norm. */
+struct nvf_hnsw_qparams {
+	float min, step, norm2;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct nvf_hnsw_qparams) == 16, "qparams size");
+
+static inline const uint8_t *qrec(const nvf_hnsw *g, uint64_t row)
 {
-	return nvf__score_row(c, vec_of(c, a), norm2_of(c, a), b);
+	return (const uint8_t *)node0(g, row) + g->qoff;
 }
 
-static inline void prefetch_row(const nvf_coll *c, uint64_t row)
+static void encode(const nvf_coll *c, const nvf_hnsw *g, const float *v, float n2, uint8_t *rec)
 {
-	const char *p = (const char *)nvf__array_row(c->vec, row);
-	__builtin_prefetch(p);
-	__builtin_prefetch(p + 64);
-	__builtin_prefetch(p + 128);
-	__builtin_prefetch(p + 192);
+	size_t dim = c->cfg.dim;
+	float lo = v[0], hi = v[0];
+	for (size_t i = 1; i < dim; i++) {
+		lo = v[i] < lo ? v[i] : lo;
+		hi = v[i] > hi ? v[i] : hi;
+	}
+	float step = (hi - lo) / 15.0f;
+	if (!isfinite(step) || !isfinite(lo))
+		step = 0, lo = isfinite(lo) ? lo : 0; /* non-finite components (if allowed): walk blind */
+	struct nvf_hnsw_qparams qp = {lo, step, n2, 0};
+	memcpy(rec, &qp, sizeof(qp));
+	uint8_t *codes = rec + sizeof(qp);
+	for (size_t j = 0; j < g->nb; j++) {
+		uint32_t cc[2] = {0, 0};
+		for (int h = 0; h < 2 && 2 * j + (size_t)h < dim; h++) {
+			float q = step > 0 ? (v[2 * j + (size_t)h] - lo) / step : 0;
+			long r = lrintf(q);
+			cc[h] = r < 0 ? 0 : r > 15 ? 15 : (uint32_t)r;
+		}
+		codes[j] = (uint8_t)(cc[0] | cc[1] << 4);
+	}
+}
+
+/* A vector prepared to be measured against many nodes: exactly (float32), or on the
+ * 4-bit codes, as int8 even and odd halves with their scale. */
+typedef struct probe {
+	const float *v;
+	float n2;
+	bool quant;
+	const int8_t *qe, *qo;
+	float qs, sumq;
+} probe;
+
+/* Probes for building and repairing the graph measure exactly (the graph's quality
+ * is worth it); probe_init_query quantizes for the searches of queries. */
+static void probe_init_q(const nvf_coll *c, const nvf_hnsw *g, probe *p, const float *v, float n2, int8_t *buf,
+			 bool quant)
+{
+	p->v = v;
+	p->n2 = n2;
+	p->quant = quant && g->quant;
+	if (!p->quant)
+		return;
+	size_t dim = c->cfg.dim;
+	float amax = 0, sum = 0;
+	for (size_t i = 0; i < dim; i++) {
+		float a = fabsf(v[i]);
+		amax = a > amax ? a : amax;
+		sum += v[i];
+	}
+	p->qs = amax > 0 && isfinite(amax) ? amax / 127.0f : 1.0f;
+	p->sumq = sum;
+	int8_t *qe = buf, *qo = buf + g->nb;
+	for (size_t j = 0; j < g->nb; j++) {
+		qe[j] = (int8_t)lrintf(v[2 * j] / p->qs);
+		qo[j] = 2 * j + 1 < dim ? (int8_t)lrintf(v[2 * j + 1] / p->qs) : 0;
+	}
+	p->qe = qe;
+	p->qo = qo;
+}
+
+static void probe_init(const nvf_coll *c, const nvf_hnsw *g, probe *p, const float *v, float n2, int8_t *buf)
+{
+	probe_init_q(c, g, p, v, n2, buf, false);
+}
+
+static inline float cos_score(float dot, float a2, float b2)
+{
+	if (a2 <= 0 || b2 <= 0)
+		return 1.0f;
+	float cs = dot / sqrtf(a2 * b2);
+	return 1.0f - (cs > 1 ? 1 : cs < -1 ? -1 : cs);
+}
+
+static inline float probe_dist(const nvf_coll *c, const nvf_hnsw *g, const probe *p, uint64_t row)
+{
+	if (!p->quant)
+		return nvf__score_row(c, p->v, p->n2, row);
+	const uint8_t *rec = qrec(g, row);
+	struct nvf_hnsw_qparams qp;
+	memcpy(&qp, rec, sizeof(qp));
+	int32_t idot = c->k->dot_q4(rec + sizeof(qp), p->qe, p->qo, g->nb);
+	/* q.x ~ min * sum(q) + step * sum(q[i] c[i]), the latter from the int8 query. */
+	float dot = qp.min * p->sumq + qp.step * p->qs * (float)idot;
+	switch (c->cfg.metric) {
+	case NVF_METRIC_EUCLIDEAN: {
+		float d = p->n2 + qp.norm2 - 2.0f * dot;
+		return d > 0 ? d : 0;
+	}
+	case NVF_METRIC_INNER_PRODUCT:
+		return -dot;
+	default: /* cosine, angular: ranked by cosine distance */
+		return cos_score(dot, p->n2, qp.norm2);
+	}
+}
+
+/* Distance from row a to row b, a prepared in buf (2 * nb bytes). */
+static inline float dist_rows(const nvf_coll *c, const nvf_hnsw *g, uint64_t a, uint64_t b, int8_t *buf)
+{
+	probe p;
+	probe_init(c, g, &p, vec_of(c, a), norm2_of(c, a), buf);
+	return probe_dist(c, g, &p, b);
+}
+
+static inline void prefetch_row(const nvf_coll *c, const nvf_hnsw *g, bool quant, uint64_t row)
+{
+	/* What the distance reads: the codes (after the links), or the vector. */
+	const char *p = quant ? (const char *)qrec(g, row) : (const char *)nvf__array_row(c->vec, row);
+	unsigned lines = quant ? (g->nb + 16 + 63) / 64 : 4;
+	for (unsigned i = 0; i < lines && i < 8; i++)
+		__builtin_prefetch(p + 64 * i);
 }
 
 /* ---- searching one level ---- */
@@ -323,8 +444,7 @@ static inline bool is_tomb(const struct nvf_hnsw *g, uint64_t r);
 typedef struct query {
 	const nvf_coll *c;
 	nvf_hnsw *g;
-	const float *q;
-	float qn2;
+	probe p;               /* the query: on the 4-bit codes or exact */
 	nvf__filter_fn filter; /* level 0 results only */
 	void *fctx;
 	uint64_t skip;         /* a row never to return (the node being inserted) */
@@ -332,7 +452,7 @@ typedef struct query {
 
 static inline float qdist(const query *Q, uint64_t row)
 {
-	return nvf__score_row(Q->c, Q->q, Q->qn2, row);
+	return probe_dist(Q->c, Q->g, &Q->p, row);
 }
 
 static inline bool admit(const query *Q, uint64_t row)
@@ -388,7 +508,7 @@ static void search_level(const query *Q, scratch *s, int level, size_t ef, const
 		uint32_t n = copy_links(Q->g, c.r, level, s->links);
 		for (uint32_t i = 0; i < n; i++)
 			if (s->visited[s->links[i]] != s->epoch)
-				prefetch_row(Q->c, s->links[i]);
+				prefetch_row(Q->c, Q->g, Q->p.quant, s->links[i]);
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t r = s->links[i];
 			if (s->visited[r] == s->epoch)
@@ -401,6 +521,11 @@ static void search_level(const query *Q, scratch *s, int level, size_t ef, const
 					return;
 				}
 				heap_push(s->cand, &nc, x, false);
+				/* Its links are read when it is popped: ask for them now. */
+				const char *z = (const char *)node0(Q->g, r);
+				__builtin_prefetch(z);
+				__builtin_prefetch(z + 64);
+				__builtin_prefetch(z + 128);
 				if (admit(Q, r)) {
 					heap_push(s->res, &nr, x, true);
 					if (nr > ef)
@@ -424,15 +549,19 @@ static int cmp_cand(const void *a, const void *b)
  * to any already kept: links spread in directions instead of crowding one cluster.
  * With fill, the slots left are filled with the nearest of the pruned ones (the
  * paper's keepPrunedConnections), as repairs after a removal want. */
-static size_t select_neighbors(const nvf_coll *c, cand *cands, size_t n, size_t m, bool fill)
+static size_t select_neighbors(const nvf_coll *c, const nvf_hnsw *g, cand *cands, size_t n, size_t m, bool fill,
+			       int8_t *pbuf)
 {
 	qsort(cands, n, sizeof(*cands), cmp_cand);
 	size_t kept = 0, pruned = 0;
 	cand *rest = fill ? malloc(n * sizeof(cand)) : NULL;
 	for (size_t i = 0; i < n && kept < m; i++) {
 		bool good = true;
+		probe p;
+		if (kept > 0)
+			probe_init(c, g, &p, vec_of(c, cands[i].r), norm2_of(c, cands[i].r), pbuf);
 		for (size_t j = 0; j < kept && good; j++)
-			if (dist_rows(c, cands[i].r, cands[j].r) < cands[i].d)
+			if (probe_dist(c, g, &p, cands[j].r) < cands[i].d)
 				good = false;
 		if (good)
 			cands[kept++] = cands[i];
@@ -445,13 +574,14 @@ static size_t select_neighbors(const nvf_coll *c, cand *cands, size_t n, size_t 
 	return kept;
 }
 
-static size_t select_heuristic(const nvf_coll *c, cand *cands, size_t n, size_t m)
+static size_t select_heuristic(const nvf_coll *c, const nvf_hnsw *g, cand *cands, size_t n, size_t m, int8_t *pbuf)
 {
-	return select_neighbors(c, cands, n, m, false);
+	return select_neighbors(c, g, cands, n, m, false, pbuf);
 }
 
 /* Add `x` to `row`'s links at `level`, shrinking by the heuristic if full. */
-static int add_link(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, int level, uint32_t x, cand *tmp)
+static int add_link(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, int level, uint32_t x, cand *tmp,
+		    int8_t *pbuf)
 {
 	int rc = 0;
 	lock_row(g, row);
@@ -466,10 +596,12 @@ static int add_link(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, 
 		buf[n] = x;
 		rc = set_links(txn, g, row, level, buf, n + 1);
 	} else {
+		probe p;
+		probe_init(c, g, &p, vec_of(c, row), norm2_of(c, row), pbuf);
 		for (uint32_t i = 0; i < n; i++)
-			tmp[i] = (cand){dist_rows(c, row, l[i]), l[i]};
-		tmp[n] = (cand){dist_rows(c, row, x), x};
-		size_t k = select_heuristic(c, tmp, n + 1, cap);
+			tmp[i] = (cand){probe_dist(c, g, &p, l[i]), l[i]};
+		tmp[n] = (cand){probe_dist(c, g, &p, x), x};
+		size_t k = select_heuristic(c, g, tmp, n + 1, cap, pbuf + 2 * g->nb);
 		uint32_t buf[512];
 		for (size_t i = 0; i < k; i++)
 			buf[i] = tmp[i].r;
@@ -507,7 +639,11 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 	g->efs = c->cfg.hnsw_ef_search;
 	g->ml = 1.0 / log((double)g->m);
 	g->seed = c->cfg.seed;
-	uint32_t s0 = (uint32_t)(sizeof(struct nvf_hnsw_node0) + 4 * g->m0);
+	g->quant = c->cfg.hnsw_quant == NVF_QUANT_SQ4;
+	g->nb = (c->cfg.dim + 1) / 2;
+	g->qoff = (uint32_t)(sizeof(struct nvf_hnsw_node0) + 4 * g->m0);
+	uint32_t s0 = g->qoff + (g->quant ? (uint32_t)sizeof(struct nvf_hnsw_qparams) + g->nb : 0);
+	s0 = (s0 + 7) & ~7u;
 	uint32_t su = (uint32_t)(sizeof(struct nvf_hnsw_upper) + 4 * g->m);
 	int rc;
 	if ((rc = nvf__array_open(txn, NVF_T_GRAPH0, create ? s0 : 0, 32u << 10, &g->g0)) != 0 ||
@@ -604,8 +740,9 @@ static int alloc_upper(nvf_txn *txn, nvf_hnsw *g, int levels, uint32_t *slot)
 	return nvf__array_prepare(g->up, txn, end, end + (uint64_t)levels);
 }
 
-/* Make a row a node of `level` with no links yet (its upper slots allocated). */
-static int init_node(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level)
+/* Make a row a node of `level` with no links yet (its upper slots allocated, its
+ * 4-bit copy written). */
+static int init_node(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, int level)
 {
 	uint32_t slot = 0;
 	int rc;
@@ -618,6 +755,8 @@ static int init_node(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level)
 	memset(z, 0, sizeof(*z));
 	z->upper = slot;
 	z->level = (uint8_t)level;
+	if (g->quant)
+		encode(c, g, vec_of(c, row), norm2_of(c, row), (uint8_t *)z + g->qoff);
 	for (int l = 1; l <= level; l++) {
 		uint8_t *p;
 		if ((rc = nvf__array_row_mut(g->up, txn, slot + (uint32_t)l - 1, &p)) != 0)
@@ -636,7 +775,7 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	struct nvf_hnsw_node0 *zx = node0(g, x);
 	int level = zx->level;
 	uint64_t rows = nvf__array_rows(c->vec);
-	scratch *s = get_scratch(rows, g->efc, g->m0);
+	scratch *s = get_scratch(rows, g->efc, g->m0, g->nb);
 	if (!s)
 		return nvf__oom();
 	if (g->locks)
@@ -673,7 +812,11 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	if (g->locks && !hold)
 		pthread_mutex_unlock(&g->glock);
 
-	query Q = {c, g, vec_of(c, x), norm2_of(c, x), NULL, NULL, x};
+	/* The beam search walks on the 4-bit codes (if any); what it finds is measured
+	 * exactly before the heuristic chooses, which keeps the graph as good as a
+	 * float32 build at a fraction of the reads. */
+	query Q = {c, g, {0}, NULL, NULL, x};
+	probe_init_q(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb, true);
 	uint32_t cur = (uint32_t)ep;
 	float curd = qdist(&Q, cur);
 	for (int l = top; l > level; l--)
@@ -689,10 +832,14 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 			s->epoch = 1;
 		}
 		search_level(&Q, s, l, g->efc, &entry, 1, &nr, UINT64_MAX);
-		/* Results out of the heap, nearest kept as the next level's entry. */
-		for (size_t i = 0; i < nr; i++)
+		/* Results out of the heap, measured exactly; the nearest is the next
+		 * level's entry. */
+		for (size_t i = 0; i < nr; i++) {
 			s->tmp[i] = s->res[i];
-		size_t k = select_heuristic(c, s->tmp, nr, g->m);
+			if (Q.p.quant)
+				s->tmp[i].d = nvf__score_row(c, vec_of(c, x), norm2_of(c, x), s->res[i].r);
+		}
+		size_t k = select_heuristic(c, g, s->tmp, nr, g->m, s->pb + 4 * g->nb);
 		if (nr > 0)
 			entry = s->tmp[0];
 		for (size_t i = 0; i < k; i++)
@@ -701,7 +848,7 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 		rc = set_links(txn, g, x, l, buf, (uint32_t)k);
 		unlock_row(g, x);
 		for (size_t i = 0; i < k && rc == 0; i++)
-			rc = add_link(txn, c, g, buf[i], l, (uint32_t)x, s->cand);
+			rc = add_link(txn, c, g, buf[i], l, (uint32_t)x, s->cand, s->pb + 2 * g->nb);
 	}
 	zx = node0(g, x);
 	zx->flags |= NVF_HNSW_LINKED;
@@ -733,7 +880,7 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t id;
 		memcpy(&id, nvf__array_row(c->rowids, rows[i]), 8);
-		rc = init_node(txn, g, rows[i], level_of(g, id));
+		rc = init_node(txn, c, g, rows[i], level_of(g, id));
 	}
 	if (rc != 0)
 		return nvf__txn_fail(txn, rc);
@@ -809,14 +956,16 @@ static inline bool is_tomb(const nvf_hnsw *g, uint64_t r)
  * links and from `extra` (the removed nodes' links), keep the best by the heuristic,
  * topped up to the full degree with the nearest of the rest. */
 static int repair(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t y, int l, const uint32_t *extra,
-		  size_t nextra, bool (*gone)(const nvf_hnsw *, uint64_t, uint64_t), uint64_t x, cand *sel)
+		  size_t nextra, bool (*gone)(const nvf_hnsw *, uint64_t, uint64_t), uint64_t x, cand *sel, int8_t *pbuf)
 {
 	uint32_t ny, nbuf[512];
 	const uint32_t *ly = links_of(g, y, l, &ny);
 	size_t k = 0;
+	probe p;
+	probe_init(c, g, &p, vec_of(c, y), norm2_of(c, y), pbuf);
 	for (uint32_t j = 0; j < ny; j++)
 		if (!gone(g, ly[j], x))
-			sel[k++] = (cand){dist_rows(c, y, ly[j]), ly[j]};
+			sel[k++] = (cand){probe_dist(c, g, &p, ly[j]), ly[j]};
 	for (size_t j = 0; j < nextra; j++) {
 		uint32_t z = extra[j];
 		if (z == y || gone(g, z, x) || contains(ly, ny, z))
@@ -825,9 +974,9 @@ static int repair(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t y, int 
 		for (size_t i = 0; i < k && !dup; i++)
 			dup = sel[i].r == z;
 		if (!dup)
-			sel[k++] = (cand){dist_rows(c, y, z), z};
+			sel[k++] = (cand){probe_dist(c, g, &p, z), z};
 	}
-	k = select_neighbors(c, sel, k, max_links(g, l), true);
+	k = select_neighbors(c, g, sel, k, max_links(g, l), true, pbuf + 2 * g->nb);
 	for (size_t j = 0; j < k; j++)
 		nbuf[j] = sel[j].r;
 	return set_links(txn, g, y, l, nbuf, (uint32_t)k);
@@ -850,7 +999,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 {
 	int level = node0(g, x)->level, rc = 0;
 	uint64_t rows = nvf__array_rows(c->vec);
-	scratch *s = get_scratch(rows, g->efc + 2 * g->m0, g->m0);
+	scratch *s = get_scratch(rows, g->efc + 2 * g->m0, g->m0, g->nb);
 	cand *pool = malloc((g->efc + 2 * (size_t)g->m0 + 8) * sizeof(cand));
 	cand *sel = malloc((3 * (size_t)g->m0 + 8) * sizeof(cand));
 	uint32_t *lx = malloc(g->m0 * sizeof(uint32_t));
@@ -860,7 +1009,8 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 		free(lx);
 		return nvf__oom();
 	}
-	query Q = {c, g, vec_of(c, x), norm2_of(c, x), NULL, NULL, x};
+	query Q = {c, g, {0}, NULL, NULL, x};
+	probe_init(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb);
 	uint32_t cur = (uint32_t)g->h.entry;
 	float curd = qdist(&Q, cur);
 	for (int l = (int)g->h.max_level; l > level; l--)
@@ -898,7 +1048,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 			uint32_t ny;
 			const uint32_t *ly = links_of(g, y, l, &ny);
 			if (contains(ly, ny, (uint32_t)x))
-				rc = repair(txn, c, g, y, l, lx, nx, gone_one, x, sel);
+				rc = repair(txn, c, g, y, l, lx, nx, gone_one, x, sel, s->pb + 2 * g->nb);
 		}
 	}
 	free(pool);
@@ -983,33 +1133,42 @@ int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t x, bool *deferred)
 	return nvf__txn_fail(txn, rc);
 }
 
-int nvf__hnsw_relink(nvf_txn *txn, nvf_coll *c, uint64_t x)
+/* An update, in two steps around the write of the new vector. Detach: the nodes near
+ * the old position let go of x (links from farther away stay: they still lead to a
+ * live node) and x drops its links. Attach: x joins again from its new position. */
+int nvf__hnsw_detach(nvf_txn *txn, nvf_coll *c, uint64_t x)
 {
-	/* An update: the nodes near the old position let go of x, x drops its links
-	 * and joins again from its new position. Links from farther away stay: they
-	 * still lead to a live node. */
 	nvf_hnsw *g = c->hnsw;
 	int rc = unlink_near(txn, c, g, x);
 	int level = node0(g, x)->level;
-	/* Somewhere to start the search from if x is the entry: its highest neighbour. */
-	uint64_t alt = NVF_HNSW_NO_ENTRY;
-	for (int l = level; l >= 0 && alt == NVF_HNSW_NO_ENTRY; l--) {
+	/* Somewhere to start from if x is the entry: its highest neighbour. */
+	g->alt = NVF_HNSW_NO_ENTRY;
+	for (int l = level; l >= 0 && g->alt == NVF_HNSW_NO_ENTRY; l--) {
 		uint32_t n;
 		const uint32_t *lk = links_of(g, x, l, &n);
 		if (n > 0)
-			alt = lk[0];
+			g->alt = lk[0];
 	}
 	for (int l = 0; l <= level && rc == 0; l++)
 		rc = set_links(txn, g, x, l, NULL, 0);
-	if (rc != 0)
-		return nvf__txn_fail(txn, rc);
 	struct nvf_hnsw_node0 *z;
-	if ((rc = node0_mut(txn, g, x, &z)) != 0)
-		return nvf__txn_fail(txn, rc);
-	z->flags &= (uint8_t)~NVF_HNSW_LINKED;
-	g->h.nodes--;
-	g->h.per_level[level]--;
-	rc = link_node(txn, c, g, x, alt);
+	if (rc == 0 && (rc = node0_mut(txn, g, x, &z)) == 0) {
+		z->flags &= (uint8_t)~NVF_HNSW_LINKED;
+		g->h.nodes--;
+		g->h.per_level[level]--;
+	}
+	return nvf__txn_fail(txn, rc);
+}
+
+int nvf__hnsw_attach(nvf_txn *txn, nvf_coll *c, uint64_t x)
+{
+	nvf_hnsw *g = c->hnsw;
+	struct nvf_hnsw_node0 *z;
+	int rc = node0_mut(txn, g, x, &z);
+	if (rc == 0 && g->quant)
+		encode(c, g, vec_of(c, x), norm2_of(c, x), (uint8_t *)z + g->qoff);
+	if (rc == 0)
+		rc = link_node(txn, c, g, x, g->alt);
 	return nvf__txn_fail(txn, rc);
 }
 
@@ -1028,9 +1187,11 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
 		cap += g->m0;
 	uint32_t *extra = malloc((cap + 1) * sizeof(uint32_t));
 	cand *sel = malloc((cap + 2 * (size_t)g->m0 + 8) * sizeof(cand));
-	if (!extra || !sel) {
+	int8_t *pbuf = malloc(4 * (size_t)g->nb + 64);
+	if (!extra || !sel || !pbuf) {
 		free(extra);
 		free(sel);
+		free(pbuf);
 		return nvf__txn_fail(txn, nvf__oom());
 	}
 	uint64_t grows = nvf__array_rows(g->g0);
@@ -1054,11 +1215,12 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
 			for (uint32_t j = 0; j < ny && !hit; j++)
 				hit = is_tomb(g, ly[j]);
 			if (hit)
-				rc = repair(txn, c, g, y, l, extra, ne, gone_tomb, 0, sel);
+				rc = repair(txn, c, g, y, l, extra, ne, gone_tomb, 0, sel, pbuf);
 		}
 	}
 	free(extra);
 	free(sel);
+	free(pbuf);
 	/* Now nothing live links to them; links among tombstones go with them. */
 	for (size_t i = 0; i < g->tombs.n && rc == 0; i++) {
 		uint64_t x = g->tombs.v[i];
@@ -1083,6 +1245,7 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
 int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, nvf__filter_fn filter,
 		     void *fctx, nvf_result *out, size_t *nout)
 {
+
 	(void)txn;
 	nvf_hnsw *g = c->hnsw;
 	*nout = 0;
@@ -1091,11 +1254,16 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 	size_t width = ef ? ef : g->efs;
 	if (width < k)
 		width = k;
+
 	uint64_t rows = nvf__array_rows(c->vec);
-	scratch *s = get_scratch(rows, width, g->m0);
+	scratch *s = get_scratch(rows, width, g->m0, g->nb);
 	if (!s)
 		return nvf__oom();
-	query Q = {c, g, q, c->k->norm_sq(q, c->cfg.dim), filter, fctx, UINT64_MAX};
+	/* Walk on the 4-bit codes (if any): 400 bytes a step instead of the 3 KB
+	 * vector; the ef nodes found are then ranked by their exact distances. */
+	query Q = {c, g, {0}, filter, fctx, UINT64_MAX};
+	float qn2 = c->k->norm_sq(q, c->cfg.dim);
+	probe_init_q(c, g, &Q.p, q, qn2, s->pb, true);
 	uint32_t cur = (uint32_t)g->h.entry;
 	float curd = qdist(&Q, cur);
 	for (int l = (int)g->h.max_level; l > 0; l--)
@@ -1107,11 +1275,14 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 	uint64_t budget = filter ? (uint64_t)width * g->m0 * 64 + 1024 : UINT64_MAX;
 	search_level(&Q, s, 0, width, &entry, 1, &nr, budget);
 	nvf_topk t = {k, 0, out};
+	if (Q.p.quant)
+		for (size_t i = 0; i < nr; i++)
+			prefetch_row(c, g, false, s->res[i].r);
 	while (nr > 0) {
 		cand x = heap_pop(s->res, &nr, true);
 		uint64_t id;
 		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
-		nvf__topk_push(&t, x.d, id);
+		nvf__topk_push(&t, Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d, id);
 	}
 	nvf__topk_finish(&t, c->cfg.metric);
 	*nout = t.n;
@@ -1120,17 +1291,12 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 
 /* ---- invariants ---- */
 
-int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
+/* Every node's records: levels, links (valid, live, high enough, no duplicates,
+ * within the degree bounds), its 4-bit copy; in-links counted into indeg. */
+static int check_nodes(nvf_coll *c, nvf_hnsw *g, uint64_t *bad_row, uint32_t *indeg, uint64_t *nodes,
+		       uint64_t *per_level)
 {
-	(void)txn;
-	nvf_hnsw *g = c->hnsw;
-	uint64_t rows = nvf__array_rows(c->vec), nodes = 0, per_level[NVF_HNSW_MAX_LEVEL] = {0};
-	if (nvf__array_rows(g->g0) > rows) {
-		*bad_row = rows;
-		return nvf__err(NVF_ECORRUPT, "HNSW graph has %llu records for %llu rows",
-				(unsigned long long)nvf__array_rows(g->g0), (unsigned long long)rows);
-	}
-	uint64_t grows = nvf__array_rows(g->g0);
+	uint64_t rows = nvf__array_rows(c->vec), grows = nvf__array_rows(g->g0);
 	for (uint64_t r = 0; r < rows; r++) {
 		uint64_t id;
 		memcpy(&id, nvf__array_row(c->rowids, r), 8);
@@ -1146,11 +1312,19 @@ int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
 		if (z->level >= NVF_HNSW_MAX_LEVEL || z->level > g->h.max_level)
 			return nvf__err(NVF_ECORRUPT, "HNSW: row %llu at level %u above the top %u", (unsigned long long)r,
 					z->level, g->h.max_level);
-		nodes++;
+		(*nodes)++;
 		per_level[z->level]++;
 		if (z->level > 0 && (uint64_t)z->upper + z->level > nvf__array_rows(g->up))
 			return nvf__err(NVF_ECORRUPT, "HNSW: row %llu's upper slots %u+%u beyond %llu", (unsigned long long)r,
 					z->upper, z->level, (unsigned long long)nvf__array_rows(g->up));
+		if (g->quant) {
+			/* The 4-bit copy is the vector's. */
+			uint8_t want[16 + 32768];
+			encode(c, g, vec_of(c, r), norm2_of(c, r), want);
+			if (memcmp(want, qrec(g, r), 16 + g->nb) != 0)
+				return nvf__err(NVF_ECORRUPT, "HNSW: row %llu's 4-bit copy does not match its vector",
+						(unsigned long long)r);
+		}
 		for (int l = 0; l <= z->level; l++) {
 			uint32_t n;
 			const uint32_t *lk = links_of(g, r, l, &n);
@@ -1171,9 +1345,37 @@ int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
 					if (lk[j] == y)
 						return nvf__err(NVF_ECORRUPT, "HNSW: row %llu links twice to row %llu",
 								(unsigned long long)r, (unsigned long long)y);
+				indeg[y]++;
 			}
 		}
 	}
+	for (uint64_t r = 0; r < grows; r++) {
+		*bad_row = r;
+		if (node0(g, r)->indeg != indeg[r])
+			return nvf__err(NVF_ECORRUPT, "HNSW: row %llu has %u links to it, its record says %u",
+					(unsigned long long)r, indeg[r], node0(g, r)->indeg);
+	}
+	return 0;
+}
+
+int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
+{
+	(void)txn;
+	nvf_hnsw *g = c->hnsw;
+	uint64_t rows = nvf__array_rows(c->vec), grows = nvf__array_rows(g->g0), nodes = 0;
+	uint64_t per_level[NVF_HNSW_MAX_LEVEL] = {0};
+	if (grows > rows) {
+		*bad_row = rows;
+		return nvf__err(NVF_ECORRUPT, "HNSW graph has %llu records for %llu rows", (unsigned long long)grows,
+				(unsigned long long)rows);
+	}
+	uint32_t *indeg = calloc(grows ? grows : 1, sizeof(uint32_t));
+	if (!indeg)
+		return nvf__oom();
+	int rc = check_nodes(c, g, bad_row, indeg, &nodes, per_level);
+	free(indeg);
+	if (rc != 0)
+		return rc;
 	*bad_row = g->h.entry;
 	if (nodes != g->h.nodes || nodes != c->idmap->d.count)
 		return nvf__err(NVF_ECORRUPT, "HNSW: %llu linked nodes, the graph record says %llu, the id map %llu",
@@ -1188,8 +1390,7 @@ int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
 			return nvf__err(NVF_ECORRUPT, "HNSW: an entry point in an empty graph");
 	} else {
 		const struct nvf_hnsw_node0 *ze = node0(g, g->h.entry);
-		if (!(ze->flags & NVF_HNSW_LINKED) || ze->level != g->h.max_level ||
-		    (g->h.max_level + 1 < NVF_HNSW_MAX_LEVEL && per_level[g->h.max_level] == 0))
+		if (!(ze->flags & NVF_HNSW_LINKED) || ze->level != g->h.max_level)
 			return nvf__err(NVF_ECORRUPT, "HNSW: entry point row %llu is not a node at the top level %u",
 					(unsigned long long)g->h.entry, g->h.max_level);
 		for (int l = (int)g->h.max_level + 1; l < NVF_HNSW_MAX_LEVEL; l++)

@@ -63,8 +63,10 @@ int nvf__hnsw_remove(nvf_txn *txn, nvf_coll *c, uint64_t row, bool *deferred);
 /* Before commit: repair what still links to tombstones and free them; their rows are
  * returned (caller frees the array) for the caller to release. */
 int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n);
-/* After a row's vector changed: re-link its node from the new position. */
-int nvf__hnsw_relink(nvf_txn *txn, nvf_coll *c, uint64_t row);
+/* A row's vector changes: detach its node before the new vector is written, attach it
+ * (from the new position) after. */
+int nvf__hnsw_detach(nvf_txn *txn, nvf_coll *c, uint64_t row);
+int nvf__hnsw_attach(nvf_txn *txn, nvf_coll *c, uint64_t row);
 /* Write back the graph record if it changed (before commit). */
 int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c);
 
