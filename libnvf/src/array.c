@@ -26,6 +26,8 @@ static uint32_t pick_shift(uint32_t stride, uint32_t chunk_bytes, uint32_t psize
 	return best;
 }
 
+/* Write transactions: room for `need` entries in the private table, new ones
+ * unresolved. */
 static int table_grow(nvf_array *a, uint64_t need)
 {
 	if (need <= a->alloc)
@@ -45,41 +47,54 @@ static int table_grow(nvf_array *a, uint64_t need)
 	if (!d)
 		return nvf__oom();
 	a->dirty = d;
-	for (uint64_t i = a->alloc; i < n; i++) {
-		a->base[i] = NULL;
-		a->cap[i] = 0;
-		a->dirty[i] = 0;
-	}
+	memset((void *)(a->base + a->alloc), 0, (n - a->alloc) * sizeof(*b));
+	memset(a->cap + a->alloc, 0, (n - a->alloc) * sizeof(*c));
+	memset(a->dirty + a->alloc, 0, n - a->alloc);
 	a->alloc = n;
 	return 0;
 }
 
-/* Walk the tree's chunk entries into base/cap (nchunks entries). */
-static int build_table(nvf_txn *txn, const nvf_array *a, const uint8_t **base, uint32_t *cap, uint64_t nchunks)
+const uint8_t *nvf__array_resolve(nvf_array *a, uint64_t k)
 {
-	nvf_cursor c;
-	int rc;
-	for (rc = nvf__cursor_seek(&c, txn, &a->t->d, 0); rc == 0 && c.valid; rc = nvf__cursor_next(&c)) {
-		uint64_t key;
-		nvf_val v;
-		if ((rc = nvf__cursor_get(&c, &key, &v)) != 0)
-			return rc;
-		if (key >= nchunks || !v.extent || v.len % a->stride || v.len / a->stride > a->mask + 1)
-			return nvf__err(NVF_ECORRUPT, "array %llu: chunk %llu of %llu bytes does not fit %llu chunks of %u-byte rows",
-					(unsigned long long)a->id, (unsigned long long)key, (unsigned long long)v.len,
-					(unsigned long long)nchunks, a->stride);
-		base[key] = v.data;
-		cap[key] = (uint32_t)(v.len / a->stride);
+	nvf_val v;
+	int rc = NVF_ENOTFOUND;
+	uint64_t need = 0;
+	if (k < a->nchunks) {
+		need = nvf__array_chunk_rows(a, k, a->t->d.aux);
+		rc = nvf__tree_get(a->txn, &a->t->d, k, &v);
 	}
-	if (rc != 0)
-		return rc;
-	/* Every row in use must be backed. */
-	uint64_t rows = a->t->d.aux;
-	for (uint64_t k = 0; k < nchunks; k++) {
-		uint64_t need = nvf__array_chunk_rows(a, k, rows);
-		if (cap[k] < need)
-			return nvf__err(NVF_ECORRUPT, "array %llu: chunk %llu holds %u rows, %llu are in use",
-					(unsigned long long)a->id, (unsigned long long)k, cap[k], (unsigned long long)need);
+	if (rc == 0 && (!v.extent || v.len % a->stride || v.len / a->stride > a->mask + 1 || v.len / a->stride < need))
+		rc = NVF_ECORRUPT;
+	if (rc == 0) {
+		__atomic_store_n(&a->cap[k], (uint32_t)(v.len / a->stride), __ATOMIC_RELAXED);
+		__atomic_store_n(&a->base[k], v.data, __ATOMIC_RELEASE);
+		return v.data;
+	}
+	/* Damage (or a row past the end: a bug of ours). Remember it, and hand out
+	 * zeros rather than crash; the operation reports the error. */
+	int e = nvf__err(NVF_ECORRUPT, "array %llu: chunk %llu %s", (unsigned long long)a->id, (unsigned long long)k,
+			 rc == NVF_ENOTFOUND ? "is missing" : "is damaged or of the wrong size");
+	__atomic_store_n(&a->err, e, __ATOMIC_RELAXED);
+	uint8_t *z = __atomic_load_n(&a->zero, __ATOMIC_ACQUIRE);
+	if (!z) {
+		uint8_t *fresh = calloc(1, (size_t)a->stride << a->shift);
+		if (!fresh)
+			abort(); /* no memory to stand in for a damaged chunk: nothing sane left */
+		if (__atomic_compare_exchange_n(&a->zero, &z, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			z = fresh;
+		else
+			free(fresh);
+	}
+	return z;
+}
+
+int nvf__arrays_err(nvf_txn *txn)
+{
+	for (nvf_array *a = txn->arrays; a; a = a->next) {
+		int e = __atomic_load_n(&a->err, __ATOMIC_RELAXED);
+		if (e)
+			return nvf__err(e, "array %llu of the collection is damaged (run nvf_check)",
+					(unsigned long long)a->id);
 	}
 	return 0;
 }
@@ -102,8 +117,8 @@ void nvf__chunkmap_cache_free(nvf_db *db)
 	db->chunkmaps = NULL;
 }
 
-/* Read transactions: find or build the shared table for this state of the tree. The
- * same root page number written by the same transaction means the same content. */
+/* Read transactions: find or make the shared table for this state of the tree. The
+ * same root page written by the same transaction means the same content. */
 static int borrow_table(nvf_txn *txn, nvf_array *a)
 {
 	nvf_db *db = txn->db;
@@ -116,52 +131,62 @@ static int borrow_table(nvf_txn *txn, nvf_array *a)
 		root_txnid = ((const struct nvf_disk_page *)p)->txnid;
 	}
 	pthread_mutex_lock(&db->cache_mutex);
-	for (nvf_chunkmap *m = db->chunkmaps; m; m = m->next) {
-		if (m->tree_id == a->id && m->root == root && m->root_txnid == root_txnid && m->nchunks == a->nchunks) {
-			atomic_fetch_add(&m->refs, 1);
+	nvf_chunkmap *m;
+	for (m = db->chunkmaps; m; m = m->next)
+		if (m->tree_id == a->id && m->root == root && m->root_txnid == root_txnid && m->nchunks == a->nchunks)
+			break;
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (m) {
+			m->tree_id = a->id;
+			m->root = root;
+			m->root_txnid = root_txnid;
+			m->nchunks = a->nchunks;
+			/* Zeroed (unresolved): calloc hands large tables out as untouched
+			 * pages, so this costs nothing like their size. */
+			m->base = calloc(a->nchunks + 1, sizeof(*m->base));
+			m->cap = calloc(a->nchunks + 1, sizeof(*m->cap));
+			atomic_init(&m->refs, 1); /* the cache's */
+		}
+		if (!m || !m->base || !m->cap) {
 			pthread_mutex_unlock(&db->cache_mutex);
-			a->shared = m;
-			a->base = m->base;
-			a->cap = m->cap;
-			return 0;
+			if (m)
+				chunkmap_unref(m);
+			return nvf__oom();
+		}
+		m->next = db->chunkmaps;
+		db->chunkmaps = m;
+		/* Keep the newest few tables per tree. */
+		int kept = 0;
+		for (nvf_chunkmap **pp = &db->chunkmaps; *pp;) {
+			if ((*pp)->tree_id == a->id && ++kept > 3) {
+				nvf_chunkmap *old = *pp;
+				*pp = old->next;
+				chunkmap_unref(old);
+			} else {
+				pp = &(*pp)->next;
+			}
 		}
 	}
-	pthread_mutex_unlock(&db->cache_mutex);
-	nvf_chunkmap *m = calloc(1, sizeof(*m));
-	if (!m)
-		return nvf__oom();
-	m->tree_id = a->id;
-	m->root = root;
-	m->root_txnid = root_txnid;
-	m->nchunks = a->nchunks;
-	m->base = calloc(a->nchunks ? a->nchunks : 1, sizeof(*m->base));
-	m->cap = calloc(a->nchunks ? a->nchunks : 1, sizeof(*m->cap));
-	atomic_init(&m->refs, 1);
-	int rc = (!m->base || !m->cap) ? nvf__oom() : build_table(txn, a, m->base, m->cap, a->nchunks);
-	if (rc != 0) {
-		chunkmap_unref(m);
-		return rc;
-	}
-	/* Keep the newest few tables per tree in the cache (one ref for the cache). */
-	pthread_mutex_lock(&db->cache_mutex);
 	atomic_fetch_add(&m->refs, 1);
-	m->next = db->chunkmaps;
-	db->chunkmaps = m;
-	int kept = 0;
-	for (nvf_chunkmap **pp = &db->chunkmaps; *pp;) {
-		if ((*pp)->tree_id == a->id && ++kept > 3) {
-			nvf_chunkmap *old = *pp;
-			*pp = old->next;
-			chunkmap_unref(old);
-		} else {
-			pp = &(*pp)->next;
-		}
-	}
 	pthread_mutex_unlock(&db->cache_mutex);
 	a->shared = m;
 	a->base = m->base;
 	a->cap = m->cap;
 	return 0;
+}
+
+static void array_free(nvf_array *a)
+{
+	if (a->shared) {
+		chunkmap_unref(a->shared);
+	} else {
+		free((void *)a->base);
+		free(a->cap);
+	}
+	free(a->dirty);
+	free(a->zero);
+	free(a);
 }
 
 int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_bytes, nvf_array **out)
@@ -190,6 +215,7 @@ int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_b
 		return nvf__oom();
 	a->t = t;
 	a->id = id;
+	a->txn = txn;
 	a->stride = t->d.aux32 & (NVF_ARRAY_MAX_STRIDE - 1);
 	a->shift = t->d.aux32 >> 24;
 	a->mask = (UINT64_C(1) << a->shift) - 1;
@@ -200,22 +226,9 @@ int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_b
 		return rc;
 	}
 	a->nchunks = (t->d.aux + a->mask) >> a->shift;
-	if (write) {
-		rc = table_grow(a, a->nchunks + 1);
-		if (rc == 0)
-			rc = build_table(txn, a, a->base, a->cap, a->nchunks);
-	} else {
-		rc = borrow_table(txn, a);
-	}
+	rc = write ? table_grow(a, a->nchunks + 1) : borrow_table(txn, a);
 	if (rc != 0) {
-		if (!a->shared) {
-			free((void *)a->base);
-			free(a->cap);
-		} else {
-			chunkmap_unref(a->shared);
-		}
-		free(a->dirty);
-		free(a);
+		array_free(a);
 		return rc;
 	}
 	a->next = txn->arrays;
@@ -228,6 +241,11 @@ int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_b
 static int chunk_writable(nvf_array *a, nvf_txn *txn, uint64_t k, uint32_t rows)
 {
 	uint32_t full = (uint32_t)(a->mask + 1);
+	if (k < a->nchunks && !a->base[k]) {
+		nvf__array_resolve(a, k);
+		if (a->err)
+			return nvf__txn_fail(txn, a->err);
+	}
 	if (a->dirty[k] && a->cap[k] >= rows)
 		return 0;
 	uint32_t cap = a->cap[k];
@@ -263,8 +281,8 @@ static int chunk_writable(nvf_array *a, nvf_txn *txn, uint64_t k, uint32_t rows)
 	}
 	if (rc != 0)
 		return nvf__txn_fail(txn, rc);
-	a->base[k] = buf;
-	a->cap[k] = cap;
+	__atomic_store_n(&a->cap[k], cap, __ATOMIC_RELAXED);
+	__atomic_store_n(&a->base[k], buf, __ATOMIC_RELEASE);
 	a->dirty[k] = 1;
 	return 0;
 }
@@ -282,6 +300,8 @@ int nvf__array_prepare(nvf_array *a, nvf_txn *txn, uint64_t from, uint64_t to)
 		if (end > to)
 			end = to;
 		uint32_t rows = (uint32_t)(end - (k << a->shift));
+		if (k < a->nchunks && !a->base[k])
+			nvf__array_resolve(a, k);
 		if (k < a->nchunks && a->cap[k] > rows)
 			rows = a->cap[k];
 		if ((rc = chunk_writable(a, txn, k, rows)) != 0)
@@ -297,12 +317,14 @@ int nvf__array_prepare(nvf_array *a, nvf_txn *txn, uint64_t from, uint64_t to)
 int nvf__array_row_mut(nvf_array *a, nvf_txn *txn, uint64_t row, uint8_t **out)
 {
 	uint64_t k = row >> a->shift;
-	if (!(k < a->nchunks && a->dirty[k] && (row & a->mask) < a->cap[k])) {
+	if (row >= a->t->d.aux) {
+		int rc = nvf__array_prepare(a, txn, a->t->d.aux, row + 1);
+		if (rc != 0)
+			return rc;
+	} else if (!(k < a->nchunks && a->dirty[k] && (row & a->mask) < a->cap[k])) {
 		int rc = nvf__array_prepare(a, txn, row, row + 1);
 		if (rc != 0)
 			return rc;
-	} else if (row >= a->t->d.aux) {
-		a->t->d.aux = row + 1;
 	}
 	*out = (uint8_t *)(uintptr_t)a->base[k] + (row & a->mask) * a->stride;
 	return 0;
@@ -312,14 +334,7 @@ void nvf__array_release_all(nvf_txn *txn)
 {
 	for (nvf_array *a = txn->arrays, *n; a; a = n) {
 		n = a->next;
-		if (a->shared) {
-			chunkmap_unref(a->shared);
-		} else {
-			free((void *)a->base);
-			free(a->cap);
-		}
-		free(a->dirty);
-		free(a);
+		array_free(a);
 	}
 	txn->arrays = NULL;
 }
@@ -331,15 +346,7 @@ void nvf__array_forget(nvf_txn *txn, uint64_t id)
 		if (a->id != id)
 			continue;
 		*pp = a->next;
-		if (a->shared) {
-			chunkmap_unref(a->shared);
-		} else {
-			free((void *)a->base);
-			free(a->cap);
-		}
-		free(a->dirty);
-		free(a);
+		array_free(a);
 		return;
 	}
 }
-

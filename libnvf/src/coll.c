@@ -269,6 +269,11 @@ static int enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c)
 
 static int leave(nvf_txn *txn, bool own, bool write, int rc)
 {
+	/* A damaged chunk met on the way: the result cannot be trusted. */
+	if (rc == 0)
+		rc = nvf__arrays_err(txn);
+	if (rc != 0 && write)
+		nvf__txn_fail(txn, rc);
 	if (!own)
 		return rc;
 	if (rc == 0 && write)
@@ -693,7 +698,7 @@ int nvf__coll_check(nvf_txn *txn)
 		if ((rc = nvf__hnsw_check(txn, c, &bad)) != 0)
 			return rc;
 	}
-	return 0;
+	return nvf__arrays_err(txn);
 }
 
 int nvf_reindex(nvf_db *db, const nvf_index_options *opts)

@@ -116,7 +116,7 @@ void nvf__topk_finish(nvf_topk *t, int metric)
 static void score_chunk(const nvf_coll *c, const float *q, float qn2, uint64_t ch, uint64_t cnt, float *buf)
 {
 	const nvf_array *v = c->vec;
-	const float *base = (const float *)(const void *)v->base[ch];
+	const float *base = (const float *)(const void *)nvf__array_chunk(v, ch);
 	size_t stride = v->stride / 4, n = c->cfg.dim;
 	uint64_t r0 = ch << v->shift;
 	switch (c->cfg.metric) {
@@ -256,7 +256,7 @@ static int run_block(const block_ctx *b, size_t q0, size_t nb, float *tile, nvf_
 			ids[j] = row_id(c, r0 + j);
 			xn2[j] = row_norm2(c, r0 + j);
 		}
-		c->k->dot_block(b->qs + q0 * dim, dim, nb, (const float *)(const void *)v->base[ch], stride, cnt, dim,
+		c->k->dot_block(b->qs + q0 * dim, dim, nb, (const float *)(const void *)nvf__array_chunk(v, ch), stride, cnt, dim,
 				tile, rows_per);
 		for (size_t i = 0; i < nb; i++) {
 			const float *dots = tile + i * rows_per;

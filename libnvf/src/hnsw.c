@@ -106,11 +106,13 @@ static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_
 			return NULL;
 	}
 	if (rows > s->vcap) {
+		/* Fresh zeroed tags: calloc hands large ones out as untouched pages,
+		 * so a first search costs what it visits, not the collection's size. */
 		uint64_t n = rows + rows / 4 + 1024;
-		uint32_t *v = realloc(s->visited, n * sizeof(uint32_t));
+		uint32_t *v = calloc(n, sizeof(uint32_t));
 		if (!v)
 			return NULL;
-		memset(v, 0, n * sizeof(uint32_t));
+		free(s->visited);
 		s->visited = v;
 		s->vcap = n;
 		s->epoch = 0;

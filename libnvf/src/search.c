@@ -67,6 +67,9 @@ static int begin(nvf_db *db, nvf_txn **txn, bool *own, nvf_coll **c)
 
 static int end(nvf_txn *txn, bool own, int rc)
 {
+	/* A damaged chunk met on the way: the results cannot be trusted. */
+	if (rc == 0)
+		rc = nvf__arrays_err(txn);
 	if (own)
 		nvf_txn_abort(txn);
 	return rc;
