@@ -414,6 +414,30 @@ START_TEST(test_lock_file_is_rebuilt_when_missing)
 	uint64_t v;
 	ck_nvf(get_u64(db, 2, &v));
 	ck_nvf(nvf_db_close(db));
+	/* A table full of stale slots, too short, or too long: the first opener
+	 * clears every slot and sizes the file to exactly one table. */
+	static uint8_t junk[65536], back[32768];
+	memset(junk, 0xFF, sizeof(junk));
+	const size_t sizes[] = {sizeof(back), 10, sizeof(junk)};
+	for (int i = 0; i < 3; i++) {
+		fd = open(lock, O_WRONLY | O_TRUNC);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, junk, sizes[i]), (ssize_t)sizes[i]);
+		close(fd);
+		ck_nvf(nvf_db_open(&db, path, NULL));
+		fd = open(lock, O_RDONLY);
+		ck_assert_int_eq(pread(fd, back, sizeof(back), 0), (ssize_t)sizeof(back));
+		struct stat st;
+		ck_assert_int_eq(fstat(fd, &st), 0);
+		ck_assert_int_eq(st.st_size, (off_t)sizeof(back));
+		close(fd);
+		for (size_t b = 128; b < sizeof(back); b++)
+			ck_assert_msg(back[b] == 0, "size %zu: stale slot byte %zu survived", sizes[i], b);
+		ck_nvf(get_u64(db, 2, &v));
+		ck_assert_uint_eq(v, 2);
+		put_u64(db, 3, 3);
+		ck_nvf(nvf_db_close(db));
+	}
 	free(lock);
 }
 END_TEST

@@ -102,7 +102,11 @@ int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid)
 		lk->same_boot = pread(fd, &old, sizeof(old), 0) == (ssize_t)sizeof(old) &&
 				old.magic == NVF_LOCK_MAGIC && boot_now[0] != 0 &&
 				memcmp(old.boot_id, boot_now, sizeof(boot_now)) == 0;
-		if (ftruncate(fd, 0) != 0 || ftruncate(fd, (off_t)LOCK_FILE_SIZE) != 0) {
+		/* Resize only when needed: truncating drops the cached pages, and
+		 * writing them back costs block allocation on every open. */
+		struct stat st0;
+		if (fstat(fd, &st0) != 0 ||
+		    (st0.st_size != (off_t)LOCK_FILE_SIZE && ftruncate(fd, (off_t)LOCK_FILE_SIZE) != 0)) {
 			rc = nvf__err(-errno, "cannot size lock file %s: %s", path, strerror(errno));
 			goto fail;
 		}
@@ -135,7 +139,15 @@ int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid)
 	lk->size = LOCK_FILE_SIZE;
 	struct nvf_lock_header *h = lhdr(lk);
 	if (rebuild) {
-		memset(map, 0, LOCK_FILE_SIZE);
+		/* Clear stale slots, writing only those that are not clear already: a
+		 * clean table is then rebuilt without dirtying its pages. */
+		for (int i = 0; i < (int)NVF_LOCK_SLOTS; i++) {
+			struct nvf_lock_slot *s = lslot(lk, i);
+			static const struct nvf_lock_slot zero;
+			if (memcmp(s, &zero, sizeof(zero)) != 0)
+				memset(s, 0, sizeof(*s));
+		}
+		memset(h, 0, sizeof(*h));
 		h->version = NVF_LOCK_VERSION;
 		h->nslots = NVF_LOCK_SLOTS;
 		h->committed_txnid = committed_txnid;
