@@ -6,7 +6,8 @@
  *  - single-thread queries/s over a list of ef_search values: the queries one at a
  *    time (nvf_search, 1 thread, k 10), best of --passes passes, their result ids
  *    written to DIR/hnsw-ids-nusterdb-efEF.i64 (int64, queries x 10) for the recall
- *    script;
+ *    script; then, untimed, the graph walked on float32 (full_precision) at ef 10,
+ *    written to DIR/hnsw-ids-nusterdb-graph-ef10.i64: the graph's own quality;
  *  - open + first query: nvf_db_open + one nvf_search in a fresh process (this
  *    program again, --open-child), median of --open-reps, for both databases;
  *  - the size of the files.
@@ -375,6 +376,23 @@ int main(int argc, char **argv)
 			 "ef_search %d, best of %d passes, SIMD %s",
 			 nq, efs[e], passes, nvf_simd_level());
 		bench_emit("hnsw", "nusterdb", ds, metric, (double)nq / dt, "queries/s", note);
+	}
+	/* The graph's own quality, walked on float32 as hnswlib and FAISS walk theirs
+	 * (full_precision: no 4-bit copies) at the narrowest beam, ef = k. */
+	so.ef_search = K;
+	so.full_precision = 1;
+	for (size_t i = 0; i < nq; i++) {
+		if ((rc = nvf_search(db, NULL, queries + i * dim, dim, K, &so, res, &got)) != 0)
+			die("search", rc);
+		for (size_t j = 0; j < K; j++)
+			ids[i * K + j] = j < got ? (int64_t)res[j].id : -1;
+	}
+	char gpath[4200];
+	snprintf(gpath, sizeof(gpath), "%s/hnsw-ids-nusterdb-graph-ef%d.i64", dir, K);
+	FILE *gf = fopen(gpath, "wb");
+	if (!gf || fwrite(ids, sizeof(*ids), nq * K, gf) != nq * K || fclose(gf) != 0) {
+		fprintf(stderr, "bench_hnsw: cannot write %s\n", gpath);
+		return 1;
 	}
 	nvf_db_close(db);
 

@@ -170,6 +170,8 @@ def test_usage_errors_exit_2_with_one_line(t, tmp_path):
         ["create", db, "--dim", "4", "--metric", "nope"],
         ["create", db, "--dim", "4", "--index", "ivf"],
         ["create", db, "--dim", "4", "--M", "8"],  # HNSW parameters need --index hnsw
+        ["create", db, "--dim", "4", "--quantize", "sq4"],
+        ["create", db, "--dim", "4", "--index", "hnsw", "--quantize", "pq"],
         ["import", db],
         ["import", db, f, "--batch", "0"],
         ["import", db, f, "--format", "csv"],
@@ -178,6 +180,8 @@ def test_usage_errors_exit_2_with_one_line(t, tmp_path):
         ["search", db, "-q", f, "-k", "0"],
         ["search", db, "-q", f, "-k", "3", "--limit", "abc"],
         ["search", db, "-q", f, "-k", "3", "--threads", "x"],
+        ["search", db, "-q", f, "-k", "3", "--exact", "--ef", "5"],
+        ["search", db, "-q", f, "-k", "3", "--exact", "--full-precision"],
         ["info"],
         ["info", db, "extra"],
         ["check", db, "--json=yes"],
@@ -257,7 +261,7 @@ def test_search_options_agree(t, tmp_path):
     t.run("import", db, f)
     base = t.search(db, q, k)
     assert_knn(base, data, queries, k)
-    for extra in (["--threads", "1"], ["--threads", "2"], ["--exact"], ["--ef", "20"]):
+    for extra in (["--threads", "1"], ["--threads", "2"], ["--exact"]):
         assert t.search(db, q, k, *extra) == base, extra
     assert t.search(db, q, k, "--limit", "3") == base[:3]
     assert t.search(db, q, k, "--limit", "1000") == base
@@ -320,10 +324,20 @@ def test_create_settings_are_stored(t, tmp_path):
     assert out.startswith(f"created {db}")
     info = t.info(db)
     assert info["metric"] == "cosine" and info["index"] == "hnsw"
-    assert info["hnsw"] == {"M": 12, "ef_construction": 100, "ef_search": 30, "seed": 7}
+    assert info["hnsw"] == {"M": 12, "ef_construction": 100, "ef_search": 30, "seed": 7, "quantize": "sq4"}
     assert info["page_size"] == 8192 and info["allow_nonfinite"] is True
     text = t.run("info", db).stdout
-    assert "hnsw (M 12, ef_construction 100, ef_search 30, seed 7)" in text
+    assert "hnsw (M 12, ef_construction 100, ef_search 30, seed 7, quantize sq4)" in text
+    # --quantize: auto resolves by metric; sq4 where the metric cannot use it is
+    # the library's error (exit 1), naming the metric.
+    for metric, q, want in [("euclidean", "none", "none"), ("manhattan", "auto", "none"),
+                            ("inner_product", "sq4", "sq4")]:
+        p = tmp_path / f"q-{metric}.nvf"
+        t.run("create", p, "--dim", 5, "--metric", metric, "--index", "hnsw", "--quantize", q)
+        assert t.info(p)["hnsw"]["quantize"] == want
+    err = t.run("create", tmp_path / "q.nvf", "--dim", 5, "--metric", "manhattan", "--index", "hnsw",
+                "--quantize", "sq4", code=1).stderr
+    assert "manhattan" in err and not (tmp_path / "q.nvf").exists()
     # Out of the library's ranges: an error (exit 1), not a usage error.
     t.run("create", tmp_path / "x.nvf", "--dim", 5, "--page-size", 1000, code=1)
     t.run("create", tmp_path / "y.nvf", "--dim", 5, "--index", "hnsw", "--M", 1, code=1)
@@ -568,9 +582,29 @@ def test_reindex_and_graph_search(t, tmp_path):
         hits += sum(1 for i in r["ids"] if row[i] <= kth + 1e-3)
     assert hits / (k * len(queries)) >= 0.95
     assert_knn(t.search(db, q, k, "--exact"), data, queries, k)
+    # --full-precision walks on float32: at the same wide beam, as good.
+    hits = 0
+    for r, row in zip(t.search(db, q, k, "--ef", 200, "--full-precision"), true):
+        kth = np.sort(row)[k - 1]
+        hits += sum(1 for i in r["ids"] if row[i] <= kth + 1e-3)
+    assert hits / (k * len(queries)) >= 0.95
+    # The graph without its 4-bit copies, then with them again: same answers' quality.
+    t.run("reindex", db, "--quantize", "none")
+    assert t.info(db)["hnsw"]["quantize"] == "none"
+    t.run("check", db)
+    assert_knn(t.search(db, q, k, "--exact"), data, queries, k)
+    hits = 0
+    for r, row in zip(t.search(db, q, k, "--ef", 200), true):
+        kth = np.sort(row)[k - 1]
+        hits += sum(1 for i in r["ids"] if row[i] <= kth + 1e-3)
+    assert hits / (k * len(queries)) >= 0.95
     t.run("reindex", db, "--index", "flat")
     assert t.info(db)["index"] == "flat"
     assert_knn(t.search(db, q, k), data, queries, k)
+    # A flat collection has no beam to tune: saying so is an error, not ignored.
+    for opt in (["--ef", 50], ["--full-precision"]):
+        err = t.run("search", db, "-q", q, "-k", k, *opt, code=1).stderr
+        assert "flat" in err and err.count("\n") == 1
     t.run("reindex", db, "--index", "flat", "--M", 4, code=2)
     t.run("reindex", db, "--index", "tree", code=2)
     t.run("reindex", tmp_path / "missing.nvf", code=1)

@@ -112,6 +112,8 @@ enum {
 	OPT_EF,
 	OPT_EXACT,
 	OPT_LIMIT,
+	OPT_QUANTIZE,
+	OPT_FULL_PRECISION,
 };
 
 #define HELP_OPTION { "help", no_argument, NULL, OPT_HELP }
@@ -182,6 +184,25 @@ static int parse_format(const char *arg)
 	return f;
 }
 
+/* --quantize: what the HNSW walk reads (the library rejects a mode the metric
+ * cannot use, naming both). */
+static int parse_quantize(const char *arg)
+{
+	if (strcmp(arg, "auto") == 0)
+		return NVF_QUANT_AUTO;
+	if (strcmp(arg, "none") == 0)
+		return NVF_QUANT_NONE;
+	if (strcmp(arg, "sq4") == 0)
+		return NVF_QUANT_SQ4;
+	usage_error("--quantize '%s': expected auto, none or sq4", arg);
+	return -1;
+}
+
+static const char *quantize_name(int q)
+{
+	return q == NVF_QUANT_SQ4 ? "sq4" : "none";
+}
+
 /* ---- create ---- */
 
 static int cmd_create(const struct command *cmd, int argc, char **argv)
@@ -194,6 +215,7 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 		{ "ef-construction", required_argument, NULL, OPT_EF_CONSTRUCTION },
 		{ "ef-search", required_argument, NULL, OPT_EF_SEARCH },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "quantize", required_argument, NULL, OPT_QUANTIZE },
 		{ "page-size", required_argument, NULL, OPT_PAGE_SIZE },
 		{ "allow-nonfinite", no_argument, NULL, OPT_ALLOW_NONFINITE },
 		{ "nosync", no_argument, NULL, OPT_NOSYNC },
@@ -240,6 +262,10 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 			o.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
 			hnsw_params = true;
 			break;
+		case OPT_QUANTIZE:
+			o.hnsw_quantize = parse_quantize(optarg);
+			hnsw_params = true;
+			break;
 		case OPT_PAGE_SIZE:
 			o.page_size = (uint32_t)parse_num("--page-size", optarg, 1, UINT32_MAX);
 			break;
@@ -259,7 +285,7 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 		usage_error("missing --dim N");
 	/* A flat collection would store them and never use them. */
 	if (hnsw_params && o.index != NVF_INDEX_HNSW)
-		usage_error("--M, --ef-construction, --ef-search and --seed need --index hnsw");
+		usage_error("--M, --ef-construction, --ef-search, --seed and --quantize need --index hnsw");
 
 	nvf_db *db;
 	int rc = nvf_db_create(&db, pos[0], &o);
@@ -275,8 +301,10 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 	printf("created %s: dimension %" PRIu32 ", metric %s, index %s", pos[0], info.dim,
 	       nvf_metric_name(info.metric), info.index == NVF_INDEX_HNSW ? "hnsw" : "flat");
 	if (info.index == NVF_INDEX_HNSW)
-		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64 ")",
-		       info.hnsw_m, info.hnsw_ef_construction, info.hnsw_ef_search, info.seed);
+		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64
+		       ", quantize %s)",
+		       info.hnsw_m, info.hnsw_ef_construction, info.hnsw_ef_search, info.seed,
+		       quantize_name(info.hnsw_quantize));
 	printf(", page size %" PRIu32 "\n", info.page_size);
 	return EXIT_SUCCESS;
 }
@@ -455,6 +483,7 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "ef", required_argument, NULL, OPT_EF },
 		{ "exact", no_argument, NULL, OPT_EXACT },
+		{ "full-precision", no_argument, NULL, OPT_FULL_PRECISION },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		HELP_OPTION,
 		{ NULL, 0, NULL, 0 },
@@ -488,6 +517,9 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		case OPT_EXACT:
 			so.exact = 1;
 			break;
+		case OPT_FULL_PRECISION:
+			so.full_precision = 1;
+			break;
 		case OPT_LIMIT:
 			limit = parse_num("--limit", optarg, 1, UINT64_MAX);
 			break;
@@ -502,6 +534,8 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		usage_error("missing --query-file FILE");
 	if (k == 0)
 		usage_error("missing -k K");
+	if (so.exact && (so.ef_search || so.full_precision))
+		usage_error("--ef and --full-precision tune the graph search; --exact scans instead");
 
 	char err[VECFILE_ERRLEN];
 	vecfile *vf = NULL;
@@ -528,6 +562,10 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 	}
 	if (k > info.count) {
 		error("-k %zu: the collection has %" PRIu64 " records", k, info.count);
+		goto out;
+	}
+	if (info.index != NVF_INDEX_HNSW && (so.ef_search || so.full_precision)) {
+		error("%s: --ef and --full-precision need an HNSW index; this collection is flat (exact)", path);
 		goto out;
 	}
 	size_t dim = vecfile_dim(vf);
@@ -674,6 +712,7 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 			json_object_set_new(h, "ef_construction", juint(in.hnsw_ef_construction));
 			json_object_set_new(h, "ef_search", juint(in.hnsw_ef_search));
 			json_object_set_new(h, "seed", juint(in.seed));
+			json_object_set_new(h, "quantize", json_string(quantize_name(in.hnsw_quantize)));
 			json_object_set_new(o, "hnsw", h);
 		}
 		json_object_set_new(o, "allow_nonfinite", json_boolean(nonfinite));
@@ -692,8 +731,9 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 	printf("%-16s%s\n", "metric", metric ? metric : "unknown");
 	printf("%-16s%s", "index", index);
 	if (in.index == NVF_INDEX_HNSW)
-		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64 ")",
-		       in.hnsw_m, in.hnsw_ef_construction, in.hnsw_ef_search, in.seed);
+		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64
+		       ", quantize %s)",
+		       in.hnsw_m, in.hnsw_ef_construction, in.hnsw_ef_search, in.seed, quantize_name(in.hnsw_quantize));
 	printf("\n%-16s%s\n", "non-finite", nonfinite ? "allowed" : "rejected");
 	printf("%-16s%" PRIu64 "\n", "count", in.count);
 	printf("%-16s%" PRIu64 "\n", "next id", in.next_id);
@@ -772,6 +812,7 @@ static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 		{ "ef-construction", required_argument, NULL, OPT_EF_CONSTRUCTION },
 		{ "ef-search", required_argument, NULL, OPT_EF_SEARCH },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "quantize", required_argument, NULL, OPT_QUANTIZE },
 		HELP_OPTION,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -804,6 +845,10 @@ static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 			o.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
 			hnsw_params = true;
 			break;
+		case OPT_QUANTIZE:
+			o.hnsw_quantize = parse_quantize(optarg);
+			hnsw_params = true;
+			break;
 		default:
 			common_option(c, argv);
 		}
@@ -811,7 +856,7 @@ static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 	static const char *const names[] = { "DB" };
 	char **pos = positionals(argc, argv, 1, names);
 	if (hnsw_params && o.index != NVF_INDEX_HNSW)
-		usage_error("--M, --ef-construction, --ef-search and --seed need --index hnsw");
+		usage_error("--M, --ef-construction, --ef-search, --seed and --quantize need --index hnsw");
 	nvf_db *db;
 	int rc = nvf_db_open(&db, pos[0], NULL);
 	if (rc != 0)
@@ -831,8 +876,10 @@ static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 	printf("reindexed %s: %" PRIu64 " records, index %s", pos[0], info.count,
 	       info.index == NVF_INDEX_HNSW ? "hnsw" : "flat");
 	if (info.index == NVF_INDEX_HNSW)
-		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64 ")",
-		       info.hnsw_m, info.hnsw_ef_construction, info.hnsw_ef_search, info.seed);
+		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64
+		       ", quantize %s)",
+		       info.hnsw_m, info.hnsw_ef_construction, info.hnsw_ef_search, info.seed,
+		       quantize_name(info.hnsw_quantize));
 	printf(", %.2f s\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
 	return EXIT_SUCCESS;
 }
@@ -850,6 +897,10 @@ static const struct command commands[] = {
 	  "      --ef-construction N  HNSW build beam width (default 200)\n"
 	  "      --ef-search N        HNSW default search beam width (default 64)\n"
 	  "      --seed N             HNSW level generator seed (default 42)\n"
+	  "      --quantize Q         what the HNSW walk reads: sq4 (4-bit copies beside\n"
+	  "                           the links; euclidean, inner product, cosine,\n"
+	  "                           angular), none (float32), auto (default: sq4 where\n"
+	  "                           the metric allows)\n"
 	  "      --page-size N        page size, a power of two 512 to 65536 (default 4096)\n"
 	  "      --allow-nonfinite    accept NaN and infinite components\n"
 	  "      --nosync             do not fsync the new file\n"
@@ -875,6 +926,8 @@ static const struct command commands[] = {
 	  "      --threads N          search threads (default 0: all cores)\n"
 	  "      --ef N               HNSW search beam width (default: the collection's)\n"
 	  "      --exact              scan every vector even if there is an index\n"
+	  "      --full-precision     walk the HNSW graph on float32 vectors, not its\n"
+	  "                           4-bit copies (higher recall at a small --ef)\n"
 	  "      --json               one line per query:\n"
 	  "                           {\"query\": i, \"ids\": [...], \"distances\": [...]}\n"
 	  "  -h, --help               show this help" },
@@ -894,6 +947,10 @@ static const struct command commands[] = {
 	  "      --ef-construction N  HNSW build beam width (default 200)\n"
 	  "      --ef-search N        HNSW default search beam width (default 64)\n"
 	  "      --seed N             HNSW level generator seed (default 42)\n"
+	  "      --quantize Q         what the HNSW walk reads: sq4 (4-bit copies beside\n"
+	  "                           the links; euclidean, inner product, cosine,\n"
+	  "                           angular), none (float32), auto (default: sq4 where\n"
+	  "                           the metric allows)\n"
 	  "  -h, --help               show this help" },
 	{ "check", cmd_check, "Verify every checksum and structural invariant; exit 1 on damage.",
 	  "check DB [--json]\n"

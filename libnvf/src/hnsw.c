@@ -1244,8 +1244,8 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
 
 /* ---- search ---- */
 
-int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, nvf__filter_fn filter,
-		     void *fctx, nvf_result *out, size_t *nout)
+int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, bool full_precision,
+		     nvf__filter_fn filter, void *fctx, nvf_result *out, size_t *nout)
 {
 
 	(void)txn;
@@ -1265,7 +1265,7 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 	 * vector; the ef nodes found are then ranked by their exact distances. */
 	query Q = {c, g, {0}, filter, fctx, UINT64_MAX};
 	float qn2 = c->k->norm_sq(q, c->cfg.dim);
-	probe_init_q(c, g, &Q.p, q, qn2, s->pb, true);
+	probe_init_q(c, g, &Q.p, q, qn2, s->pb, !full_precision);
 	uint32_t cur = (uint32_t)g->h.entry;
 	float curd = qdist(&Q, cur);
 	for (int l = (int)g->h.max_level; l > 0; l--)

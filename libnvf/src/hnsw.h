@@ -73,8 +73,8 @@ int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c);
 typedef int (*nvf__filter_fn)(uint64_t id, void *ctx);
 
 /* k nearest by the graph; with a filter, only matching records are returned. */
-int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, nvf__filter_fn filter,
-		     void *fctx, nvf_result *out, size_t *nout);
+int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, bool full_precision,
+		     nvf__filter_fn filter, void *fctx, nvf_result *out, size_t *nout);
 
 /* Graph invariants for nvf_check(). */
 int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row);

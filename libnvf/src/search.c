@@ -25,6 +25,10 @@ static int check_opts(const nvf_search_options *o)
 		return nvf__err(NVF_EINVAL, "threads %d: must be 0 (all cores) or more", o->threads);
 	if (o && o->ef_search > 100000)
 		return nvf__err(NVF_EINVAL, "ef_search %u: at most 100000", o->ef_search);
+	if (o && (o->exact & ~1))
+		return nvf__err(NVF_EINVAL, "exact %d: must be 0 or 1", o->exact);
+	if (o && (o->full_precision & ~1))
+		return nvf__err(NVF_EINVAL, "full_precision %d: must be 0 or 1", o->full_precision);
 	if (o && o->filter_ctx && !o->filter)
 		return nvf__err(NVF_EINVAL, "filter_ctx given without a filter");
 	return 0;
@@ -106,7 +110,8 @@ static int one(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, const nvf_se
 	nvf_filter flt = {o ? o->filter : NULL, o ? o->filter_ctx : NULL};
 	const nvf_filter *f = flt.fn ? &flt : NULL;
 	if (use_graph(c, o) && (!f || sel >= EXACT_BELOW_SELECTIVITY)) {
-		int rc = nvf__hnsw_search(txn, c, q, k, o ? o->ef_search : 0, flt.fn, flt.ctx, out, nout);
+		int rc = nvf__hnsw_search(txn, c, q, k, o ? o->ef_search : 0, o && o->full_precision, flt.fn,
+					  flt.ctx, out, nout);
 		if (rc != 0 || *nout >= k)
 			return rc;
 		/* Fewer than k: the graph ran out of matches; the scan finds them all. */
