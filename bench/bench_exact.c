@@ -28,27 +28,11 @@ static int threads = 0, nsingle = 200, nbatch = 1000;
 static float *load(const char *path, size_t *n, size_t *dim)
 {
 	char err[VECFILE_ERRLEN];
-	vecfile *vf;
-	if (vecfile_open(&vf, path, VF_AUTO, err) != 0) {
+	float *v = vecfile_load(path, VF_AUTO, 0, n, dim, err);
+	if (!v) {
 		fprintf(stderr, "bench_exact: %s\n", err);
 		exit(1);
 	}
-	*dim = vecfile_dim(vf);
-	size_t cap = 1024, k = 0;
-	float *v = malloc(cap * *dim * sizeof(float));
-	int r;
-	while ((r = vecfile_read(vf, v + k * *dim, err)) == 1) {
-		if (++k == cap) {
-			cap *= 2;
-			v = realloc(v, cap * *dim * sizeof(float));
-		}
-	}
-	if (r < 0) {
-		fprintf(stderr, "bench_exact: %s\n", err);
-		exit(1);
-	}
-	vecfile_close(vf);
-	*n = k;
 	return v;
 }
 

@@ -40,27 +40,11 @@ static int efs[MAXEF] = {10, 20, 40, 80, 120, 200, 400}, nefs = 7;
 static float *load(const char *path, size_t limit, size_t *n, size_t *dim)
 {
 	char err[VECFILE_ERRLEN];
-	vecfile *vf;
-	if (vecfile_open(&vf, path, VF_AUTO, err) != 0) {
+	float *v = vecfile_load(path, VF_AUTO, limit, n, dim, err);
+	if (!v) {
 		fprintf(stderr, "bench_hnsw: %s\n", err);
 		exit(1);
 	}
-	*dim = vecfile_dim(vf);
-	size_t cap = 1024, k = 0;
-	float *v = malloc(cap * *dim * sizeof(float));
-	int r = 1;
-	while ((limit == 0 || k < limit) && (r = vecfile_read(vf, v + k * *dim, err)) == 1) {
-		if (++k == cap) {
-			cap *= 2;
-			v = realloc(v, cap * *dim * sizeof(float));
-		}
-	}
-	if (r < 0) {
-		fprintf(stderr, "bench_hnsw: %s\n", err);
-		exit(1);
-	}
-	vecfile_close(vf);
-	*n = k;
 	return v;
 }
 

@@ -4,23 +4,14 @@ same thread count, in the same run as bench_exact. One JSON object per result.
 The peer is Debian's python3-faiss (a generic SIMD build, not compiled for this
 CPU); its BLAS is whatever /usr/lib/x86_64-linux-gnu/libblas.so.3 points to, which the
 bench's set-up makes OpenBLAS (libopenblas0-pthread): the note says which it found."""
-import gzip
 import json
 import os
 import sys
 import time
 
-import numpy as np
 import faiss
 
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    return arr.reshape(shape[0], -1).astype(np.float32)
+from benchdata import idx_f32
 
 
 def blas():
@@ -41,7 +32,7 @@ def emit(metric, value, unit, note=None, **extra):
 
 def main():
     base_path, query_path, threads, nq = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    xb, xq = idx(base_path), idx(query_path)[:nq]
+    xb, xq = idx_f32(base_path), idx_f32(query_path)[:nq]
     faiss.omp_set_num_threads(threads)
     index = faiss.IndexFlatL2(xb.shape[1])
     index.add(xb)

@@ -10,23 +10,14 @@ FAISS then loops over them one by one inside C++, whereas a Python loop of one-q
 calls would measure mostly Python's per-call overhead.
 
 usage: faiss_hnsw.py BASE QUERIES DIR THREADS NQ EFS(10,20,..) PASSES"""
-import gzip
 import json
 import os
 import sys
 import time
 
-import numpy as np
 import faiss
 
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    return np.ascontiguousarray(arr.reshape(shape[0], -1).astype(np.float32))
+from benchdata import idx_f32
 
 
 def emit(metric, value, unit, note=None):
@@ -41,7 +32,7 @@ def main():
     base_path, query_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
     threads, nq, efs = int(sys.argv[4]), int(sys.argv[5]), [int(e) for e in sys.argv[6].split(",")]
     passes = int(sys.argv[7])
-    xb, xq = idx(base_path), idx(query_path)
+    xb, xq = idx_f32(base_path), idx_f32(query_path)
     if 0 < nq < len(xq):
         xq = xq[:nq]
     nq, k = len(xq), 10

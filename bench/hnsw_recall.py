@@ -12,7 +12,6 @@ usage: hnsw_recall.py BASE QUERIES DIR NQ EFS(10,20,..) SYSTEMS(a,b,..)
 Prints one JSON object per (system, ef): metric recall_efEF, plus
 built_index_recall_ef10: the narrowest beam, ef = k, walked on float32 distances
 (hnsw-ids-SYSTEM-graph-ef10.i64 if the driver wrote one, else its ef10 search)."""
-import gzip
 import json
 import os
 import sys
@@ -20,16 +19,9 @@ import time
 
 import numpy as np
 
+from benchdata import idx_u8
+
 K = 10
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    return arr.reshape(shape[0], -1)
 
 
 def ground_truth(xb, xq, out):
@@ -82,7 +74,7 @@ def recall(xb, bn, xq, qn, kth, res):
 def main():
     base_path, query_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
     nq, efs, systems = int(sys.argv[4]), [int(e) for e in sys.argv[5].split(",")], sys.argv[6].split(",")
-    xb, xq = idx(base_path), idx(query_path)
+    xb, xq = idx_u8(base_path), idx_u8(query_path)
     if 0 < nq < len(xq):
         xq = xq[:nq]
     gt_d, _ = ground_truth(xb, xq, out)

@@ -55,27 +55,14 @@ static void emit(const char *metric, double value, const char *unit, const std::
 static std::vector<float> load(const char *path, size_t limit, size_t *n, size_t *dim)
 {
 	char err[VECFILE_ERRLEN];
-	vecfile *vf;
-	if (vecfile_open(&vf, path, VF_AUTO, err) != 0) {
+	float *v = vecfile_load(path, VF_AUTO, limit, n, dim, err);
+	if (!v) {
 		fprintf(stderr, "hnswlib_bench: %s\n", err);
 		exit(1);
 	}
-	*dim = vecfile_dim(vf);
-	std::vector<float> v;
-	std::vector<float> rec(*dim);
-	size_t k = 0;
-	int r = 1;
-	while ((limit == 0 || k < limit) && (r = vecfile_read(vf, rec.data(), err)) == 1) {
-		v.insert(v.end(), rec.begin(), rec.end());
-		k++;
-	}
-	if (r < 0) {
-		fprintf(stderr, "hnswlib_bench: %s\n", err);
-		exit(1);
-	}
-	vecfile_close(vf);
-	*n = k;
-	return v;
+	std::vector<float> out(v, v + *n * *dim);
+	free(v);
+	return out;
 }
 
 static off_t file_size(const std::string &path)

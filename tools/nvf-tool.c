@@ -203,6 +203,69 @@ static const char *quantize_name(int q)
 	return q == NVF_QUANT_SQ4 ? "sq4" : "none";
 }
 
+/* The index options create and reindex share. The parsed values land in an
+ * nvf_index_options (create copies them into its own struct). */
+#define INDEX_OPTIONS                                                         \
+	{ "index", required_argument, NULL, OPT_INDEX },                      \
+	{ "M", required_argument, NULL, OPT_M },                              \
+	{ "ef-construction", required_argument, NULL, OPT_EF_CONSTRUCTION },  \
+	{ "ef-search", required_argument, NULL, OPT_EF_SEARCH },              \
+	{ "seed", required_argument, NULL, OPT_SEED },                        \
+	{ "quantize", required_argument, NULL, OPT_QUANTIZE }
+
+/* Parse option c if it is one of INDEX_OPTIONS; *hnsw_params notes an HNSW-only
+ * one. Ranges are the library's to enforce (it names the field); here only that
+ * they are numbers that fit. */
+static bool index_option(int c, nvf_index_options *o, bool *hnsw_params)
+{
+	switch (c) {
+	case OPT_INDEX:
+		if (strcmp(optarg, "flat") == 0)
+			o->index = NVF_INDEX_FLAT;
+		else if (strcmp(optarg, "hnsw") == 0)
+			o->index = NVF_INDEX_HNSW;
+		else
+			usage_error("--index '%s': expected flat or hnsw", optarg);
+		return true;
+	case OPT_M:
+		o->hnsw_m = (uint32_t)parse_num("--M", optarg, 1, UINT32_MAX);
+		break;
+	case OPT_EF_CONSTRUCTION:
+		o->hnsw_ef_construction = (uint32_t)parse_num("--ef-construction", optarg, 1, UINT32_MAX);
+		break;
+	case OPT_EF_SEARCH:
+		o->hnsw_ef_search = (uint32_t)parse_num("--ef-search", optarg, 1, UINT32_MAX);
+		break;
+	case OPT_SEED:
+		o->seed = parse_num("--seed", optarg, 0, UINT64_MAX);
+		break;
+	case OPT_QUANTIZE:
+		o->hnsw_quantize = parse_quantize(optarg);
+		break;
+	default:
+		return false;
+	}
+	*hnsw_params = true;
+	return true;
+}
+
+/* A collection would store them and never use them. */
+static void check_index_options(const nvf_index_options *o, bool hnsw_params)
+{
+	if (hnsw_params && o->index != NVF_INDEX_HNSW)
+		usage_error("--M, --ef-construction, --ef-search, --seed and --quantize need --index hnsw");
+}
+
+/* " (M 16, ef_construction 200, ...)" for an HNSW collection, nothing for flat. */
+static void print_hnsw(const nvf_info *in)
+{
+	if (in->index == NVF_INDEX_HNSW)
+		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64
+		       ", quantize %s)",
+		       in->hnsw_m, in->hnsw_ef_construction, in->hnsw_ef_search, in->seed,
+		       quantize_name(in->hnsw_quantize));
+}
+
 /* ---- create ---- */
 
 static int cmd_create(const struct command *cmd, int argc, char **argv)
@@ -210,12 +273,7 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "dim", required_argument, NULL, 'd' },
 		{ "metric", required_argument, NULL, 'm' },
-		{ "index", required_argument, NULL, OPT_INDEX },
-		{ "M", required_argument, NULL, OPT_M },
-		{ "ef-construction", required_argument, NULL, OPT_EF_CONSTRUCTION },
-		{ "ef-search", required_argument, NULL, OPT_EF_SEARCH },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "quantize", required_argument, NULL, OPT_QUANTIZE },
+		INDEX_OPTIONS,
 		{ "page-size", required_argument, NULL, OPT_PAGE_SIZE },
 		{ "allow-nonfinite", no_argument, NULL, OPT_ALLOW_NONFINITE },
 		{ "nosync", no_argument, NULL, OPT_NOSYNC },
@@ -223,9 +281,13 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
+	nvf_index_options io = NVF_INDEX_OPTIONS_INIT;
+	io.index = o.index; /* flat unless --index says otherwise */
 	bool hnsw_params = false;
 	int c;
 	while ((c = getopt_long(argc, argv, ":d:m:h", opts, NULL)) != -1) {
+		if (index_option(c, &io, &hnsw_params))
+			continue;
 		switch (c) {
 		case 'd':
 			o.dim = (uint32_t)parse_num("--dim", optarg, 1, NVF_MAX_DIM);
@@ -235,36 +297,6 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 				usage_error("--metric '%s': expected euclidean (l2), inner_product (ip, dot), cosine, "
 					    "angular, manhattan (l1), chebyshev (linf), jaccard or hamming",
 					    optarg);
-			break;
-		case OPT_INDEX:
-			if (strcmp(optarg, "flat") == 0)
-				o.index = NVF_INDEX_FLAT;
-			else if (strcmp(optarg, "hnsw") == 0)
-				o.index = NVF_INDEX_HNSW;
-			else
-				usage_error("--index '%s': expected flat or hnsw", optarg);
-			break;
-		/* Ranges are the library's to enforce (it names the field); here only
-		 * that they are numbers that fit. */
-		case OPT_M:
-			o.hnsw_m = (uint32_t)parse_num("--M", optarg, 1, UINT32_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_EF_CONSTRUCTION:
-			o.hnsw_ef_construction = (uint32_t)parse_num("--ef-construction", optarg, 1, UINT32_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_EF_SEARCH:
-			o.hnsw_ef_search = (uint32_t)parse_num("--ef-search", optarg, 1, UINT32_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_SEED:
-			o.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_QUANTIZE:
-			o.hnsw_quantize = parse_quantize(optarg);
-			hnsw_params = true;
 			break;
 		case OPT_PAGE_SIZE:
 			o.page_size = (uint32_t)parse_num("--page-size", optarg, 1, UINT32_MAX);
@@ -283,9 +315,13 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 	char **pos = positionals(argc, argv, 1, names);
 	if (o.dim == 0)
 		usage_error("missing --dim N");
-	/* A flat collection would store them and never use them. */
-	if (hnsw_params && o.index != NVF_INDEX_HNSW)
-		usage_error("--M, --ef-construction, --ef-search, --seed and --quantize need --index hnsw");
+	check_index_options(&io, hnsw_params);
+	o.index = io.index;
+	o.hnsw_m = io.hnsw_m;
+	o.hnsw_ef_construction = io.hnsw_ef_construction;
+	o.hnsw_ef_search = io.hnsw_ef_search;
+	o.seed = io.seed;
+	o.hnsw_quantize = io.hnsw_quantize;
 
 	nvf_db *db;
 	int rc = nvf_db_create(&db, pos[0], &o);
@@ -300,11 +336,7 @@ static int cmd_create(const struct command *cmd, int argc, char **argv)
 		return error("%s: closing: %s", pos[0], why(crc));
 	printf("created %s: dimension %" PRIu32 ", metric %s, index %s", pos[0], info.dim,
 	       nvf_metric_name(info.metric), info.index == NVF_INDEX_HNSW ? "hnsw" : "flat");
-	if (info.index == NVF_INDEX_HNSW)
-		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64
-		       ", quantize %s)",
-		       info.hnsw_m, info.hnsw_ef_construction, info.hnsw_ef_search, info.seed,
-		       quantize_name(info.hnsw_quantize));
+	print_hnsw(&info);
 	printf(", page size %" PRIu32 "\n", info.page_size);
 	return EXIT_SUCCESS;
 }
@@ -730,10 +762,7 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 	printf("%-16s%" PRIu32 "\n", "dimension", in.dim);
 	printf("%-16s%s\n", "metric", metric ? metric : "unknown");
 	printf("%-16s%s", "index", index);
-	if (in.index == NVF_INDEX_HNSW)
-		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64
-		       ", quantize %s)",
-		       in.hnsw_m, in.hnsw_ef_construction, in.hnsw_ef_search, in.seed, quantize_name(in.hnsw_quantize));
+	print_hnsw(&in);
 	printf("\n%-16s%s\n", "non-finite", nonfinite ? "allowed" : "rejected");
 	printf("%-16s%" PRIu64 "\n", "count", in.count);
 	printf("%-16s%" PRIu64 "\n", "next id", in.next_id);
@@ -807,56 +836,19 @@ static int cmd_check(const struct command *cmd, int argc, char **argv)
 static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "index", required_argument, NULL, OPT_INDEX },
-		{ "M", required_argument, NULL, OPT_M },
-		{ "ef-construction", required_argument, NULL, OPT_EF_CONSTRUCTION },
-		{ "ef-search", required_argument, NULL, OPT_EF_SEARCH },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "quantize", required_argument, NULL, OPT_QUANTIZE },
+		INDEX_OPTIONS,
 		HELP_OPTION,
 		{ NULL, 0, NULL, 0 },
 	};
 	nvf_index_options o = NVF_INDEX_OPTIONS_INIT;
 	bool hnsw_params = false;
 	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_INDEX:
-			if (strcmp(optarg, "flat") == 0)
-				o.index = NVF_INDEX_FLAT;
-			else if (strcmp(optarg, "hnsw") == 0)
-				o.index = NVF_INDEX_HNSW;
-			else
-				usage_error("--index '%s': expected flat or hnsw", optarg);
-			break;
-		case OPT_M:
-			o.hnsw_m = (uint32_t)parse_num("--M", optarg, 1, UINT32_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_EF_CONSTRUCTION:
-			o.hnsw_ef_construction = (uint32_t)parse_num("--ef-construction", optarg, 1, UINT32_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_EF_SEARCH:
-			o.hnsw_ef_search = (uint32_t)parse_num("--ef-search", optarg, 1, UINT32_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_SEED:
-			o.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
-			hnsw_params = true;
-			break;
-		case OPT_QUANTIZE:
-			o.hnsw_quantize = parse_quantize(optarg);
-			hnsw_params = true;
-			break;
-		default:
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		if (!index_option(c, &o, &hnsw_params))
 			common_option(c, argv);
-		}
-	}
 	static const char *const names[] = { "DB" };
 	char **pos = positionals(argc, argv, 1, names);
-	if (hnsw_params && o.index != NVF_INDEX_HNSW)
-		usage_error("--M, --ef-construction, --ef-search, --seed and --quantize need --index hnsw");
+	check_index_options(&o, hnsw_params);
 	nvf_db *db;
 	int rc = nvf_db_open(&db, pos[0], NULL);
 	if (rc != 0)
@@ -875,11 +867,7 @@ static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 		return error("%s: closing: %s", pos[0], why(crc));
 	printf("reindexed %s: %" PRIu64 " records, index %s", pos[0], info.count,
 	       info.index == NVF_INDEX_HNSW ? "hnsw" : "flat");
-	if (info.index == NVF_INDEX_HNSW)
-		printf(" (M %" PRIu32 ", ef_construction %" PRIu32 ", ef_search %" PRIu32 ", seed %" PRIu64
-		       ", quantize %s)",
-		       info.hnsw_m, info.hnsw_ef_construction, info.hnsw_ef_search, info.seed,
-		       quantize_name(info.hnsw_quantize));
+	print_hnsw(&info);
 	printf(", %.2f s\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
 	return EXIT_SUCCESS;
 }

@@ -656,3 +656,35 @@ void vecfile_close(vecfile *vf)
 	free(vf->path);
 	free(vf);
 }
+
+float *vecfile_load(const char *path, int format, size_t limit, size_t *n, size_t *dim, char *err)
+{
+	vecfile *vf;
+	if (vecfile_open(&vf, path, format, err) != 0)
+		return NULL;
+	size_t d = vecfile_dim(vf), cap = 1024, k = 0;
+	float *v = malloc(cap * (d ? d : 1) * sizeof(float));
+	int r = v ? 1 : -1;
+	if (!v)
+		snprintf(err, VECFILE_ERRLEN, "%s: out of memory", path);
+	while (v && (limit == 0 || k < limit) && (r = vecfile_read(vf, v + k * d, err)) == 1) {
+		if (++k < cap)
+			continue;
+		float *bigger = realloc(v, 2 * cap * d * sizeof(float));
+		if (!bigger) {
+			snprintf(err, VECFILE_ERRLEN, "%s: out of memory after %zu records", path, k);
+			r = -1;
+			break;
+		}
+		v = bigger;
+		cap *= 2;
+	}
+	vecfile_close(vf);
+	if (r < 0) {
+		free(v);
+		return NULL;
+	}
+	*n = k;
+	*dim = d;
+	return v;
+}

@@ -74,4 +74,11 @@ uint64_t vecfile_record(const vecfile *vf);
 /** Close; accepts NULL. */
 void vecfile_close(vecfile *vf);
 
+/**
+ * Read a whole file (or its first `limit` records; 0 = all) into one array.
+ * @param[out] n, dim  records read and components per record
+ * @return the records, row-major, to free(); NULL with the message in err.
+ */
+float *vecfile_load(const char *path, int format, size_t limit, size_t *n, size_t *dim, char *err);
+
 #endif /* NVF_TOOL_VECFILE_H */
