@@ -315,9 +315,8 @@ static inline float norm2_of(const nvf_coll *c, uint64_t row)
  * with c[i] in 0..15 packed two to a byte, and the vector's exact squared norm. */
 struct nvf_hnsw_qparams {
 	float min, step, norm2;
-	uint32_t reserved;
 };
-_Static_assert(sizeof(struct nvf_hnsw_qparams) == 16, "qparams size");
+_Static_assert(sizeof(struct nvf_hnsw_qparams) == 12, "qparams size");
 
 static inline const uint8_t *qrec(const nvf_hnsw *g, uint64_t row)
 {
@@ -335,7 +334,7 @@ static void encode(const nvf_coll *c, const nvf_hnsw *g, const float *v, float n
 	float step = (hi - lo) / 15.0f;
 	if (!isfinite(step) || !isfinite(lo))
 		step = 0, lo = isfinite(lo) ? lo : 0; /* non-finite components (if allowed): walk blind */
-	struct nvf_hnsw_qparams qp = {lo, step, n2, 0};
+	struct nvf_hnsw_qparams qp = {lo, step, n2};
 	memcpy(rec, &qp, sizeof(qp));
 	uint8_t *codes = rec + sizeof(qp);
 	for (size_t j = 0; j < g->nb; j++) {
@@ -434,7 +433,7 @@ static inline void prefetch_row(const nvf_coll *c, const nvf_hnsw *g, bool quant
 {
 	/* What the distance reads: the codes (after the links), or the vector. */
 	const char *p = quant ? (const char *)qrec(g, row) : (const char *)nvf__array_row(c->vec, row);
-	unsigned lines = quant ? (g->nb + 16 + 63) / 64 : 4;
+	unsigned lines = quant ? (unsigned)((g->nb + sizeof(struct nvf_hnsw_qparams) + 63) / 64) : 4;
 	for (unsigned i = 0; i < lines && i < 8; i++)
 		__builtin_prefetch(p + 64 * i);
 }
@@ -648,7 +647,10 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 	s0 = (s0 + 7) & ~7u;
 	uint32_t su = (uint32_t)(sizeof(struct nvf_hnsw_upper) + 4 * g->m);
 	int rc;
-	if ((rc = nvf__array_open(txn, NVF_T_GRAPH0, create ? s0 : 0, 32u << 10, &g->g0)) != 0 ||
+	/* Chunks of about 64 KiB: small enough that a one-record transaction copies
+	 * little of the graph, large enough that some power of two of records fills
+	 * whole pages (128 of 544 bytes, M 16 and 784 dimensions, make 17 pages). */
+	if ((rc = nvf__array_open(txn, NVF_T_GRAPH0, create ? s0 : 0, 64u << 10, &g->g0)) != 0 ||
 	    (rc = nvf__array_open(txn, NVF_T_UPPER, create ? su : 0, 16u << 10, &g->up)) != 0 ||
 	    (rc = nvf__tree_open(txn, NVF_T_FREEUPPER, create ? NVF_TREE_KIND_PLAIN : -1, &g->freeup)) != 0 ||
 	    (rc = nvf__tree_open(txn, NVF_T_HNSW, create ? NVF_TREE_KIND_PLAIN : -1, &g->rec)) != 0) {
@@ -1321,9 +1323,9 @@ static int check_nodes(nvf_coll *c, nvf_hnsw *g, uint64_t *bad_row, uint32_t *in
 					z->upper, z->level, (unsigned long long)nvf__array_rows(g->up));
 		if (g->quant) {
 			/* The 4-bit copy is the vector's. */
-			uint8_t want[16 + 32768];
+			uint8_t want[sizeof(struct nvf_hnsw_qparams) + 32768];
 			encode(c, g, vec_of(c, r), norm2_of(c, r), want);
-			if (memcmp(want, qrec(g, r), 16 + g->nb) != 0)
+			if (memcmp(want, qrec(g, r), sizeof(struct nvf_hnsw_qparams) + g->nb) != 0)
 				return nvf__err(NVF_ECORRUPT, "HNSW: row %llu's 4-bit copy does not match its vector",
 						(unsigned long long)r);
 		}
