@@ -139,18 +139,31 @@ int main(int argc, char **argv)
 	unlink(path);
 	unlink(lock);
 
-	/* Ingest: one durable transaction. */
+	/* Ingest: one durable transaction into a fresh file; the median of 3, as the
+	 * time fsync takes varies from one run to the next on a virtual disk. */
 	nvf_create_options co = NVF_CREATE_OPTIONS_INIT;
 	co.dim = (uint32_t)dim;
-	nvf_db *db;
-	double t0 = bench_now();
-	int rc = nvf_db_create(&db, path, &co);
-	if (rc == 0)
-		rc = nvf_insert_batch(db, NULL, base, n, dim, NULL, NULL);
-	if (rc != 0)
-		die("ingest", rc);
-	double ingest = bench_now() - t0;
-	snprintf(note, sizeof(note), "%zu vectors, one transaction, full durability (fsync)", n);
+	nvf_db *db = NULL;
+	double t[3];
+	int rc;
+	for (int rep = 0; rep < 3; rep++) {
+		if (db)
+			nvf_db_close(db);
+		unlink(path);
+		unlink(lock);
+		double t0 = bench_now();
+		rc = nvf_db_create(&db, path, &co);
+		if (rc == 0)
+			rc = nvf_insert_batch(db, NULL, base, n, dim, NULL, NULL);
+		if (rc != 0)
+			die("ingest", rc);
+		t[rep] = bench_now() - t0;
+	}
+	double lo = t[0] < t[1] ? t[0] : t[1], hi = t[0] < t[1] ? t[1] : t[0];
+	double ingest = t[2] < lo ? lo : t[2] > hi ? hi : t[2];
+	snprintf(note, sizeof(note),
+		 "%zu vectors, one transaction, full durability (fsync); median of 3 fresh files (%.0f..%.0f)", n,
+		 (double)n / (t[2] > hi ? t[2] : hi), (double)n / (t[2] < lo ? t[2] : lo));
 	bench_emit("exact", "nusterdb", ds, "ingest_throughput", (double)n / ingest, "vectors/s", note);
 	nvf_db_close(db);
 
@@ -173,7 +186,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++) /* warm the page cache and the chunk table */
 		nvf_search(db, NULL, queries, dim, 10, &so, res, &got);
 	for (int i = 0; i < nsingle; i++) {
-		t0 = bench_now();
+		double t0 = bench_now();
 		if ((rc = nvf_search(db, NULL, queries + (size_t)i * dim, dim, 10, &so, res, &got)) != 0)
 			die("search", rc);
 		lat[i] = bench_now() - t0;
@@ -191,7 +204,7 @@ int main(int argc, char **argv)
 	nvf_result *bres = malloc((size_t)nbatch * 10 * sizeof(*bres));
 	double best = 1e30;
 	for (int r = 0; r < 3; r++) {
-		t0 = bench_now();
+		double t0 = bench_now();
 		if ((rc = nvf_search_batch(db, NULL, queries, (size_t)nbatch, dim, 10, &so, bres)) != 0)
 			die("batch search", rc);
 		double dt = bench_now() - t0;
