@@ -286,12 +286,14 @@ static int set_links(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level, const u
 	/* indeg_add may have copied this row's chunk too: fetch the pointers again. */
 	if ((rc = links_mut(txn, g, row, level, &links, &count)) != 0)
 		return rc;
-	memcpy(links, l, n * sizeof(uint32_t));
+	if (n > 0) /* l may be NULL for an empty list */
+		memcpy(links, l, n * sizeof(uint32_t));
 	if (count) {
 		*count = n;
 	} else {
 		struct nvf_hnsw_node0 *z;
-		node0_mut(txn, g, row, &z);
+		if ((rc = node0_mut(txn, g, row, &z)) != 0)
+			return rc;
 		z->n = (uint16_t)n;
 	}
 	return 0;
