@@ -3,7 +3,8 @@
  * recall after deleting 30% against a fresh build of the rest, deterministic
  * single-thread builds, updates, a random model with nvf_check (graph invariants)
  * after every commit, every metric with and without 4-bit walks, and readers
- * searching while a writer inserts. Recall is
+ * searching (threads and processes, each seeing its own snapshot's graph)
+ * while a writer inserts. Recall is
  * tie-aware: a result counts if its distance is at most the true k-th distance. */
 #include "hnsw.h"
 #include "testutil.h"
@@ -12,6 +13,8 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 #define FASHION "/usr/share/datasets/fashion-mnist/"
 #define K 10
@@ -481,10 +484,15 @@ typedef struct rd {
 	const char *bad;
 } rd;
 
+/* Search the same query twice in one read transaction, with the writer's commits
+ * going on in between: the graph a reader walks is its own snapshot's, so both
+ * searches give the same results, and every result is a record of that state. */
 static void *searcher(void *arg)
 {
 	rd *r = arg;
-	uint64_t rng = (uint64_t)(uintptr_t)arg;
+	uint64_t rng = (uint64_t)(uintptr_t)arg ^ (uint64_t)getpid();
+	nvf_search_options o = NVF_SEARCH_OPTIONS_INIT;
+	o.threads = 1;
 	while (!*r->stop && !r->bad) {
 		nvf_txn *txn;
 		if (nvf_txn_begin(&txn, r->db, NVF_TXN_RDONLY) != 0) {
@@ -494,15 +502,20 @@ static void *searcher(void *arg)
 		uint64_t count;
 		nvf_count(r->db, txn, &count);
 		if (count >= K) {
-			nvf_result res[K];
-			size_t n;
+			nvf_result res[K], again[K];
+			size_t n, n2;
 			const float *q = queries + tu_below(&rng, 1000) * dim;
-			if (nvf_search(r->db, txn, q, dim, K, NULL, res, &n) != 0 || n != K)
+			if (nvf_search(r->db, txn, q, dim, K, &o, res, &n) != 0 || n != K)
 				r->bad = "search failed";
-			/* Every result is a record of this transaction's state. */
 			for (size_t j = 0; j < n && !r->bad; j++)
 				if (nvf_contains(r->db, txn, res[j].id) != 1)
 					r->bad = "a result is not in the reader's state";
+			usleep(2000); /* let commits happen */
+			if (!r->bad && (nvf_search(r->db, txn, q, dim, K, &o, again, &n2) != 0 || n2 != n))
+				r->bad = "the second search failed";
+			for (size_t j = 0; j < n && !r->bad; j++)
+				if (res[j].id != again[j].id || res[j].distance != again[j].distance)
+					r->bad = "the same query in the same read transaction gave other results";
 			r->searches++;
 		}
 		nvf_txn_abort(txn);
@@ -514,24 +527,56 @@ START_TEST(test_readers_search_while_a_writer_inserts)
 {
 	load_fashion();
 	nvf_db *db = create("conc.nvf", (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
-	volatile int stop = 0;
-	rd r[2] = {{db, &stop, 0, NULL}, {db, &stop, 0, NULL}};
+	ck_nvf(nvf_insert_batch(db, NULL, base, 200, dim, NULL, NULL));
+	/* Two reader processes with their own handles, two threads sharing ours. */
+	volatile int *stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne((void *)stop, MAP_FAILED);
+	*stop = 0;
+	char *path = tu_path(dir, "conc.nvf");
+	pid_t pids[2];
+	for (int i = 0; i < 2; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
+			oo.flags = NVF_OPEN_RDONLY;
+			rd pr = {NULL, stop, 0, NULL};
+			if (nvf_db_open(&pr.db, path, &oo) != 0)
+				_exit(1);
+			searcher(&pr);
+			if (pr.bad)
+				fprintf(stderr, "reader process %d: %s\n", i, pr.bad);
+			nvf_db_close(pr.db);
+			_exit(pr.bad ? 2 : pr.searches < 10 ? 3 : 0);
+		}
+	}
+	rd r[2] = {{db, stop, 0, NULL}, {db, stop, 0, NULL}};
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, searcher, &r[i]);
-	for (size_t i = 0; i < 6000; i += 200) {
+	for (size_t i = 200; i < 6000; i += 200) {
 		ck_nvf(nvf_insert_batch(db, NULL, base + i * dim, 200, dim, NULL, NULL));
 		if (i % 1000 == 0)
 			ck_nvf(nvf_delete(db, NULL, i / 2));
+		usleep(5000); /* the readers get their turns on two cores */
 	}
-	stop = 1;
+	*stop = 1;
 	for (int i = 0; i < 2; i++) {
 		pthread_join(t[i], NULL);
-		ck_assert_msg(r[i].bad == NULL, "reader %d: %s", i, r[i].bad);
+		ck_assert_msg(r[i].bad == NULL, "reader thread %d: %s", i, r[i].bad);
 		ck_assert_int_gt(r[i].searches, 10);
 	}
+	for (int i = 0; i < 2; i++) {
+		int status;
+		waitpid(pids[i], &status, 0);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader process %d: exit status %d", i,
+			      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	fprintf(stderr, "readers during inserts: threads %ld + %ld searches\n", r[0].searches, r[1].searches);
 	ck_nvf(nvf_check(db, NULL));
 	ck_nvf(nvf_db_close(db));
+	munmap((void *)stop, sizeof(int));
+	free(path);
 }
 END_TEST
 
