@@ -16,25 +16,13 @@
 #define COUNTER_KEY 1000000
 #define RUN_SECONDS 3.0
 
-static char *dir, *path;
 
 typedef struct shared {
 	volatile int stop;
 	volatile uint64_t commits;
 } shared;
 
-static void setup(void)
-{
-	dir = tu_tmpdir();
-	path = tu_path(dir, "bank.nvf");
-}
-
-static void teardown(void)
-{
-	tu_rmrf(dir);
-	free(dir);
-	free(path);
-}
+TU_DB_FIXTURE("bank.nvf")
 
 static int put_account(nvf_txn *txn, nvf_tree *t, uint64_t k, int64_t bal, uint64_t fill)
 {

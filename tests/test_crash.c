@@ -208,10 +208,7 @@ static void workload_init(workload *w, uint32_t page_size, int ntxn, uint64_t se
 
 static void make_empty(const char *path, uint32_t page_size)
 {
-	unlink(path);
-	char lock[4200];
-	snprintf(lock, sizeof(lock), "%s-lock", path);
-	unlink(lock);
+	tu_unlink_db(path);
 	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
 	o.flags = NVF__OPEN_CREATE;
 	o.page_size = page_size;
@@ -425,10 +422,7 @@ static int apply_hnsw(nvf_db *db, nvf_txn *txn, hmodel *m, uint64_t seed, uint64
 
 static void make_hnsw(const char *path)
 {
-	unlink(path);
-	char lock[4200];
-	snprintf(lock, sizeof(lock), "%s-lock", path);
-	unlink(lock);
+	tu_unlink_db(path);
 	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
 	o.dim = HDIM;
 	o.index = NVF_INDEX_HNSW;

@@ -10,20 +10,7 @@
 
 #define NKEYS 1000
 
-static char *dir, *path;
-
-static void setup(void)
-{
-	dir = tu_tmpdir();
-	path = tu_path(dir, "f.nvf");
-}
-
-static void teardown(void)
-{
-	tu_rmrf(dir);
-	free(dir);
-	free(path);
-}
+TU_DB_FIXTURE("f.nvf")
 
 static nvf_db *create(int durability)
 {

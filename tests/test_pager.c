@@ -5,20 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 
-static char *dir, *path;
-
-static void setup(void)
-{
-	dir = tu_tmpdir();
-	path = tu_path(dir, "p.nvf");
-}
-
-static void teardown(void)
-{
-	tu_rmrf(dir);
-	free(dir);
-	free(path);
-}
+TU_DB_FIXTURE("p.nvf")
 
 static nvf_db *create(uint32_t page_size, int durability)
 {

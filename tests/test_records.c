@@ -10,20 +10,7 @@
 #define DIM 19
 #define MAXID 400
 
-static char *dir, *path;
-
-static void setup(void)
-{
-	dir = tu_tmpdir();
-	path = tu_path(dir, "r.nvf");
-}
-
-static void teardown(void)
-{
-	tu_rmrf(dir);
-	free(dir);
-	free(path);
-}
+TU_DB_FIXTURE("r.nvf")
 
 typedef struct model {
 	bool present[MAXID];
@@ -39,10 +26,7 @@ static nvf_db *make(int metric, int durability)
 	o.durability = durability;
 	o.page_size = 1024;
 	nvf_db *db;
-	unlink(path);
-	char *lock = tu_path(dir, "r.nvf-lock");
-	unlink(lock);
-	free(lock);
+	tu_unlink_db(path);
 	ck_nvf(nvf_db_create(&db, path, &o));
 	return db;
 }

@@ -70,6 +70,34 @@ static inline void tu_rmrf(const char *dir)
 		fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* Remove a database and the lock file beside it (libnvf names it "PATH-lock"), so
+ * that the next create starts from nothing. */
+static inline void tu_unlink_db(const char *path)
+{
+	char *lock = malloc(strlen(path) + sizeof("-lock"));
+	sprintf(lock, "%s-lock", path);
+	unlink(path);
+	unlink(lock);
+	free(lock);
+}
+
+/* The fixture most suites use: a fresh directory for each test (dir) and one
+ * database path in it (path), removed afterwards. Defines setup() and teardown()
+ * for tcase_add_checked_fixture(). */
+#define TU_DB_FIXTURE(name)                   \
+	static char *dir, *path;              \
+	static void setup(void)               \
+	{                                     \
+		dir = tu_tmpdir();            \
+		path = tu_path(dir, (name));  \
+	}                                     \
+	static void teardown(void)            \
+	{                                     \
+		tu_rmrf(dir);                 \
+		free(dir);                    \
+		free(path);                   \
+	}
+
 static inline uint64_t tu_file_size(const char *path)
 {
 	struct stat st;

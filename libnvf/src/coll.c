@@ -228,9 +228,10 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 	if (rc != 0) {
 		nvf_db_close(db);
 		unlink(path);
-		char lock[4200];
-		snprintf(lock, sizeof(lock), "%s-lock", path);
-		unlink(lock);
+		char *lock = nvf__lock_path(path);
+		if (lock)
+			unlink(lock);
+		free(lock);
 		return rc;
 	}
 	*out = db;

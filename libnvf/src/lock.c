@@ -75,6 +75,19 @@ bool nvf__lock_same_boot(const nvf_lockfile *lk)
 	return lk->same_boot;
 }
 
+char *nvf__lock_path(const char *path)
+{
+	size_t n = strlen(path);
+	char *p = malloc(n + sizeof("-lock"));
+	if (!p) {
+		nvf__oom();
+		return NULL;
+	}
+	memcpy(p, path, n);
+	memcpy(p + n, "-lock", sizeof("-lock"));
+	return p;
+}
+
 int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid)
 {
 	int rc;

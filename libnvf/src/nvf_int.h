@@ -127,6 +127,9 @@ typedef struct nvf_lockfile {
 struct nvf_lock_header;
 struct nvf_lock_slot;
 
+/* The lock file beside database `path` ("PATH-lock"), malloc'd; NULL (with the
+ * error set) when memory runs out. */
+char *nvf__lock_path(const char *path);
 int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid);
 void nvf__lock_close(nvf_lockfile *lk);
 int nvf__lock_writer(nvf_lockfile *lk, bool wait);

@@ -454,12 +454,11 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	 * the file before it writes the meta record, so look again now. */
 	if (fstat(db->fd, &st) == 0)
 		db->file_pages = (uint64_t)st.st_size >> db->pshift;
-	char *lpath = malloc(strlen(path) + 6);
+	char *lpath = nvf__lock_path(path);
 	if (!lpath) {
-		rc = nvf__oom();
+		rc = -ENOMEM; /* the message is set */
 		goto fail;
 	}
-	sprintf(lpath, "%s-lock", path);
 	rc = nvf__lock_open(&db->lock, lpath, m.txnid);
 	free(lpath);
 	if (rc != 0)
