@@ -1,5 +1,7 @@
 /* The example of docs/API.md: create a collection, insert, search, read back.
- * Built and run by the test suite (suite "unit", test "example_quickstart"). */
+ * Built and run by the test suite (suite "unit": "example_quickstart" in the tree,
+ * "install" against the installed header and libnvf.pc). */
+#include <math.h>
 #include <nvf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,16 @@ int main(int argc, char **argv)
 	if ((rc = nvf_txn_begin(&txn, db, 0)) != 0)
 		return fail("begin", rc);
 	const float v100[DIM] = {0, 0, 1, 0};
-	if ((rc = nvf_add(db, txn, 100, v100, DIM)) != 0 || (rc = nvf_delete(db, txn, 1)) != 0) {
+	if ((rc = nvf_add(db, txn, 100, v100, DIM)) != 0) {
+		nvf_txn_abort(txn);
+		return fail("write", rc);
+	}
+	/* A vector refused for its input (here: a NaN) changes nothing, and the
+	 * transaction goes on: the add above and the delete below both commit. */
+	const float nan_vec[DIM] = {0, NAN, 0, 0};
+	int refused = nvf_add(db, txn, 101, nan_vec, DIM);
+	printf("adding a NaN vector: %s: %s\n", nvf_strerror(refused), nvf_errmsg());
+	if ((rc = nvf_delete(db, txn, 1)) != 0) {
 		nvf_txn_abort(txn);
 		return fail("write", rc);
 	}
@@ -61,7 +72,7 @@ int main(int argc, char **argv)
 	uint64_t count;
 	nvf_count(db, NULL, &count);
 	printf("%llu records\n", (unsigned long long)count);
-	int ok = n == 2 && res[0].id == 2 && res[1].id == 0 && rc == NVF_EEXIST && count == 3;
+	int ok = n == 2 && res[0].id == 2 && res[1].id == 0 && rc == NVF_EEXIST && refused == NVF_EINVAL && count == 3;
 	nvf_db_close(db);
 	unlink(path);
 	return ok ? 0 : 1;

@@ -5,9 +5,18 @@
  * This header is the whole public contract of libnvf. Everything else is internal.
  *
  * Conventions (see docs/API.md):
- * - Functions return 0 on success or a negative code: `-errno` for errors of the
- *   operating system, `NVF_E*` for the library's own. nvf_strerror() names a code,
- *   nvf_errmsg() gives the calling thread's detail message for its last failure.
+ * - Functions that return `int` return 0 on success or a negative code: `-errno` for
+ *   errors of the operating system, `NVF_E*` for the library's own. nvf_strerror()
+ *   names a code, nvf_errmsg() gives the calling thread's detail message for its last
+ *   failure. The exceptions say so: nvf_contains() (1 or 0), nvf_metric_parse() (a
+ *   metric), nvf_txn_status() (the failure a transaction keeps); functions returning
+ *   a pointer, a float or `uint64_t` cannot fail.
+ * - Bad input changes nothing: a call refused for its arguments (NVF_EINVAL,
+ *   NVF_EEXIST, NVF_ENOTFOUND, NVF_EFULL for a limit, NVF_EREADONLY) leaves the
+ *   caller's transaction exactly as it was and usable. Only a failure in the middle
+ *   of a change (I/O, no space, damage met, no memory) fails a write transaction;
+ *   its later calls then return NVF_EBADTXN, repeating the first failure, and it
+ *   can only be aborted.
  * - Handles are opaque. Objects returned through `**out` belong to the caller and
  *   have a matching close/free function that accepts NULL. On failure, out
  *   parameters are left untouched.
@@ -41,15 +50,15 @@ extern "C" {
 #define NVF_ECORRUPT  (-1001) /**< the file is damaged: a checksum or structural check failed */
 #define NVF_EVERSION  (-1002) /**< the file's format version is not supported */
 #define NVF_ELOCKED   (-1003) /**< another writer holds the write lock */
-#define NVF_ENOTFOUND (-1004) /**< no such record, key, snapshot or file */
+#define NVF_ENOTFOUND (-1004) /**< no such record or file */
 #define NVF_EEXIST    (-1005) /**< it already exists */
 #define NVF_EINVAL    (-1006) /**< an argument is invalid */
 #define NVF_EREADONLY (-1007) /**< a write through a read-only handle or transaction */
 #define NVF_EFULL     (-1008) /**< the reserved map size or another hard limit is reached */
 #define NVF_EREADERS  (-1009) /**< every slot of the reader table is in use */
-#define NVF_EBADTXN   (-1010) /**< the transaction failed earlier and can only be aborted */
+#define NVF_EBADTXN   (-1010) /**< the transaction failed earlier and can only be aborted (nvf_txn_status() gives the cause) */
 #define NVF_ENOTDB    (-1011) /**< the file is not an .nvf database (bad magic) */
-#define NVF_EBUSY     (-1012) /**< the operation conflicts with one in progress */
+#define NVF_EBUSY     (-1012) /**< the operation conflicts with one in progress: a transaction of this handle still open, a lock file being rebuilt */
 /** @} */
 
 /** Opaque handle of an open database file. Thread-safe: any number of threads may
@@ -92,7 +101,7 @@ typedef struct nvf_open_options {
 	unsigned flags;       /**< NVF_OPEN_* */
 	uint32_t page_size;   /**< reserved (the page size is the file's, fixed by nvf_db_create()) */
 	int durability;       /**< NVF_DURABILITY_* */
-	uint64_t map_size;    /**< address space reserved for the map, bytes; 0 = 1 TiB. The file cannot grow beyond it (NVF_EFULL). */
+	uint64_t map_size;    /**< address space reserved for the map, bytes; 0 = 256 GiB. The file cannot grow beyond it (NVF_EFULL). */
 } nvf_open_options;
 
 #define NVF_OPEN_OPTIONS_INIT { NVF_OPEN_OPTIONS_VERSION, 0u, 0u, NVF_DURABILITY_FULL, 0u }
@@ -115,8 +124,16 @@ typedef struct nvf_open_options {
  */
 NVF_API int nvf_db_open(nvf_db **out, const char *path, const nvf_open_options *opts);
 
-/** Close a handle. Syncs if the handle committed without syncing. Every transaction
- * of the handle must have ended. Accepts NULL. @return 0 or the sync's error. */
+/**
+ * Close a handle. Syncs first if the handle committed without syncing. Accepts NULL.
+ *
+ * Every transaction of the handle must have ended (committed or aborted): like
+ * sqlite3_close(), a close with transactions still open returns NVF_EBUSY and changes
+ * nothing; the handle stays open and usable, and a later close succeeds once they
+ * have ended.
+ * @return 0 (the handle is freed); NVF_EBUSY (still open); or the sync's error (the
+ *         handle is freed anyway).
+ */
 NVF_API int nvf_db_close(nvf_db *db);
 
 /** Make every commit so far durable (fsync data and a durable meta record). Useful
@@ -140,29 +157,53 @@ NVF_API int nvf_db_sync(nvf_db *db);
  * @param[out] out  the transaction; end it with nvf_txn_commit() or nvf_txn_abort()
  * @param db        the handle
  * @param flags     NVF_TXN_*
- * @return 0; NVF_ELOCKED if another writer is active (and neither NVF_TXN_WAIT nor
- *         NVF_OPEN_LOCK_WAIT); NVF_EREADONLY for a write on a read-only handle;
- *         NVF_EREADERS if the reader table is full.
+ * A handle has at most one write transaction at a time. With NVF_TXN_WAIT (or
+ * NVF_OPEN_LOCK_WAIT) a write begins when the one before it ends, whether it belongs
+ * to another thread of this handle or to another handle or process; without, or if
+ * the open one belongs to the calling thread (waiting would never end), it fails.
+ *
+ * @return 0; NVF_ELOCKED if another handle or process is writing (and neither
+ *         NVF_TXN_WAIT nor NVF_OPEN_LOCK_WAIT); NVF_EBUSY if this handle's write
+ *         transaction is open (see above); NVF_EREADONLY for a write on a read-only
+ *         handle; NVF_EREADERS if the reader table is full.
  */
 NVF_API int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags);
 
 /** Commit and free a transaction. For a write transaction, writes the new pages,
  * syncs, writes the meta record and syncs again (with full durability); on failure
  * nothing of the transaction is visible and the transaction is freed. Committing a
- * read transaction just ends it. @return 0, NVF_EBADTXN, NVF_EFULL or -errno. */
+ * read transaction just ends it. @return 0; NVF_EBADTXN if a call failed the
+ * transaction earlier (the message repeats why; nothing is written); NVF_EFULL;
+ * -errno. */
 NVF_API int nvf_txn_commit(nvf_txn *txn);
 
 /** Abandon and free a transaction; nothing of it becomes visible. Accepts NULL. */
 NVF_API void nvf_txn_abort(nvf_txn *txn);
 
 /** The id of the committed state a transaction reads (read transaction) or of the
- * state it will commit (write transaction). */
+ * state it will commit (write transaction). Ids grow by one per commit. Returns the
+ * id itself (never an error code); 0 for a NULL transaction. */
 NVF_API uint64_t nvf_txn_id(const nvf_txn *txn);
+
+/**
+ * Whether a write transaction can still be used.
+ *
+ * Calls refused for their arguments never fail a transaction. A failure in the middle
+ * of a change does (an I/O error, no space, damage met, no memory): every later call
+ * in it returns NVF_EBADTXN with a message that repeats the first failure's, and only
+ * nvf_txn_abort() (or a commit, which then writes nothing) ends it.
+ * @return 0 while the transaction is usable; otherwise the code of the failure that
+ *         ended its usefulness (e.g. -EIO, NVF_EFULL, NVF_ECORRUPT); NVF_EINVAL for
+ *         NULL.
+ */
+NVF_API int nvf_txn_status(const nvf_txn *txn);
 
 /** @name Collections
  * A database file holds one collection: records of an id, a float32 vector of the
  * collection's dimension and (in a later version) metadata. Dimension, metric, index
- * type and index parameters are fixed at creation and stored in the file.
+ * type and index parameters are fixed at creation and stored in the file. Ids are
+ * any uint64_t from 0 to UINT64_MAX - 1 (UINT64_MAX is NVF_NO_ID); nvf_insert()
+ * assigns them from 0 up.
  * @{ */
 
 /** Index types. */
@@ -234,7 +275,7 @@ typedef struct nvf_info {
 	uint64_t pages;          /**< pages in use */
 	uint64_t file_size;      /**< bytes */
 	uint64_t txnid;          /**< the committed state described */
-	uint64_t snapshots;      /**< named snapshots */
+	uint64_t snapshots;      /**< named snapshots in the file (their API comes with a later version; nvf_check() already verifies them) */
 } nvf_info;
 
 /** Describe the collection as txn sees it (txn may be NULL: the last commit). */
@@ -274,10 +315,12 @@ NVF_API int nvf_reindex(nvf_db *db, const nvf_index_options *opts);
  * otherwise, and non-negative under NVF_METRIC_JACCARD.
  * @{ */
 
-/** Insert a vector under a new id (one past the largest id ever used), returned in *out_id. */
+/** Insert a vector under a new id (one past the largest id ever used; 0 in an empty
+ * collection), returned in *out_id (which may be NULL). */
 NVF_API int nvf_insert(nvf_db *db, nvf_txn *txn, const float *vec, size_t dim, uint64_t *out_id);
 
-/** Insert under a given id. @return NVF_EEXIST if the id exists (nothing written). */
+/** Insert under a given id (0 to UINT64_MAX - 1; NVF_EINVAL for UINT64_MAX).
+ * @return NVF_EEXIST if the id exists (nothing written). */
 NVF_API int nvf_add(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim);
 
 /** Insert, or replace the vector of an existing id. */
@@ -304,7 +347,8 @@ NVF_API int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id);
 /** Number of live records. */
 NVF_API int nvf_count(nvf_db *db, nvf_txn *txn, uint64_t *out);
 
-/** @return 1 if id exists, 0 if not, or a negative error. */
+/** Whether a record exists. Unlike the other calls it does not return 0 on success:
+ * @return 1 if id exists, 0 if not, or a negative error code. */
 NVF_API int nvf_contains(nvf_db *db, nvf_txn *txn, uint64_t id);
 
 /** @} */
@@ -382,7 +426,9 @@ NVF_API void nvf_free(void *p);
 
 /** @} */
 
-/** Result of nvf_check(). */
+/** Result of nvf_check(). The snapshot fields count named snapshots: the format
+ * keeps them (pinned committed states), and the calls that make them come with a
+ * later version; in files without any they are 0. */
 typedef struct nvf_check_report {
 	uint64_t txnid;        /**< the committed state checked */
 	uint64_t pages_total;  /**< pages in use by the file (high-water mark) */
@@ -392,7 +438,7 @@ typedef struct nvf_check_report {
 	uint64_t pages_snapshot_only; /**< reachable only from named snapshots */
 	uint64_t trees;        /**< B+trees walked */
 	uint64_t entries;      /**< entries in them */
-	uint64_t snapshots;    /**< named snapshots */
+	uint64_t snapshots;    /**< named snapshots (verified like the current state) */
 	uint64_t first_bad_page; /**< page of the first problem, or UINT64_MAX */
 	char problem[256];     /**< the first problem in words, or "" */
 	uint32_t warnings;     /**< findings that are not damage, e.g. the older meta record torn by a crash */
@@ -437,7 +483,8 @@ typedef enum nvf_metric {
 NVF_API const char *nvf_metric_name(int metric);
 
 /** Parse a metric name (the names above, case-insensitive, and the aliases "l2",
- * "ip", "dot", "l1", "linf"). @return the metric, or NVF_EINVAL. */
+ * "ip", "dot", "l1", "linf"). @return the metric (0 or more: an nvf_metric), or
+ * NVF_EINVAL for an unknown name. */
 NVF_API int nvf_metric_parse(const char *name);
 
 /**

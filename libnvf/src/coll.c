@@ -114,7 +114,7 @@ static int resolve_quant(int q, int metric, uint8_t *out)
 	if (q == NVF_QUANT_AUTO)
 		q = dot_based ? NVF_QUANT_SQ4 : NVF_QUANT_NONE;
 	if (q != NVF_QUANT_NONE && q != NVF_QUANT_SQ4)
-		return nvf__err(NVF_EINVAL, "unknown HNSW quantization %d", q);
+		return nvf__err(NVF_EINVAL, "hnsw_quantize %d: use NVF_QUANT_AUTO, NVF_QUANT_NONE or NVF_QUANT_SQ4", q);
 	if (q == NVF_QUANT_SQ4 && !dot_based)
 		return nvf__err(NVF_EINVAL, "4-bit quantization serves euclidean, inner product, cosine and angular, not %s",
 				nvf_metric_name(metric));
@@ -165,20 +165,22 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		return nvf__err(NVF_EINVAL, "create options version %u, expected %u (use NVF_CREATE_OPTIONS_INIT)",
 				opts->version, NVF_CREATE_OPTIONS_VERSION);
 	if (opts->dim == 0 || opts->dim > NVF_MAX_DIM)
-		return nvf__err(NVF_EINVAL, "dimension %u: must be 1 to %u", opts->dim, NVF_MAX_DIM);
+		return nvf__err(NVF_EINVAL, "dim %u: the dimension must be 1 to %u", opts->dim, NVF_MAX_DIM);
 	if (opts->metric < 0 || opts->metric >= NVF_METRIC_COUNT)
-		return nvf__err(NVF_EINVAL, "unknown metric %d", opts->metric);
+		return nvf__err(NVF_EINVAL, "metric %d: unknown (an nvf_metric, 0 to %d)", opts->metric, NVF_METRIC_COUNT - 1);
 	if (opts->index != NVF_INDEX_FLAT && opts->index != NVF_INDEX_HNSW)
-		return nvf__err(NVF_EINVAL, "unknown index type %d", opts->index);
+		return nvf__err(NVF_EINVAL, "index %d: use NVF_INDEX_FLAT or NVF_INDEX_HNSW", opts->index);
 	if (opts->flags & ~NVF_CREATE_ALLOW_NONFINITE)
 		return nvf__err(NVF_EINVAL, "unknown create flags 0x%x", opts->flags);
 	uint32_t m = opts->hnsw_m ? opts->hnsw_m : 16;
 	uint32_t efc = opts->hnsw_ef_construction ? opts->hnsw_ef_construction : 200;
 	uint32_t efs = opts->hnsw_ef_search ? opts->hnsw_ef_search : 64;
 	if (m < 2 || m > 256)
-		return nvf__err(NVF_EINVAL, "HNSW M %u: must be 2 to 256", m);
-	if (efc < 1 || efc > 100000 || efs < 1 || efs > 100000)
-		return nvf__err(NVF_EINVAL, "HNSW ef values must be 1 to 100000");
+		return nvf__err(NVF_EINVAL, "hnsw_m %u: must be 2 to 256 (0 = 16)", m);
+	if (efc > 100000)
+		return nvf__err(NVF_EINVAL, "hnsw_ef_construction %u: must be 1 to 100000 (0 = 200)", efc);
+	if (efs > 100000)
+		return nvf__err(NVF_EINVAL, "hnsw_ef_search %u: must be 1 to 100000 (0 = 64)", efs);
 	uint8_t quant;
 	int rc = resolve_quant(opts->hnsw_quantize, opts->metric, &quant);
 	if (rc != 0)
@@ -225,6 +227,9 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		else
 			nvf_txn_abort(txn);
 	}
+	if (rc == NVF_EFULL && opts->map_size)
+		rc = nvf__err(NVF_EFULL, "%s: map_size %llu is too small to create the collection; give 0 (the default, 256 GiB) or more",
+			      path, (unsigned long long)opts->map_size);
 	if (rc != 0) {
 		nvf_db_close(db);
 		unlink(path);
@@ -254,7 +259,7 @@ static int enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c)
 		if (write && (rc = nvf__txn_writable(*txn)) != 0)
 			return rc;
 		if ((*txn)->flags & NVF_TXN_F_FAILED)
-			return nvf__err(NVF_EBADTXN, "the transaction failed earlier; abort it");
+			return nvf__txn_failed_err(*txn);
 	} else {
 		if ((rc = nvf_txn_begin(txn, db, write ? 0 : NVF_TXN_RDONLY)) != 0)
 			return rc;
@@ -268,12 +273,13 @@ static int enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c)
 	return rc;
 }
 
+/* Errors do not fail the caller's transaction here: validation errors come before
+ * any change, and a change that fails half-way has failed it where it happened
+ * (nvf__txn_fail). Only damage met in a chunk while writing is caught here. */
 static int leave(nvf_txn *txn, bool own, bool write, int rc)
 {
 	/* A damaged chunk met on the way: the result cannot be trusted. */
-	if (rc == 0)
-		rc = nvf__arrays_err(txn);
-	if (rc != 0 && write)
+	if (rc == 0 && (rc = nvf__arrays_err(txn)) != 0 && write)
 		nvf__txn_fail(txn, rc);
 	if (!own)
 		return rc;
@@ -464,7 +470,7 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 	nvf_coll *c;
 	bool own;
 	if (n == 0)
-		return nvf__err(NVF_EINVAL, "batch of 0 vectors");
+		return nvf__err(NVF_EINVAL, "nvf_insert_batch: n is 0 (give at least one vector)");
 	if (!vecs)
 		return nvf__err(NVF_EINVAL, "NULL vectors");
 	int rc = enter(db, &txn, true, &own, &c);
@@ -472,8 +478,9 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 		return rc;
 	/* Validate everything before writing anything. */
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		char what[48];
-		snprintf(what, sizeof(what), "vector %zu", i);
+		char what[48] = "vector";
+		if (n > 1)
+			snprintf(what, sizeof(what), "vector %zu", i);
 		rc = nvf__coll_check_vector(c, vecs + i * dim, dim, what);
 	}
 	if (rc == 0 && ids) {
@@ -497,7 +504,8 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 		}
 		free(sorted);
 	} else if (rc == 0 && c->idmap->d.aux > UINT64_MAX - 1 - n) {
-		rc = nvf__err(NVF_EFULL, "no ids left to assign");
+		rc = nvf__err(NVF_EFULL, "no ids left for nvf_insert to assign (ids up to %llu were used); add records under explicit ids",
+			      (unsigned long long)(c->idmap->d.aux - 1));
 	}
 	if (rc != 0)
 		goto out;
@@ -710,14 +718,16 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 		return nvf__err(NVF_EINVAL, "index options version %u, expected %u (use NVF_INDEX_OPTIONS_INIT)",
 				opts->version, NVF_INDEX_OPTIONS_VERSION);
 	if (opts->index != NVF_INDEX_FLAT && opts->index != NVF_INDEX_HNSW)
-		return nvf__err(NVF_EINVAL, "unknown index type %d", opts->index);
+		return nvf__err(NVF_EINVAL, "index %d: use NVF_INDEX_FLAT or NVF_INDEX_HNSW", opts->index);
 	uint32_t m = opts->hnsw_m ? opts->hnsw_m : 16;
 	uint32_t efc = opts->hnsw_ef_construction ? opts->hnsw_ef_construction : 200;
 	uint32_t efs = opts->hnsw_ef_search ? opts->hnsw_ef_search : 64;
 	if (m < 2 || m > 256)
-		return nvf__err(NVF_EINVAL, "HNSW M %u: must be 2 to 256", m);
-	if (efc > 100000 || efs > 100000)
-		return nvf__err(NVF_EINVAL, "HNSW ef values must be 1 to 100000");
+		return nvf__err(NVF_EINVAL, "hnsw_m %u: must be 2 to 256 (0 = 16)", m);
+	if (efc > 100000)
+		return nvf__err(NVF_EINVAL, "hnsw_ef_construction %u: must be 1 to 100000 (0 = 200)", efc);
+	if (efs > 100000)
+		return nvf__err(NVF_EINVAL, "hnsw_ef_search %u: must be 1 to 100000 (0 = 64)", efs);
 	nvf_txn *txn = NULL;
 	uint8_t quant;
 	nvf_coll *c;

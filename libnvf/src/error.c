@@ -14,16 +14,16 @@ const char *nvf_strerror(int code)
 	case NVF_OK: return "success";
 	case NVF_ECORRUPT: return "database file is corrupt";
 	case NVF_EVERSION: return "unsupported file format version";
-	case NVF_ELOCKED: return "database is locked by another writer";
+	case NVF_ELOCKED: return "database is locked by another writer (another handle or process)";
 	case NVF_ENOTFOUND: return "not found";
 	case NVF_EEXIST: return "already exists";
 	case NVF_EINVAL: return "invalid argument";
 	case NVF_EREADONLY: return "database or transaction is read-only";
 	case NVF_EFULL: return "limit reached (map size or table full)";
 	case NVF_EREADERS: return "reader table is full";
-	case NVF_EBADTXN: return "transaction failed earlier and must be aborted";
+	case NVF_EBADTXN: return "transaction failed earlier and can only be aborted";
 	case NVF_ENOTDB: return "not an nvf database file";
-	case NVF_EBUSY: return "busy";
+	case NVF_EBUSY: return "busy: another operation is in progress (an open transaction of this handle, or a lock-file rebuild)";
 	default:
 		break;
 	}
@@ -63,6 +63,17 @@ int nvf__corrupt(uint64_t pgno, const char *fmt, ...)
 	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	snprintf(errbuf, sizeof(errbuf), "page %llu: %s", (unsigned long long)pgno, tmp);
+	return NVF_ECORRUPT;
+}
+
+int nvf__corrupt_file(const char *path, uint64_t pgno, const char *fmt, ...)
+{
+	char tmp[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	snprintf(errbuf, sizeof(errbuf), "%s: page %llu: %s", path, (unsigned long long)pgno, tmp);
 	return NVF_ECORRUPT;
 }
 

@@ -235,8 +235,10 @@ int nvf__alloc(nvf_txn *txn, uint64_t n, uint64_t *out)
 	if (n == 1 && take_avail(txn, n, out))
 		return 0;
 	if (((txn->npages + n) << db->pshift) > db->mapsize || txn->npages + n < txn->npages)
-		return nvf__err(NVF_EFULL, "%s: the file would grow beyond map_size (%llu bytes); reopen with a larger map_size",
-				db->path, (unsigned long long)db->mapsize);
+		return nvf__err(NVF_EFULL,
+				"%s: the file would grow past the %llu bytes this handle maps (map_size %llu given at open); "
+				"open it with a larger map_size (0 = 256 GiB)",
+				db->path, (unsigned long long)db->mapsize, (unsigned long long)db->map_size_given);
 	*out = txn->npages;
 	txn->npages += n;
 	return 0;

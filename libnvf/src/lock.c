@@ -224,7 +224,7 @@ int nvf__lock_writer(nvf_lockfile *lk, bool wait)
 {
 	int rc = ofd_lock(lk->fd, F_WRLCK, NVF_LOCK_BYTE_WRITER, wait);
 	if (rc == -EAGAIN || rc == -EACCES)
-		return nvf__err(NVF_ELOCKED, "another writer holds the database's write lock");
+		return nvf__err(NVF_ELOCKED, "another handle or process holds the write lock; retry later, or begin with NVF_TXN_WAIT to wait for it");
 	if (rc != 0)
 		return nvf__err(rc, "cannot take the write lock: %s", strerror(-rc));
 	lk->have_writer = true;
@@ -280,7 +280,8 @@ int nvf__lock_slot_acquire(nvf_lockfile *lk, int *slot)
 		if (reap_dead(lk) == 0)
 			break;
 	}
-	return nvf__err(NVF_EREADERS, "all %u reader slots are in use", NVF_LOCK_SLOTS);
+	return nvf__err(NVF_EREADERS, "all %u reader slots of the lock file are in use; end read transactions that are no longer needed",
+			NVF_LOCK_SLOTS);
 }
 
 void nvf__lock_slot_set(nvf_lockfile *lk, int slot, uint64_t txnid)

@@ -32,6 +32,8 @@
 int nvf__err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Report a corrupt structure at a page: NVF_ECORRUPT with "page N: ..." */
 int nvf__corrupt(uint64_t pgno, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a problem of the file as a whole: "PATH: page N: ..." */
+int nvf__corrupt_file(const char *path, uint64_t pgno, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* -ENOMEM with the message "out of memory". */
 int nvf__oom(void);
 /* Keep the current detail message but prefix it with context. */
@@ -166,7 +168,10 @@ struct nvf_db {
 	struct nvf_disk_header header;
 	nvf_lockfile lock;
 	pthread_mutex_t wmutex; /* one write transaction per handle */
+	pthread_cond_t wcond;   /* signalled when the handle's write transaction ends */
 	bool writer_active;     /* under wmutex */
+	pthread_t writer_thread; /* the thread that began it (under wmutex) */
+	uint64_t map_size_given; /* nvf_open_options.map_size as the caller gave it */
 	int durable_slot;       /* slot holding the newest durable meta (writer's view) */
 	uint64_t durable_txnid;
 	int forced_slot;        /* read-only handle after a failed unsynced state: read only this slot */
@@ -190,6 +195,8 @@ struct nvf_txn {
 	uint64_t id;          /* write: the txnid being built; read: the state's txnid */
 	uint64_t base_txnid;  /* write: the committed state it started from */
 	unsigned flags;
+	int fail_rc;          /* NVF_TXN_F_FAILED: the first failure's code ... */
+	char fail_msg[200];   /* ... and its detail message, repeated by later calls */
 	int slot;             /* reader slot, -1 for none */
 	uint64_t npages;      /* high-water mark (grows as the writer appends) */
 	struct nvf_disk_meta meta; /* the state read (read) or started from (write) */
@@ -228,7 +235,12 @@ int nvf__page_new(nvf_txn *txn, uint64_t npages, uint64_t *pgno, uint8_t **buf);
 int nvf__page_spill(nvf_txn *txn, const void *data, uint64_t len, uint64_t *pgno, uint64_t *checksum);
 /* Release a run: reusable at once if this transaction wrote it, else pending. */
 int nvf__page_free(nvf_txn *txn, uint64_t pgno, uint64_t npages, uint64_t alloc_txnid);
+/* A change failed half-way (I/O, no space, damage, no memory): the transaction can
+ * only be aborted. Records the first failure's code and message; returns rc. Calls
+ * that fail validation before changing anything never call it. */
 int nvf__txn_fail(nvf_txn *txn, int rc);
+/* NVF_EBADTXN, repeating the first failure ("the transaction failed earlier (...)"). */
+int nvf__txn_failed_err(const nvf_txn *txn);
 int nvf__txn_writable(nvf_txn *txn);
 /* Begin a read transaction on an explicit committed state (snapshots). */
 int nvf__txn_begin_state(nvf_txn **out, nvf_db *db, const struct nvf_disk_meta *meta, uint64_t npages, const struct nvf_disk_tree *catalog);

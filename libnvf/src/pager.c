@@ -79,7 +79,12 @@ static int create_file(const char *path, uint32_t psize, uint32_t hflags, const 
 	snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		rc = nvf__err(-errno, "cannot create %s: %s", tmp, strerror(errno));
+		/* The temporary file is ours, not the caller's: name the path they gave. */
+		int e = errno;
+		if (e == ENOENT || e == ENOTDIR)
+			rc = nvf__err(-e, "cannot create %s: its directory does not exist", path);
+		else
+			rc = nvf__err(-e, "cannot create %s: %s", path, strerror(e));
 		goto out;
 	}
 	struct nvf_disk_header h;
@@ -120,7 +125,7 @@ static int create_file(const char *path, uint32_t psize, uint32_t hflags, const 
 		rc = io->sync(io->ctx, fd);
 	close(fd);
 	if (rc != 0) {
-		nvf__err(rc, "cannot write %s: %s", tmp, nvf_strerror(rc));
+		nvf__err(rc, "cannot create %s: writing its first pages failed: %s", path, nvf_strerror(rc));
 		unlink(tmp);
 		goto out;
 	}
@@ -184,14 +189,14 @@ static int read_header(nvf_db *db, uint64_t fsize)
 		if (!found) {
 			if (!magic0)
 				return nvf__err(NVF_ENOTDB, "%s: page 0: bad magic, not an nvf database", db->path);
-			return nvf__corrupt(0, "%s: file header checksum mismatch and no valid copy in page 1", db->path);
+			return nvf__corrupt_file(db->path, 0, "file header checksum mismatch and no valid copy in page 1");
 		}
 	}
 	if (h.format_version > NVF_FORMAT_VERSION || h.min_version > NVF_FORMAT_VERSION)
 		return nvf__err(NVF_EVERSION, "%s: format version %u, this library reads up to %u", db->path,
 				h.format_version, NVF_FORMAT_VERSION);
 	if (!valid_page_size(h.page_size) || h.header_size != NVF_HEADER_SIZE || h.meta_size != NVF_META_SIZE)
-		return nvf__corrupt(0, "%s: invalid page size %u in header", db->path, h.page_size);
+		return nvf__corrupt_file(db->path, 0, "invalid page size %u in the file header", h.page_size);
 	db->header = h;
 	db->psize = h.page_size;
 	db->pshift = (uint32_t)__builtin_ctz(h.page_size);
@@ -223,7 +228,7 @@ int nvf__meta_read_best(nvf_db *db, struct nvf_disk_meta *out, int *slot, bool *
 	else if (ok[1])
 		best = 1;
 	else
-		return nvf__corrupt(0, "%s: no valid meta record in page 0 or page 1", db->path);
+		return nvf__corrupt_file(db->path, 0, "no valid meta record in page 0 or page 1");
 	*out = m[best];
 	if (slot)
 		*slot = best;
@@ -303,8 +308,8 @@ static int settle_nondurable(nvf_db *db, struct nvf_disk_meta *m, int *slot)
 	struct nvf_disk_meta other;
 	int bad = *slot;
 	if (!meta_load(db, 1 - bad, &other) || !(other.flags & NVF_META_DURABLE))
-		return nvf__corrupt((uint64_t)bad, "%s: unsynced state is incomplete and no synced state remains",
-				    db->path);
+		return nvf__corrupt_file(db->path, (uint64_t)bad,
+					 "the unsynced state is incomplete and no synced state remains");
 	*m = other;
 	*slot = 1 - bad;
 	if (db->rdonly) {
@@ -400,7 +405,9 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	db->rdonly = (opts->flags & NVF_OPEN_RDONLY) != 0;
 	db->durability = opts->durability;
 	db->open_flags = opts->flags;
+	db->map_size_given = opts->map_size;
 	pthread_mutex_init(&db->wmutex, NULL);
+	pthread_cond_init(&db->wcond, NULL);
 	pthread_mutex_init(&db->cache_mutex, NULL);
 	db->path = strdup(path);
 	if (!db->path) {
@@ -425,8 +432,8 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	if (rc != 0)
 		goto fail;
 	if (fsize < 2 * (uint64_t)db->psize) {
-		rc = nvf__corrupt(1, "%s: file truncated to %llu bytes, shorter than its two meta pages", path,
-				  (unsigned long long)fsize);
+		rc = nvf__corrupt_file(path, 1, "past the end: the file was truncated to %llu bytes, shorter than its two meta pages",
+				       (unsigned long long)fsize);
 		goto fail;
 	}
 	db->mapsize = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
@@ -471,14 +478,15 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	if (db->lock.rebuilt)
 		nvf__lock_publish(&db->lock, m.txnid);
 	if (m.npages > db->file_pages) {
-		rc = nvf__corrupt(m.npages - 1, "%s: file truncated: state %llu uses %llu pages, the file has %llu",
-				  path, (unsigned long long)m.txnid, (unsigned long long)m.npages,
-				  (unsigned long long)db->file_pages);
+		rc = nvf__corrupt_file(path, m.npages - 1,
+				       "past the end: the file was truncated to %llu pages of %u bytes, state %llu uses %llu",
+				       (unsigned long long)db->file_pages, db->psize, (unsigned long long)m.txnid,
+				       (unsigned long long)m.npages);
 		goto fail;
 	}
 	if ((m.npages << db->pshift) > db->mapsize) {
-		rc = nvf__err(NVF_EFULL, "%s: %llu bytes in use exceed map_size %llu", path,
-			      (unsigned long long)(m.npages << db->pshift), (unsigned long long)db->mapsize);
+		rc = nvf__err(NVF_EFULL, "%s: %llu bytes in use exceed the %llu bytes mapped; open it with a larger map_size",
+			      path, (unsigned long long)(m.npages << db->pshift), (unsigned long long)db->mapsize);
 		goto fail;
 	}
 	if (!other_ok) {
@@ -504,11 +512,11 @@ int nvf_db_sync(nvf_db *db)
 	if (!db)
 		return nvf__err(NVF_EINVAL, "nvf_db_sync: NULL handle");
 	if (db->rdonly)
-		return nvf__err(NVF_EREADONLY, "%s: read-only handle", db->path);
+		return nvf__err(NVF_EREADONLY, "%s: nvf_db_sync on a read-only handle (nothing to sync)", db->path);
 	pthread_mutex_lock(&db->wmutex);
 	int rc = 0;
 	if (db->writer_active) {
-		rc = nvf__err(NVF_EBUSY, "nvf_db_sync: a write transaction of this handle is open");
+		rc = nvf__err(NVF_EBUSY, "%s: nvf_db_sync: this handle's write transaction is open; commit or abort it first", db->path);
 		goto out;
 	}
 	rc = nvf__lock_writer(&db->lock, true);
@@ -537,6 +545,23 @@ int nvf_db_close(nvf_db *db)
 {
 	if (!db)
 		return 0;
+	/* As sqlite3_close(): refuse while transactions are open and change nothing,
+	 * rather than free what they still use or drop a write the caller meant to
+	 * commit. */
+	pthread_mutex_lock(&db->wmutex);
+	bool writer = db->writer_active;
+	pthread_mutex_unlock(&db->wmutex);
+	int readers = atomic_load(&db->readers);
+	if (writer || readers > 0) {
+		char what[80];
+		if (readers > 0)
+			snprintf(what, sizeof(what), "%d read transaction%s%s", readers, readers > 1 ? "s" : "",
+				 writer ? " and the write transaction" : "");
+		else
+			snprintf(what, sizeof(what), "the write transaction");
+		return nvf__err(NVF_EBUSY, "%s: cannot close: %s of this handle %s still open; commit or abort %s first (the handle stays open)",
+				db->path, what, writer + readers > 1 ? "are" : "is", writer + readers > 1 ? "them" : "it");
+	}
 	int rc = 0;
 	if (db->unsynced && !db->rdonly)
 		rc = nvf_db_sync(db);
@@ -548,6 +573,7 @@ int nvf_db_close(nvf_db *db)
 		close(db->fd);
 	nvf__chunkmap_cache_free(db);
 	pthread_mutex_destroy(&db->wmutex);
+	pthread_cond_destroy(&db->wcond);
 	pthread_mutex_destroy(&db->cache_mutex);
 	free(db->path);
 	free(db);

@@ -55,7 +55,7 @@ static int begin(nvf_db *db, nvf_txn **txn, bool *own, nvf_coll **c)
 		if ((*txn)->db != db)
 			return nvf__err(NVF_EINVAL, "the transaction belongs to another handle");
 		if ((*txn)->flags & NVF_TXN_F_FAILED)
-			return nvf__err(NVF_EBADTXN, "the transaction failed earlier; abort it");
+			return nvf__txn_failed_err(*txn);
 	} else {
 		if ((rc = nvf_txn_begin(txn, db, NVF_TXN_RDONLY)) != 0)
 			return rc;

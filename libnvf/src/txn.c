@@ -148,9 +148,27 @@ int nvf__page_ref(nvf_txn *txn, uint64_t pgno, uint64_t npages, const uint8_t **
 
 int nvf__txn_fail(nvf_txn *txn, int rc)
 {
-	if (rc != 0 && rc != NVF_ENOTFOUND && rc != NVF_EEXIST)
+	/* Every caller is in the middle of a change: whatever the code, part of the
+	 * change may be in the dirty pages, so nothing more may be built on them. */
+	if (rc != 0 && !(txn->flags & NVF_TXN_F_FAILED)) {
 		txn->flags |= NVF_TXN_F_FAILED;
+		txn->fail_rc = rc;
+		snprintf(txn->fail_msg, sizeof(txn->fail_msg), "%s", nvf_errmsg());
+	}
 	return rc;
+}
+
+int nvf__txn_failed_err(const nvf_txn *txn)
+{
+	return nvf__err(NVF_EBADTXN, "the transaction failed earlier (%s: %s); abort it", nvf_strerror(txn->fail_rc),
+			txn->fail_msg);
+}
+
+int nvf_txn_status(const nvf_txn *txn)
+{
+	if (!txn)
+		return nvf__err(NVF_EINVAL, "nvf_txn_status: NULL transaction");
+	return (txn->flags & NVF_TXN_F_FAILED) ? txn->fail_rc : 0;
 }
 
 int nvf__txn_writable(nvf_txn *txn)
@@ -158,9 +176,9 @@ int nvf__txn_writable(nvf_txn *txn)
 	if (!txn)
 		return nvf__err(NVF_EINVAL, "NULL transaction");
 	if (!(txn->flags & NVF_TXN_F_WRITE))
-		return nvf__err(NVF_EREADONLY, "write in a read transaction");
+		return nvf__err(NVF_EREADONLY, "a write through a read transaction; begin a write transaction (flags without NVF_TXN_RDONLY)");
 	if (txn->flags & NVF_TXN_F_FAILED)
-		return nvf__err(NVF_EBADTXN, "the transaction failed earlier; abort it");
+		return nvf__txn_failed_err(txn);
 	return 0;
 }
 
@@ -259,6 +277,7 @@ static void txn_release(nvf_txn *txn)
 		nvf__lock_writer_release(&db->lock);
 		pthread_mutex_lock(&db->wmutex);
 		db->writer_active = false;
+		pthread_cond_broadcast(&db->wcond);
 		pthread_mutex_unlock(&db->wmutex);
 	}
 	nvf__array_release_all(txn);
@@ -318,8 +337,10 @@ static int begin_read(nvf_txn *txn)
 			break;
 	}
 	if ((m.npages << db->pshift) > db->mapsize)
-		return nvf__err(NVF_EFULL, "%s: the file grew beyond this handle's map_size; reopen it with a larger one",
-				db->path);
+		return nvf__err(NVF_EFULL,
+				"%s: another writer grew the file to %llu bytes, past the %llu bytes this handle maps; "
+				"close it and open again with a larger map_size (0 = 256 GiB)",
+				db->path, (unsigned long long)(m.npages << db->pshift), (unsigned long long)db->mapsize);
 	set_state(txn, &m);
 	txn->id = m.txnid;
 	txn->base_txnid = m.txnid;
@@ -330,17 +351,27 @@ static int begin_write(nvf_txn *txn, bool wait)
 {
 	nvf_db *db = txn->db;
 	pthread_mutex_lock(&db->wmutex);
-	if (db->writer_active) {
-		pthread_mutex_unlock(&db->wmutex);
-		return nvf__err(NVF_ELOCKED, "%s: this handle already has an open write transaction", db->path);
+	/* One write transaction per handle. Another thread's ends some day, so waiting
+	 * for it is fine; waiting for our own would never end. */
+	while (db->writer_active) {
+		bool mine = pthread_equal(db->writer_thread, pthread_self());
+		if (!wait || mine) {
+			pthread_mutex_unlock(&db->wmutex);
+			return nvf__err(NVF_EBUSY, "%s: this handle's write transaction is still open%s; commit or abort it first",
+					db->path, mine ? " in this thread" : " in another thread");
+		}
+		pthread_cond_wait(&db->wcond, &db->wmutex);
 	}
 	db->writer_active = true;
+	db->writer_thread = pthread_self();
 	pthread_mutex_unlock(&db->wmutex);
 	txn->flags |= NVF_TXN_F_WRITE; /* from here txn_release() undoes the above */
 
 	int rc = nvf__lock_writer(&db->lock, wait);
-	if (rc != 0)
+	if (rc != 0) {
+		nvf__errmsg_prefix("%s", db->path);
 		return rc;
+	}
 	struct nvf_disk_meta m;
 	rc = nvf__meta_read_best(db, &m, NULL, NULL);
 	if (rc != 0)
@@ -351,9 +382,10 @@ static int begin_write(nvf_txn *txn, bool wait)
 		return nvf__err(-errno, "cannot stat %s: %s", db->path, strerror(errno));
 	db->file_pages = (uint64_t)st.st_size >> db->pshift;
 	if (m.npages > db->file_pages)
-		return nvf__corrupt(m.npages - 1, "%s: state %llu uses %llu pages, the file has %llu", db->path,
-				    (unsigned long long)m.txnid, (unsigned long long)m.npages,
-				    (unsigned long long)db->file_pages);
+		return nvf__corrupt_file(db->path, m.npages - 1,
+					 "past the end: the file was truncated to %llu pages, state %llu uses %llu",
+					 (unsigned long long)db->file_pages, (unsigned long long)m.txnid,
+					 (unsigned long long)m.npages);
 	set_state(txn, &m);
 	txn->base_txnid = m.txnid;
 	txn->id = m.txnid + 1;
@@ -532,7 +564,8 @@ int nvf_txn_commit(nvf_txn *txn)
 	int rc = 0;
 	if (txn->flags & NVF_TXN_F_WRITE) {
 		if (txn->flags & NVF_TXN_F_FAILED)
-			rc = nvf__err(NVF_EBADTXN, "commit of a failed transaction; it was aborted");
+			rc = nvf__err(NVF_EBADTXN, "commit of a transaction that failed earlier (%s: %s): nothing was written, it was aborted",
+				      nvf_strerror(txn->fail_rc), txn->fail_msg);
 		else
 			rc = commit_write(txn);
 	}
