@@ -6,7 +6,18 @@ curve; the report adds each system's QPS interpolated at fixed recall levels, th
 ratios of NusterDB's to the peers', and the build-time, open + first query and
 file-size ratios; --plot PATH draws the curves (matplotlib, Agg) in the style of
 ann-benchmarks. A value that cannot be computed (a system that never reaches a recall
-level) is null in JSON and n/a in the table, and its note says why."""
+level) is null in JSON and n/a in the table, and its note says why.
+
+bench meta: the table is systems x metrics (file_bytes, bytes_per_doc, get_per_s,
+scan_docs_per_s, scan_matches); the report adds nusterdb-zstd-dict's ratios to the
+one-stream zstd -3 limit and to SQLite, each with its goal (null with a note when an
+input is missing), and checks every system's scan_matches against the reference count
+(system json-text).
+
+bench filter: the rows qps_NAME_efEF and recall_NAME_efEF make each system's curve per
+filter NAME (s1, s0.5, .. by selectivity); the report adds each system's QPS at recall
+0.95 per filter (interpolated as for hnsw), and the ratio of NusterDB's to the best
+peer's there (null, with a note, when NusterDB or every peer never reaches 0.95)."""
 import json
 import re
 import sys
@@ -113,6 +124,204 @@ def hnsw_rows(rows):
     return out
 
 
+META_SYSTEMS = ["nusterdb-none", "nusterdb-lz4", "nusterdb-snappy", "nusterdb-zstd", "nusterdb-zstd-dict",
+                "sqlite", "zstd-3-stream", "json-text"]
+META_METRICS = ["file_bytes", "bytes_per_doc", "get_per_s", "scan_docs_per_s", "scan_matches"]
+META_RATIOS = [
+    # (name, metric, denominator system, goal operator, goal, what)
+    ("size_ratio_vs_zstd_stream", "bytes_per_doc", "zstd-3-stream", "<=", 1.3,
+     "bytes per document / zstd -3 over the whole corpus as one stream, per document"),
+    ("file_ratio_vs_sqlite", "file_bytes", "sqlite", "<=", 0.5, "file bytes / SQLite's file bytes"),
+    ("get_ratio_vs_sqlite", "get_per_s", "sqlite", ">", 1.0, "random gets/s / SQLite's gets/s"),
+    ("scan_ratio_vs_sqlite", "scan_docs_per_s", "sqlite", ">", 1.0,
+     "documents scanned/s with the filter / SQLite's (json_extract)"),
+]
+META_NUSTERDB = "nusterdb-zstd-dict"
+
+
+def meta_rows(rows):
+    """The derived rows of bench meta: nusterdb-zstd-dict's ratios, and the scan checks."""
+    out = []
+    by = {(r["system"], r["metric"]): r["value"] for r in rows if r["suite"] == "meta"}
+    ds = next((r["dataset"] for r in rows if r["suite"] == "meta"), "debian-packages")
+    for name, metric, den, op, goal, what in META_RATIOS:
+        a, b = by.get((META_NUSTERDB, metric)), by.get((den, metric))
+        row = {"suite": "meta", "system": META_NUSTERDB, "dataset": ds, "metric": name, "value": None,
+               "unit": "ratio", "goal": "%s %g" % (op, goal), "met": None}
+        if a is not None and b:
+            row["value"] = a / b
+            row["met"] = a / b <= goal if op == "<=" else a / b > goal
+            row["note"] = "%s %s, goal %s %g: %s" % (META_NUSTERDB, what, op, goal, "met" if row["met"] else "NOT met")
+        else:
+            missing = [("%s %s" % (s, metric)) for s, v in ((META_NUSTERDB, a), (den, b)) if not v]
+            row["note"] = "n/a: no %s (%s %s, goal %s %g)" % (" and no ".join(missing), META_NUSTERDB, what, op, goal)
+        out.append(row)
+    ref = by.get(("json-text", "scan_matches"))
+    for s in [s for s in META_SYSTEMS if s != "json-text"] + sorted({r["system"] for r in rows} - set(META_SYSTEMS)):
+        v = by.get((s, "scan_matches"))
+        if v is None or ref is None:
+            continue
+        out.append({"suite": "meta", "system": s, "dataset": ds, "metric": "scan_matches_ok", "value": int(v == ref),
+                    "unit": "bool", "note": "%d matches, the reference (Python) %d" % (v, ref)})
+    return out
+
+
+def meta_fmt(metric, v):
+    if v is None:
+        return "-"
+    if metric == "bytes_per_doc":
+        return "%.1f" % v
+    if metric in ("file_bytes", "scan_matches") or abs(v) >= 1000:
+        return "%.0f" % v
+    return "%.4g" % v
+
+
+def meta_print(rows):
+    """The text form of bench meta: the systems x metrics table, the ratios, the notes."""
+    by = {(r["system"], r["metric"]): r for r in rows}
+    systems = [s for s in META_SYSTEMS if s.startswith("nusterdb-") or any(k[0] == s for k in by)]
+    systems += sorted({r["system"] for r in rows} - set(systems))  # e.g. "nusterdb": its whole driver's run
+    metrics = META_METRICS + sorted({r["metric"] for r in rows if r["unit"] != "ratio" and r["metric"] != "scan_matches_ok"}
+                                    - set(META_METRICS))
+    ds = rows[0]["dataset"]
+    print("meta: %s, systems x metrics (- : not measured)" % ds)
+    w = [max(15, len(m)) + 2 for m in metrics]
+    print("%-20s" % "system" + "".join("%*s" % (n, m) for n, m in zip(w, metrics)))
+    for s in systems:
+        print("%-20s" % s + "".join("%*s" % (n, meta_fmt(m, by[(s, m)]["value"] if (s, m) in by else None))
+                                    for n, m in zip(w, metrics)))
+    derived = [r for r in rows if r["unit"] in ("ratio", "bool")]
+    if derived:
+        print("\n%-20s %-26s %10s %-8s %s" % ("system", "metric", "value", "goal", "note"))
+        for r in derived:
+            v = "n/a" if r["value"] is None else ("%.3f" % r["value"] if r["unit"] == "ratio" else "%d" % r["value"])
+            print("%-20s %-26s %10s %-8s %s" % (r["system"], r["metric"], v, r.get("goal", ""), r.get("note", "")))
+    notes = [r for r in rows if r.get("note") and r["unit"] not in ("ratio", "bool")]
+    if notes:
+        print("\nnotes:")
+        for r in notes:
+            print("  %s %s: %s" % (r["system"], r["metric"], r["note"]))
+
+
+FILTER_SYSTEMS = ["nusterdb", "usearch", "faiss", "hnswlib"]
+FILTER_LEVEL = 0.95
+FILTER_CURVE = re.compile(r"(qps|recall)_(s[0-9.]+)_ef(\d+)")
+FILTER_ORDER = ["other_processes_cpu_share", "selectivity_", "build_seconds", "recall_", "results_short_",
+                "not_allowed_", "qps_s", "qps_at_recall_", "qps_ratio_"]
+
+
+def filter_sel(name):
+    """The nominal selectivity in a filter's name (s0.01 -> 0.01)."""
+    try:
+        return float(name[1:])
+    except ValueError:
+        return 0.0
+
+
+def filter_curves(rows):
+    """{filter name: {system: [(ef, recall, qps)] sorted by ef}} from the filter rows."""
+    pts = {}
+    for r in rows:
+        m = FILTER_CURVE.fullmatch(r["metric"])
+        if r["suite"] == "filter" and m and r["value"] is not None:
+            pts.setdefault(m.group(2), {}).setdefault(r["system"], {}).setdefault(int(m.group(3)), {})[
+                m.group(1)] = r["value"]
+    return {name: {s: sorted((ef, v["recall"], v["qps"]) for ef, v in d.items() if "recall" in v and "qps" in v)
+                   for s, d in by_sys.items()}
+            for name, by_sys in pts.items()}
+
+
+def filter_systems(present):
+    return [s for s in FILTER_SYSTEMS if s in present] + sorted(s for s in present if s not in FILTER_SYSTEMS)
+
+
+def filter_rows(rows):
+    """The derived rows of bench filter: each system's QPS at recall 0.95 per filter, and
+    NusterDB's ratio to the fastest peer there."""
+    out = []
+    ds = "fashion-mnist-784"
+    level = FILTER_LEVEL
+    cv = filter_curves(rows)
+    for name in sorted(cv, key=filter_sel, reverse=True):
+        at = {}
+        for s in filter_systems([s for s in cv[name] if cv[name][s]]):
+            at[s] = qps_at(cv[name][s], level)
+            out.append({"suite": "filter", "system": s, "dataset": ds, "metric": "qps_at_recall_%g_%s" % (level, name),
+                        "value": at[s][0], "unit": "queries/s",
+                        "note": "filter %s, single thread, recall@10 %g: %s" % (name, level, at[s][1])})
+        if "nusterdb" not in at:
+            continue
+        peers = [s for s in at if s != "nusterdb"]
+        reached = {p: at[p][0] for p in peers if at[p][0]}
+        never = [p for p in peers if not at[p][0]]
+        mine = at["nusterdb"][0]
+        if not peers:
+            value, note = None, "n/a: no peer ran filter %s" % name
+        elif mine is None:
+            value, note = None, "n/a: NusterDB never reaches recall@10 %g at filter %s (%s)" % (
+                level, name, at["nusterdb"][1])
+        elif not reached:
+            value, note = None, "n/a: no peer reaches recall@10 %g at filter %s (%s never do)" % (
+                level, name, ", ".join(never))
+        else:
+            best = max(reached, key=reached.get)
+            value = mine / reached[best]
+            note = "NusterDB QPS / %s QPS (the fastest peer there, %.0f/s), both at recall@10 %g, filter %s" % (
+                best, reached[best], level, name)
+            if never:
+                note += "; %s never reach %g" % (", ".join(never), level)
+        out.append({"suite": "filter", "system": "nusterdb", "dataset": ds,
+                    "metric": "qps_ratio_vs_best_peer_at_recall_%g_%s" % (level, name), "value": value,
+                    "unit": "ratio", "note": note})
+    return out
+
+
+def filter_sort(rows):
+    """The filter rows: the run's own (CPU share, selectivities, builds) first, then per
+    filter (by selectivity, descending) by metric kind, ef and system."""
+    def key(r):
+        m = r["metric"]
+        pos = next((i for i, p in enumerate(FILTER_ORDER) if m.startswith(p)), len(FILTER_ORDER))
+        name = re.search(r"_(s[0-9.]+)(_ef\d+)?$", m)
+        ef = re.search(r"_ef(\d+)$", m)
+        sysi = FILTER_SYSTEMS.index(r["system"]) if r["system"] in FILTER_SYSTEMS else len(FILTER_SYSTEMS)
+        per_filter = pos >= FILTER_ORDER.index("recall_")
+        return (per_filter, -filter_sel(name.group(1)) if name and per_filter else 0, pos,
+                int(ef.group(1)) if ef else 0, sysi, m)
+    return sorted(rows, key=key)
+
+
+def filter_print(rows):
+    """The filter part of the table output: recall / QPS by ef per filter, then QPS at
+    recall 0.95 and NusterDB's ratio to the best peer."""
+    cv = filter_curves(rows)
+    sel = {r["metric"][len("selectivity_"):]: r for r in rows if r["metric"].startswith("selectivity_")}
+    derived = {(r["system"], r["metric"]): r for r in rows}
+    names = sorted(cv, key=filter_sel, reverse=True)
+    for name in names:
+        systems = filter_systems([s for s in cv[name] if cv[name][s]])
+        what = " (selectivity %.4f: %s)" % (sel[name]["value"], sel[name].get("note", "")) if name in sel else ""
+        print("\nfilter %s%s: recall@10 / single-thread queries per second, by ef" % (name, what))
+        print("%6s" % "ef" + "".join("  %-22s" % s for s in systems))
+        for ef in sorted({p[0] for s in systems for p in cv[name][s]}):
+            cells = []
+            for s in systems:
+                p = [q for q in cv[name][s] if q[0] == ef]
+                cells.append("  %-22s" % ("%.4f / %.0f" % (p[0][1], p[0][2]) if p else "-"))
+            print("%6d" % ef + "".join(cells))
+    systems = filter_systems({s for name in names for s in cv[name] if cv[name][s]})
+    print("\nfilter: single-thread queries per second at recall@10 %g (n/a: never reached)" % FILTER_LEVEL)
+    print("%-8s" % "filter" + "".join("  %10s" % s for s in systems) + "  NusterDB / best peer")
+    for name in names:
+        cells = []
+        for s in systems:
+            r = derived.get((s, "qps_at_recall_%g_%s" % (FILTER_LEVEL, name)))
+            cells.append("  %10s" % ("-" if r is None else "n/a" if r["value"] is None else "%.0f" % r["value"]))
+        r = derived.get(("nusterdb", "qps_ratio_vs_best_peer_at_recall_%g_%s" % (FILTER_LEVEL, name)))
+        ratio = "-" if r is None else "%.3f (%s)" % (r["value"], r["note"]) if r["value"] is not None else r["note"]
+        print("%-8s" % name + "".join(cells) + "  %s" % ratio)
+
+
 def hnsw_sort(rows):
     """Group the hnsw rows by metric (in HNSW_ORDER, then ef or recall level), then system."""
     def key(r):
@@ -184,6 +393,14 @@ def main():
     hnsw = [r for r in rows if r["suite"] == "hnsw"]
     if hnsw:
         rows = [r for r in rows if r["suite"] != "hnsw"] + hnsw_sort(hnsw + hnsw_rows(hnsw))
+    filt = [r for r in rows if r["suite"] == "filter"]
+    if filt:
+        filt = filter_sort(filt + filter_rows(filt))
+        rows = [r for r in rows if r["suite"] != "filter"] + filt
+    meta = [r for r in rows if r["suite"] == "meta"]
+    if meta:
+        meta += meta_rows(meta)
+        rows = [r for r in rows if r["suite"] != "meta"] + meta
     if plot_path and hnsw:
         plot(hnsw, plot_path)
     if as_json:
@@ -192,10 +409,18 @@ def main():
         if plot_path and hnsw:
             print("plot: %s" % plot_path, file=sys.stderr)
         return
+    if meta:
+        meta_print(meta)
+        rows = [r for r in rows if r["suite"] != "meta"]
+        if not rows:
+            return
+        print()
     print("%-7s %-9s %-18s %-45s %14s %-10s %s" % ("suite", "system", "dataset", "metric", "value", "unit", "note"))
     for r in rows:
         print("%-7s %-9s %-18s %-45s %14s %-10s %s" % (r["suite"], r["system"], r["dataset"], r["metric"],
                                                       fmt_value(r), r["unit"], r.get("note", "")))
+    if filt:
+        filter_print(filt)
     if hnsw:
         cv = curves(hnsw)
         systems = [s for s in HNSW_SYSTEMS if s in cv]

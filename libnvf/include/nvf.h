@@ -227,7 +227,27 @@ NVF_API int nvf_txn_status(const nvf_txn *txn);
 /** Reject nothing: allow NaN and infinite components (default: rejected, NVF_EINVAL). */
 #define NVF_CREATE_ALLOW_NONFINITE 0x1u
 
-#define NVF_CREATE_OPTIONS_VERSION 1
+/** @name Document codecs
+ * How a collection stores its records' documents and tags (vectors are never
+ * compressed: searches read them in place). A document that does not shrink by 10%
+ * is stored as it is.
+ * @{ */
+#define NVF_CODEC_NONE 0      /**< no compression (default) */
+#define NVF_CODEC_LZ4 1       /**< LZ4: fastest */
+#define NVF_CODEC_SNAPPY 2    /**< Snappy */
+#define NVF_CODEC_ZSTD 3      /**< zstd at doc_codec_level (0 = 3) */
+/** zstd with a dictionary trained (ZDICT) on the collection's own documents once it
+ * holds enough of them (1,000 documents or 1 MiB), kept in the file; documents written
+ * before are recompressed with it. Smallest for many small documents of one shape. */
+#define NVF_CODEC_ZSTD_DICT 4
+/** @} */
+
+/** The largest document a collection accepts by default (JSON text bytes). */
+#define NVF_DOC_MAX_DEFAULT (1u << 20)
+/** The largest limit a collection may set. */
+#define NVF_DOC_MAX_LIMIT (16u << 20)
+
+#define NVF_CREATE_OPTIONS_VERSION 2
 /** Options of nvf_db_create(). Initialise with NVF_CREATE_OPTIONS_INIT, then set dim. */
 typedef struct nvf_create_options {
 	unsigned version;          /**< NVF_CREATE_OPTIONS_VERSION */
@@ -243,11 +263,15 @@ typedef struct nvf_create_options {
 	int durability;            /**< NVF_DURABILITY_* of the returned handle */
 	uint64_t map_size;         /**< as nvf_open_options.map_size */
 	int hnsw_quantize;         /**< NVF_QUANT_* (NVF_QUANT_AUTO) */
+	/* Version 2: */
+	int doc_codec;             /**< NVF_CODEC_* for documents and tags (NVF_CODEC_NONE) */
+	int doc_codec_level;       /**< zstd level (0 = 3; others take none) */
+	uint32_t doc_max_bytes;    /**< largest document, JSON bytes (0 = NVF_DOC_MAX_DEFAULT; at most NVF_DOC_MAX_LIMIT) */
 } nvf_create_options;
 
 #define NVF_CREATE_OPTIONS_INIT                                                                         \
 	{ NVF_CREATE_OPTIONS_VERSION, 0u, 0u, NVF_METRIC_EUCLIDEAN, NVF_INDEX_FLAT, 0u, 0u, 0u, 0u, 0u, \
-	  NVF_DURABILITY_FULL, 0u, NVF_QUANT_AUTO }
+	  NVF_DURABILITY_FULL, 0u, NVF_QUANT_AUTO, NVF_CODEC_NONE, 0, 0u }
 
 /**
  * Create a new database file holding an empty collection, and open it.
@@ -276,6 +300,14 @@ typedef struct nvf_info {
 	uint64_t file_size;      /**< bytes */
 	uint64_t txnid;          /**< the committed state described */
 	uint64_t snapshots;      /**< named snapshots in the file (their API comes with a later version; nvf_check() already verifies them) */
+	int doc_codec;           /**< NVF_CODEC_* */
+	int doc_codec_level;
+	uint32_t doc_max_bytes;
+	uint64_t docs;           /**< records with a document or tags */
+	uint64_t doc_bytes;      /**< their stored bytes (after compression, headers included) */
+	uint64_t doc_raw_bytes;  /**< the same before compression */
+	uint32_t dict_bytes;     /**< NVF_CODEC_ZSTD_DICT: the dictionary's size (0: not trained yet) */
+	uint32_t fields;         /**< field indexes */
 } nvf_info;
 
 /** Describe the collection as txn sees it (txn may be NULL: the last commit). */
@@ -353,6 +385,157 @@ NVF_API int nvf_contains(nvf_db *db, nvf_txn *txn, uint64_t id);
 
 /** @} */
 
+/** @name Metadata
+ * Beside its vector every record has a creation and an update time (UTC,
+ * microseconds), a version (1 at creation, +1 in every transaction that changes its
+ * vector, its document or its tags, however many calls it makes), a set of tags
+ * (strings), and optionally one document: a JSON object of null, booleans, int64,
+ * float64, strings, arrays and nested objects. Documents are stored in a compact
+ * binary form (docs/FORMAT.md) that filters read in place, compressed with the
+ * collection's codec; they come back as JSON with their keys sorted. Changing a
+ * document never rewrites the vector or the graph; changing the vector keeps the
+ * document; deleting a record deletes its document, tags and index entries in the
+ * same transaction.
+ *
+ * Documents are refused (NVF_EINVAL, nothing changed) if they are not JSON objects,
+ * nest deeper than 32 levels, are longer than the collection's doc_max_bytes, repeat
+ * a key, hold invalid UTF-8, or hold integers beyond int64.
+ * @{ */
+
+/** Set (replace) the document of record id; json NULL or "null" removes it.
+ * @return 0; NVF_ENOTFOUND (no record); NVF_EINVAL (the document, with the reason). */
+NVF_API int nvf_meta_set(nvf_db *db, nvf_txn *txn, uint64_t id, const char *json);
+
+/** Merge a JSON merge patch (RFC 7386) into the document of record id: keys set to
+ * null are removed, objects merge recursively, everything else replaces. A record
+ * without a document starts from {}. The patch must be an object. */
+NVF_API int nvf_meta_patch(nvf_db *db, nvf_txn *txn, uint64_t id, const char *json_patch);
+
+/** The document of record id as JSON text in *out (free it with nvf_free()); "null"
+ * if the record has none. @return 0 or NVF_ENOTFOUND. */
+NVF_API int nvf_meta_get(nvf_db *db, nvf_txn *txn, uint64_t id, char **out);
+
+/** Add a tag (1 to 1024 bytes of UTF-8) to record id; adding a tag it has changes
+ * nothing. At most 1024 tags per record. */
+NVF_API int nvf_tag_add(nvf_db *db, nvf_txn *txn, uint64_t id, const char *tag);
+
+/** Remove a tag from record id; removing a tag it lacks changes nothing. */
+NVF_API int nvf_tag_remove(nvf_db *db, nvf_txn *txn, uint64_t id, const char *tag);
+
+/** Replace the tags of record id with n tags (a set: repeats count once; n may be 0).
+ * Every tag is checked before anything changes. */
+NVF_API int nvf_tags_set(nvf_db *db, nvf_txn *txn, uint64_t id, const char *const *tags, size_t n);
+
+/** What nvf_record_info() reports. */
+typedef struct nvf_record_info {
+	uint64_t id;
+	int64_t created_us;  /**< creation, UTC microseconds since 1970 */
+	int64_t updated_us;  /**< last change of vector, document or tags */
+	uint64_t version;    /**< 1 at creation, +1 per transaction that changed the record */
+	uint32_t ntags;
+	int has_doc;         /**< 1 if the record has a document */
+	uint32_t doc_bytes;  /**< its stored size, compressed, with the tags (0 if none) */
+	uint32_t raw_bytes;  /**< the same before compression */
+} nvf_record_info;
+
+/** Describe record id. @return 0 or NVF_ENOTFOUND. */
+NVF_API int nvf_record_info_get(nvf_db *db, nvf_txn *txn, uint64_t id, nvf_record_info *out);
+
+/** @name nvf_record_json() flags
+ * @{ */
+#define NVF_RECORD_VECTOR 0x1u /**< include "vector" */
+/** @} */
+
+/**
+ * The whole record as one JSON object, as `nvf-tool meta get --record` and export
+ * print it: {"id", "version", "created_at", "updated_at" (microseconds), "tags",
+ * "meta" (the document or null)} and, with NVF_RECORD_VECTOR, "vector". *out is
+ * freed with nvf_free(). @return 0 or NVF_ENOTFOUND.
+ */
+NVF_API int nvf_record_json(nvf_db *db, nvf_txn *txn, uint64_t id, unsigned flags, char **out);
+
+/**
+ * Train a new zstd dictionary on the collection's documents (NVF_CODEC_ZSTD_DICT)
+ * and recompress every document with it, in txn. The first one is trained on its
+ * own once there are enough documents; this retrains (after the documents have
+ * changed a lot, say).
+ * @param max_bytes  the dictionary's size limit; 0 = 64 KiB; 1 KiB to 16 MiB
+ * @return 0; NVF_EINVAL if the collection's codec is not zstd-dict, or if training
+ *         fails (too few or too short documents: the message says so); nothing is
+ *         changed then.
+ */
+NVF_API int nvf_doc_dict_train(nvf_db *db, nvf_txn *txn, size_t max_bytes);
+
+/** @} */
+
+/** @name Filters
+ * A filter selects records by their metadata, in the language docs/FILTER.md
+ * defines ("price < 50 AND tags CONTAINS 'new'"). It compiles once, independently of
+ * any database, into an immutable program that any number of threads may share.
+ * @{ */
+
+/** Opaque compiled filter. */
+typedef struct nvf_filter nvf_filter;
+
+/** Compile a filter. @return 0; NVF_EINVAL with "filter: column N: expected ..." for a
+ * syntax error, an out-of-range literal, or a filter beyond the limits FILTER.md
+ * lists. */
+NVF_API int nvf_filter_compile(nvf_filter **out, const char *expr);
+
+/** Free a compiled filter. Accepts NULL. */
+NVF_API void nvf_filter_free(nvf_filter *f);
+
+/** Whether record id matches. @return 1, 0, or a negative error (NVF_ENOTFOUND: no
+ * such record). */
+NVF_API int nvf_filter_match(nvf_db *db, nvf_txn *txn, const nvf_filter *f, uint64_t id);
+
+/** Every id that matches, in ascending order, in *ids (free with nvf_free()), *n of
+ * them. Uses field indexes where they answer the filter. */
+NVF_API int nvf_filter_ids(nvf_db *db, nvf_txn *txn, const nvf_filter *f, uint64_t **ids, size_t *n);
+
+/** @} */
+
+/** @name Field indexes
+ * An index on a path lets filters on it be answered without reading documents, and
+ * lets the search planner count the records a filter passes. An index is built over
+ * the existing records when it is added and kept up to date by every later write, in
+ * the same transactions, inside the file. Results are the same with or without one.
+ * @{ */
+#define NVF_FIELD_STRING 1    /**< string values: =, !=, IN */
+#define NVF_FIELD_INT 2       /**< integers (and integral floats): comparisons, IN, BETWEEN */
+#define NVF_FIELD_FLOAT 3     /**< numbers: comparisons, IN, BETWEEN */
+#define NVF_FIELD_BOOL 4      /**< booleans: = */
+#define NVF_FIELD_TIMESTAMP 5 /**< ISO-8601 strings, as instants: comparisons, BETWEEN */
+#define NVF_FIELD_TAGS 6      /**< arrays of strings (or the record's tags): CONTAINS, ANY, ALL */
+
+/** "string", "int", "float", "bool", "timestamp", "tags"; NULL if out of range. */
+NVF_API const char *nvf_field_type_name(int type);
+/** Parse a type name. @return the NVF_FIELD_* or NVF_EINVAL. */
+NVF_API int nvf_field_type_parse(const char *name);
+
+/** Add an index on path (FILTER.md's path syntax: "price", "a.b", "$.id", "tags"),
+ * built over the existing records in txn. @return 0; NVF_EEXIST (the path has one);
+ * NVF_EINVAL (bad path or type). */
+NVF_API int nvf_field_add(nvf_db *db, nvf_txn *txn, const char *path, int type);
+
+/** Drop the index on path (its pages are freed). @return 0 or NVF_ENOTFOUND. */
+NVF_API int nvf_field_drop(nvf_db *db, nvf_txn *txn, const char *path);
+
+/** One index, as nvf_field_list() reports it. */
+typedef struct nvf_field_info {
+	char path[256];
+	int type;             /**< NVF_FIELD_* */
+	uint64_t keys;        /**< distinct values */
+	uint64_t entries;     /**< (value, record) pairs */
+	uint64_t unindexed;   /**< records whose value at the path the index cannot hold
+			       * (another type): filters read their documents */
+} nvf_field_info;
+
+/** The collection's indexes in *out (free with nvf_free()), *n of them. */
+NVF_API int nvf_field_list(nvf_db *db, nvf_txn *txn, nvf_field_info **out, size_t *n);
+
+/** @} */
+
 /** @name Search
  * Results are (id, distance) pairs, nearest first (ascending distance, ties by
  * ascending id). Distances are as nvf_distance() defines them: for similarity
@@ -360,10 +543,18 @@ NVF_API int nvf_contains(nvf_db *db, nvf_txn *txn, uint64_t id);
  * 1 - cos). k must be 1..count (NVF_EINVAL otherwise).
  *
  * Flat collections are searched exactly. HNSW collections are searched on the graph
- * (approximate: recall rises with ef_search) unless opts->exact; with a filter that
- * few records pass (estimated from a sample; under 2%), the search scans exactly the
- * records that pass, and it falls back to that scan whenever the graph found fewer
- * than k matches. Range search is always exact.
+ * (approximate: recall rises with ef_search) unless opts->exact. Range search is
+ * always exact.
+ *
+ * **Filters** (opts->where, a compiled nvf_filter, and/or the callback opts->filter:
+ * a record must pass both). The planner estimates how many records pass, from field
+ * indexes (exactly, when they answer the whole filter) or from a sample, and picks:
+ * an exact scan of the passing records when there are few; a graph walk that admits
+ * only passing records when many pass; in between a walk that also expands through
+ * the neighbours of non-passing nodes (ACORN-1), which keeps the passing part of the
+ * graph connected. A walk that has cost more than the scan would have switches to the
+ * scan, and a walk that found fewer than k results is completed by the scan: a search
+ * returns min(k, passing records) results, always. opts->explain reports the choice.
  * @{ */
 
 /** The id of an empty result slot (a filtered batch search with fewer matches than k). */
@@ -375,7 +566,26 @@ typedef struct nvf_result {
 	float distance;
 } nvf_result;
 
-#define NVF_SEARCH_OPTIONS_VERSION 1
+/** What a search did, filled in when nvf_search_options.explain points at one
+ * (initialise with NVF_EXPLAIN_INIT). A batch search sums over its queries. */
+typedef struct nvf_explain {
+	unsigned version;         /**< NVF_EXPLAIN_VERSION */
+	const char *plan;         /**< "exact", "graph", "graph-filtered", "graph-acorn",
+				   * "exact-filtered" (a scan of the passing records) */
+	const char *estimate_from;/**< "none" (no filter), "index" (exact count), "index+sample", "sample" */
+	uint64_t estimate;        /**< records estimated to pass (all, without a filter) */
+	uint64_t records;         /**< records in the collection */
+	uint64_t visited;         /**< graph nodes expanded */
+	uint64_t distances;       /**< distances computed (graph walk and scan) */
+	uint64_t filter_evals;    /**< documents read to evaluate the filter */
+	uint32_t fallbacks;       /**< walks completed or replaced by the exact scan */
+	char text[512];           /**< all of the above in one line of words */
+} nvf_explain;
+
+#define NVF_EXPLAIN_VERSION 1
+#define NVF_EXPLAIN_INIT { NVF_EXPLAIN_VERSION, NULL, NULL, 0u, 0u, 0u, 0u, 0u, 0u, "" }
+
+#define NVF_SEARCH_OPTIONS_VERSION 2
 /** Options of the search functions. Initialise with NVF_SEARCH_OPTIONS_INIT. */
 typedef struct nvf_search_options {
 	unsigned version;   /**< NVF_SEARCH_OPTIONS_VERSION */
@@ -392,9 +602,14 @@ typedef struct nvf_search_options {
 	 * copies (NVF_QUANT_SQ4): higher recall at a small ef_search, fewer queries per
 	 * second. Results are measured exactly either way. */
 	int full_precision;
+	/* Version 2: */
+	/** Only records that match this compiled filter (docs/FILTER.md); NULL = all. */
+	const nvf_filter *where;
+	/** If not NULL, filled in with what the search did. */
+	nvf_explain *explain;
 } nvf_search_options;
 
-#define NVF_SEARCH_OPTIONS_INIT { NVF_SEARCH_OPTIONS_VERSION, 0u, 0, 0, NULL, NULL, 0 }
+#define NVF_SEARCH_OPTIONS_INIT { NVF_SEARCH_OPTIONS_VERSION, 0u, 0, 0, NULL, NULL, 0, NULL, NULL }
 
 /**
  * k nearest neighbours of one query.

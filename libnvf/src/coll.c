@@ -2,6 +2,8 @@
  * and the public record functions (insert, add, upsert, update, batch insert, get,
  * delete, count, contains), each in the caller's transaction or its own. */
 #include "hnsw.h"
+#include "fields.h"
+#include "meta.h"
 
 #include <errno.h>
 #include <math.h>
@@ -28,18 +30,24 @@ static uint32_t vector_stride(uint32_t dim)
 
 /* ---- the per-transaction view ---- */
 
-/* Before a commit: settle the graph's removals and release their rows. */
+/* Before a commit: settle the graph's removals and release their rows; write back the
+ * metadata's pending work (field index postings, totals). */
 static int coll_precommit(nvf_txn *txn)
 {
 	nvf_coll *c = txn->coll;
-	uint64_t *rows;
-	size_t n;
-	int rc = nvf__hnsw_settle(txn, c, &rows, &n);
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = nvf__tree_put(txn, &c->freerows->d, rows[i], NULL, 0, 0, NULL);
-	free(rows);
+	int rc = 0;
+	if (c->hnsw) {
+		uint64_t *rows;
+		size_t n;
+		rc = nvf__hnsw_settle(txn, c, &rows, &n);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = nvf__tree_put(txn, &c->freerows->d, rows[i], NULL, 0, 0, NULL);
+		free(rows);
+		if (rc == 0)
+			rc = nvf__hnsw_flush(txn, c);
+	}
 	if (rc == 0)
-		rc = nvf__hnsw_flush(txn, c);
+		rc = nvf__meta_precommit(txn, c);
 	return nvf__txn_fail(txn, rc);
 }
 
@@ -92,12 +100,12 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 		free(c);
 		return nvf__err(NVF_ECORRUPT, "collection arrays disagree on their size");
 	}
-	if (g->index == NVF_INDEX_HNSW && (rc = nvf__hnsw_open(txn, c)) != 0) {
-		free(c);
+	if ((g->index == NVF_INDEX_HNSW && (rc = nvf__hnsw_open(txn, c)) != 0) || (rc = nvf__meta_open(txn, c)) != 0) {
+		nvf__coll_free(c);
 		return rc;
 	}
 	txn->coll = c;
-	if ((txn->flags & NVF_TXN_F_WRITE) && c->hnsw)
+	if (txn->flags & NVF_TXN_F_WRITE)
 		txn->precommit = coll_precommit;
 	*out = c;
 	return 0;
@@ -120,6 +128,17 @@ static int resolve_quant(int q, int metric, uint8_t *out)
 				nvf_metric_name(metric));
 	*out = (uint8_t)q;
 	return 0;
+}
+
+/* The metadata trees of a new collection. The collection is opened (as flat) only to
+ * hand them to meta.c; the view is dropped, since the HNSW trees come next. */
+static int create_meta(nvf_txn *txn)
+{
+	nvf_coll c;
+	memset(&c, 0, sizeof(c));
+	int rc = nvf__meta_create(txn, &c);
+	nvf__fields_free(&c);
+	return rc;
 }
 
 /* The index's own trees, for a collection whose config says HNSW. */
@@ -154,6 +173,7 @@ void nvf__coll_free(nvf_coll *c)
 	if (!c)
 		return;
 	nvf__hnsw_free(c);
+	nvf__fields_free(c);
 	free(c);
 }
 
@@ -161,9 +181,13 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 {
 	if (!out || !path || !opts)
 		return nvf__err(NVF_EINVAL, "nvf_db_create: NULL argument");
-	if (opts->version != NVF_CREATE_OPTIONS_VERSION)
+	/* Version 1 callers' structs end before the document fields: never read those. */
+	if (opts->version != NVF_CREATE_OPTIONS_VERSION && opts->version != 1)
 		return nvf__err(NVF_EINVAL, "create options version %u, expected %u (use NVF_CREATE_OPTIONS_INIT)",
 				opts->version, NVF_CREATE_OPTIONS_VERSION);
+	int codec = opts->version >= 2 ? opts->doc_codec : NVF_CODEC_NONE;
+	int level = opts->version >= 2 ? opts->doc_codec_level : 0;
+	uint32_t doc_max = opts->version >= 2 ? opts->doc_max_bytes : 0;
 	if (opts->dim == 0 || opts->dim > NVF_MAX_DIM)
 		return nvf__err(NVF_EINVAL, "dim %u: the dimension must be 1 to %u", opts->dim, NVF_MAX_DIM);
 	if (opts->metric < 0 || opts->metric >= NVF_METRIC_COUNT)
@@ -183,8 +207,12 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		return nvf__err(NVF_EINVAL, "hnsw_ef_search %u: must be 1 to 100000 (0 = 64)", efs);
 	uint8_t quant;
 	int rc = resolve_quant(opts->hnsw_quantize, opts->metric, &quant);
-	if (rc != 0)
+	if (rc != 0 || (rc = nvf__codec_check(codec, level)) != 0)
 		return rc;
+	if (level < INT16_MIN || level > INT16_MAX)
+		return nvf__err(NVF_EINVAL, "doc_codec_level %d: out of range", level);
+	if (doc_max > NVF_DOC_MAX_LIMIT)
+		return nvf__err(NVF_EINVAL, "doc_max_bytes %u: at most %u (16 MiB)", doc_max, NVF_DOC_MAX_LIMIT);
 	struct stat st;
 	if (stat(path, &st) == 0)
 		return nvf__err(NVF_EEXIST, "%s already exists", path);
@@ -211,6 +239,9 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 	cfg.seed = opts->seed ? opts->seed : 42;
 	cfg.stride = vector_stride(opts->dim);
 	cfg.hnsw_quant = quant;
+	cfg.doc_codec = (uint8_t)codec;
+	cfg.doc_level = (int16_t)level;
+	cfg.doc_max_bytes = doc_max;
 	nvf_txn *txn;
 	nvf_tree *t;
 	nvf_array *a;
@@ -222,7 +253,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		    (rc = nvf__array_open(txn, NVF_T_VECTORS, cfg.stride, VEC_CHUNK_BYTES, &a)) == 0 &&
 		    (rc = nvf__array_open(txn, NVF_T_ROWIDS, 8, SMALL_CHUNK_BYTES, &a)) == 0 &&
 		    (rc = nvf__array_open(txn, NVF_T_NORMS, 4, SMALL_CHUNK_BYTES, &a)) == 0 &&
-		    (rc = create_index(txn)) == 0)
+		    (rc = create_meta(txn)) == 0 && (rc = create_index(txn)) == 0)
 			rc = nvf_txn_commit(txn);
 		else
 			nvf_txn_abort(txn);
@@ -247,7 +278,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 
 /* With txn NULL, a function runs in a transaction of its own: committed on success
  * of a write, aborted otherwise. */
-static int enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c)
+int nvf__coll_enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c)
 {
 	int rc;
 	*own = false;
@@ -276,7 +307,7 @@ static int enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c)
 /* Errors do not fail the caller's transaction here: validation errors come before
  * any change, and a change that fails half-way has failed it where it happened
  * (nvf__txn_fail). Only damage met in a chunk while writing is caught here. */
-static int leave(nvf_txn *txn, bool own, bool write, int rc)
+int nvf__coll_leave(nvf_txn *txn, bool own, bool write, int rc)
 {
 	/* A damaged chunk met on the way: the result cannot be trusted. */
 	if (rc == 0 && (rc = nvf__arrays_err(txn)) != 0 && write)
@@ -313,7 +344,7 @@ int nvf__coll_check_vector(const nvf_coll *c, const float *v, size_t dim, const 
 
 /* ---- rows ---- */
 
-static int lookup(nvf_txn *txn, nvf_coll *c, uint64_t id, uint64_t *row)
+int nvf__coll_lookup(nvf_txn *txn, nvf_coll *c, uint64_t id, uint64_t *row)
 {
 	nvf_val v;
 	int rc = nvf__tree_get(txn, &c->idmap->d, id, &v);
@@ -386,6 +417,8 @@ static int put_record(nvf_txn *txn, nvf_coll *c, uint64_t id, const float *vec, 
 	if ((rc = write_row(txn, c, row, id, vec)) == 0 && exists && c->hnsw &&
 	    (rc = nvf__hnsw_attach(txn, c, row)) == 0)
 		rc = nvf__hnsw_flush(txn, c);
+	if (rc == 0 && c->meta)
+		rc = exists ? nvf__meta_on_update(txn, c, row) : nvf__meta_on_insert(txn, c, row);
 	return nvf__txn_fail(txn, rc);
 }
 
@@ -406,13 +439,13 @@ static int put_one(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size
 {
 	nvf_coll *c;
 	bool own;
-	int rc = enter(db, &txn, true, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, true, &own, &c);
 	if (rc != 0)
 		return rc;
 	uint64_t row = 0;
 	if ((rc = nvf__coll_check_vector(c, vec, dim, "vector")) != 0)
 		goto out;
-	rc = lookup(txn, c, id, &row);
+	rc = nvf__coll_lookup(txn, c, id, &row);
 	bool exists = rc == 0;
 	if (rc != 0 && rc != NVF_ENOTFOUND)
 		goto out;
@@ -431,7 +464,7 @@ static int put_one(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size
 	if ((rc = put_record(txn, c, id, vec, exists, row, &row)) == 0 && !exists)
 		rc = index_rows(txn, c, &row, 1);
 out:
-	return leave(txn, own, true, rc);
+	return nvf__coll_leave(txn, own, true, rc);
 }
 
 int nvf_add(nvf_db *db, nvf_txn *txn, uint64_t id, const float *vec, size_t dim)
@@ -473,7 +506,7 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 		return nvf__err(NVF_EINVAL, "nvf_insert_batch: n is 0 (give at least one vector)");
 	if (!vecs)
 		return nvf__err(NVF_EINVAL, "NULL vectors");
-	int rc = enter(db, &txn, true, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, true, &own, &c);
 	if (rc != 0)
 		return rc;
 	/* Validate everything before writing anything. */
@@ -497,7 +530,7 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 				rc = nvf__err(NVF_EINVAL, "id %llu is reserved", (unsigned long long)sorted[i]);
 			else if (i > 0 && sorted[i] == sorted[i - 1])
 				rc = nvf__err(NVF_EEXIST, "id %llu appears twice in the batch", (unsigned long long)sorted[i]);
-			else if ((rc = lookup(txn, c, sorted[i], &row)) == 0)
+			else if ((rc = nvf__coll_lookup(txn, c, sorted[i], &row)) == 0)
 				rc = nvf__err(NVF_EEXIST, "id %llu already exists", (unsigned long long)sorted[i]);
 			else if (rc == NVF_ENOTFOUND)
 				rc = 0;
@@ -513,12 +546,15 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 	uint64_t end = nvf__array_rows(c->vec), need_new = n > c->freerows->d.count ? n - c->freerows->d.count : 0;
 	if (need_new && ((rc = nvf__array_prepare(c->vec, txn, end, end + need_new)) != 0 ||
 			 (rc = nvf__array_prepare(c->norms, txn, end, end + need_new)) != 0 ||
-			 (rc = nvf__array_prepare(c->rowids, txn, end, end + need_new)) != 0)) {
+			 (rc = nvf__array_prepare(c->rowids, txn, end, end + need_new)) != 0 ||
+			 (c->meta && (rc = nvf__array_prepare(c->meta, txn, end, end + need_new)) != 0))) {
 		rc = nvf__txn_fail(txn, rc);
 		goto out;
 	}
 	/* prepare() extended the arrays; alloc_row hands out the new rows in order. */
 	c->vec->t->d.aux = c->norms->t->d.aux = c->rowids->t->d.aux = end;
+	if (c->meta)
+		c->meta->t->d.aux = end;
 	uint64_t *rows = malloc(n * sizeof(*rows));
 	if (!rows) {
 		rc = nvf__txn_fail(txn, nvf__oom());
@@ -534,7 +570,7 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 		rc = index_rows(txn, c, rows, n);
 	free(rows);
 out:
-	return leave(txn, own, true, rc);
+	return nvf__coll_leave(txn, own, true, rc);
 }
 
 int nvf_get(nvf_db *db, nvf_txn *txn, uint64_t id, float *out, size_t dim)
@@ -543,29 +579,29 @@ int nvf_get(nvf_db *db, nvf_txn *txn, uint64_t id, float *out, size_t dim)
 	bool own;
 	if (!out)
 		return nvf__err(NVF_EINVAL, "NULL output vector");
-	int rc = enter(db, &txn, false, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, false, &own, &c);
 	if (rc != 0)
 		return rc;
 	uint64_t row;
 	if (dim != c->cfg.dim)
 		rc = nvf__err(NVF_EINVAL, "output has room for %zu components, the collection has dimension %u", dim,
 			      c->cfg.dim);
-	else if ((rc = lookup(txn, c, id, &row)) == NVF_ENOTFOUND)
+	else if ((rc = nvf__coll_lookup(txn, c, id, &row)) == NVF_ENOTFOUND)
 		rc = nvf__err(NVF_ENOTFOUND, "no record with id %llu", (unsigned long long)id);
 	else if (rc == 0)
 		memcpy(out, nvf__array_row(c->vec, row), dim * 4);
-	return leave(txn, own, false, rc);
+	return nvf__coll_leave(txn, own, false, rc);
 }
 
 int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id)
 {
 	nvf_coll *c;
 	bool own;
-	int rc = enter(db, &txn, true, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, true, &own, &c);
 	if (rc != 0)
 		return rc;
 	uint64_t row;
-	if ((rc = lookup(txn, c, id, &row)) == NVF_ENOTFOUND) {
+	if ((rc = nvf__coll_lookup(txn, c, id, &row)) == NVF_ENOTFOUND) {
 		rc = nvf__err(NVF_ENOTFOUND, "no record with id %llu", (unsigned long long)id);
 		goto out;
 	}
@@ -576,6 +612,8 @@ int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id)
 	float zero = 0;
 	bool deferred = false;
 	if (c->hnsw && ((rc = nvf__hnsw_remove(txn, c, row, &deferred)) != 0 || (rc = nvf__hnsw_flush(txn, c)) != 0))
+		goto fail;
+	if ((rc = nvf__meta_on_delete(txn, c, row, id)) != 0)
 		goto fail;
 	if ((rc = nvf__tree_del(txn, &c->idmap->d, id)) != 0 ||
 	    (rc = nvf__array_row_mut(c->rowids, txn, row, &p)) != 0)
@@ -591,30 +629,30 @@ int nvf_delete(nvf_db *db, nvf_txn *txn, uint64_t id)
 fail:
 	rc = nvf__txn_fail(txn, rc);
 out:
-	return leave(txn, own, true, rc);
+	return nvf__coll_leave(txn, own, true, rc);
 }
 
 int nvf_count(nvf_db *db, nvf_txn *txn, uint64_t *out)
 {
 	nvf_coll *c;
 	bool own;
-	int rc = enter(db, &txn, false, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, false, &own, &c);
 	if (rc == 0)
 		*out = c->idmap->d.count;
-	return leave(txn, own, false, rc);
+	return nvf__coll_leave(txn, own, false, rc);
 }
 
 int nvf_contains(nvf_db *db, nvf_txn *txn, uint64_t id)
 {
 	nvf_coll *c;
 	bool own;
-	int rc = enter(db, &txn, false, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, false, &own, &c);
 	if (rc != 0)
 		return rc;
 	uint64_t row;
-	rc = lookup(txn, c, id, &row);
+	rc = nvf__coll_lookup(txn, c, id, &row);
 	int res = rc == 0 ? 1 : rc == NVF_ENOTFOUND ? 0 : rc;
-	leave(txn, own, false, 0);
+	nvf__coll_leave(txn, own, false, 0);
 	return res;
 }
 
@@ -624,7 +662,7 @@ int nvf_db_info(nvf_db *db, nvf_txn *txn, nvf_info *out)
 	bool own;
 	if (!out)
 		return nvf__err(NVF_EINVAL, "NULL output");
-	int rc = enter(db, &txn, false, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, false, &own, &c);
 	if (rc != 0)
 		return rc;
 	memset(out, 0, sizeof(*out));
@@ -647,7 +685,7 @@ int nvf_db_info(nvf_db *db, nvf_txn *txn, nvf_info *out)
 	struct stat st;
 	if (fstat(db->fd, &st) == 0)
 		out->file_size = (uint64_t)st.st_size;
-	return leave(txn, own, false, 0);
+	return nvf__coll_leave(txn, own, false, nvf__meta_info(txn, c, out));
 }
 
 void nvf_free(void *p)
@@ -673,7 +711,7 @@ int nvf__coll_check(nvf_txn *txn)
 			continue;
 		live++;
 		uint64_t back;
-		if ((rc = lookup(txn, c, id, &back)) != 0 || back != r)
+		if ((rc = nvf__coll_lookup(txn, c, id, &back)) != 0 || back != r)
 			return nvf__err(NVF_ECORRUPT, "row %llu holds id %llu, which the id map %s",
 					(unsigned long long)r, (unsigned long long)id,
 					rc == 0 ? "puts in another row" : "does not have");
@@ -707,6 +745,8 @@ int nvf__coll_check(nvf_txn *txn)
 		if ((rc = nvf__hnsw_check(txn, c, &bad)) != 0)
 			return rc;
 	}
+	if ((rc = nvf__meta_check(txn, c)) != 0)
+		return rc;
 	return nvf__arrays_err(txn);
 }
 
@@ -732,11 +772,11 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	uint8_t quant;
 	nvf_coll *c;
 	bool own;
-	int rc = enter(db, &txn, true, &own, &c);
+	int rc = nvf__coll_enter(db, &txn, true, &own, &c);
 	if (rc != 0)
 		return rc;
 	if ((rc = resolve_quant(opts->hnsw_quantize, c->cfg.metric, &quant)) != 0)
-		return leave(txn, own, true, rc);
+		return nvf__coll_leave(txn, own, true, rc);
 	/* Empty the old graph's trees (their pages go to the free lists). */
 	static const uint64_t graph[] = {NVF_T_GRAPH0, NVF_T_UPPER, NVF_T_FREEUPPER, NVF_T_HNSW};
 	for (size_t i = 0; i < NVF_ARRAY_LEN(graph) && rc == 0; i++) {
@@ -753,7 +793,6 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 		}
 	}
 	nvf__hnsw_free(c);
-	txn->precommit = NULL;
 	/* The new configuration, then the new graph over every live row. */
 	c->cfg.index = (uint16_t)opts->index;
 	c->cfg.hnsw_m = m;
@@ -776,7 +815,6 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 				live[n++] = r;
 		}
 		if (rc == 0 && (rc = nvf__hnsw_create(txn, c)) == 0) {
-			txn->precommit = coll_precommit;
 			if (n > 0)
 				rc = nvf__hnsw_insert(txn, c, live, n);
 			if (rc == 0)
@@ -784,6 +822,6 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 		}
 		free(live);
 	}
-	return leave(txn, own, true, nvf__txn_fail(txn, rc));
+	return nvf__coll_leave(txn, own, true, nvf__txn_fail(txn, rc));
 }
 

@@ -13,12 +13,17 @@ enum {
 	NVF_T_ROWIDS = 4,   /* array: row -> u64 id, NVF_ROW_FREE for a free slot */
 	NVF_T_NORMS = 5,    /* array: row -> float |x|^2 */
 	NVF_T_FREEROWS = 6, /* free row -> nothing */
-	/* 7..: the HNSW graph, metadata (later versions) */
+	/* 7..10: the HNSW graph (hnsw.h) */
+	NVF_T_META = 11,    /* array: row -> struct nvf_disk_recmeta (config version 2) */
+	NVF_T_DOCS = 12,    /* id -> struct nvf_disk_doc + payload (tags, document) */
+	NVF_T_FIELDS = 13,  /* field indexes: number -> struct nvf_disk_field + path (fields.c) */
+	NVF_T_DICTS = 14,   /* zstd dictionaries: id -> dictionary bytes */
+	NVF_T_FIELD_BASE = 1024, /* + field index number: its postings tree */
 };
 
 #define NVF_ROW_FREE UINT64_MAX
 #define NVF_CONFIG_MAGIC UINT32_C(0x4346564e) /* "NVFC" */
-#define NVF_CONFIG_VERSION 1u
+#define NVF_CONFIG_VERSION 2u /* 2: record metadata, documents, field indexes */
 
 struct nvf_disk_config {
 	uint32_t magic;
@@ -33,9 +38,26 @@ struct nvf_disk_config {
 	uint64_t seed;
 	uint32_t stride;    /* bytes per vector row */
 	uint8_t hnsw_quant; /* NVF_QUANT_NONE or NVF_QUANT_SQ4: the graph's copy of the vectors */
-	uint8_t reserved[19];
+	/* Version 2 (zero in version 1 files: no compression, the default limit): */
+	uint8_t doc_codec;  /* NVF_CODEC_* of stored documents */
+	int16_t doc_level;  /* zstd level, 0 = 3 */
+	uint32_t doc_max_bytes; /* largest document (JSON bytes), 0 = NVF_DOC_DEFAULT_MAX */
+	uint8_t reserved[12];
 };
 _Static_assert(sizeof(struct nvf_disk_config) == 64, "config size");
+_Static_assert(offsetof(struct nvf_disk_config, doc_codec) == 45 && offsetof(struct nvf_disk_config, doc_max_bytes) == 48,
+	       "config layout");
+
+/* META array row: what the engine keeps beside every record. */
+struct nvf_disk_recmeta {
+	uint64_t created_us; /* UTC microseconds */
+	uint64_t updated_us;
+	uint64_t txnid;      /* the transaction of the last change */
+	uint32_t version;    /* 1 at creation, +1 per transaction that changes the record */
+	uint32_t flags;      /* NVF_RECMETA_* */
+};
+_Static_assert(sizeof(struct nvf_disk_recmeta) == 32, "record meta size");
+#define NVF_RECMETA_PAYLOAD 0x1u /* the DOCS tree holds an entry (tags or a document) */
 
 /* IDMAP value. flags and reserved leave room for per-record metadata. */
 struct nvf_disk_idrec {
@@ -52,6 +74,12 @@ typedef struct nvf_coll {
 	nvf_array *vec, *rowids, *norms;
 	const nvf_kernels *k;
 	struct nvf_hnsw *hnsw; /* the graph, for NVF_INDEX_HNSW (hnsw.c) */
+	/* Metadata (meta.c): NULL in a version 1 file until its first write. */
+	nvf_array *meta;
+	nvf_tree *docs, *dicts;
+	struct nvf_fields *fields; /* field indexes and their pending changes (fields.c) */
+	int64_t doc_stored_delta, doc_raw_delta; /* this transaction's change of the totals */
+	uint64_t train_next;       /* zstd-dict: no training before this many documents */
 } nvf_coll;
 
 void nvf__coll_free(nvf_coll *c);
@@ -67,22 +95,28 @@ float nvf__distance_to_score(int metric, float distance);
 /* Score of the query against one row. qnorm2 = |q|^2. */
 float nvf__score_row(const nvf_coll *c, const float *q, float qnorm2, uint64_t row);
 
+/* The record functions' frame (coll.c), for the other modules' public calls: a
+ * transaction (the caller's, or one of their own that leave() commits or aborts) and
+ * the collection; leave() reports damage met in arrays. */
+int nvf__coll_enter(nvf_db *db, nvf_txn **txn, bool write, bool *own, nvf_coll **c);
+int nvf__coll_leave(nvf_txn *txn, bool own, bool write, int rc);
+/* The row of id: 0, NVF_ENOTFOUND, or NVF_ECORRUPT. */
+int nvf__coll_lookup(nvf_txn *txn, nvf_coll *c, uint64_t id, uint64_t *row);
+
 /* Validation of a vector for this collection (length, finiteness, sign). */
 int nvf__coll_check_vector(const nvf_coll *c, const float *v, size_t dim, const char *what);
 
-/* A search's filter: only ids for which fn returns non-zero. */
-typedef struct nvf_filter {
-	int (*fn)(uint64_t id, void *ctx);
-	void *ctx;
-} nvf_filter;
-
-/* Exact search (flat.c). flt may be NULL. */
-int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, const nvf_filter *flt,
+/* Exact search (flat.c). flt (a row predicate, planner.h) may be NULL. */
+struct nvf_rowpred;
+int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, const struct nvf_rowpred *flt,
 		     nvf_result *out, size_t *nout);
 int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq, size_t k, int threads,
-			   const nvf_filter *flt, nvf_result *out, size_t *nouts);
-int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, const nvf_filter *flt,
+			   const struct nvf_rowpred *flt, nvf_result *out, size_t *nouts);
+int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, const struct nvf_rowpred *flt,
 		    nvf_result **out, size_t *nout);
+/* Exact search over the given rows only (a filter's set, ascending). */
+int nvf__flat_search_rows(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, const uint32_t *rows, size_t n,
+			  nvf_result *out, size_t *nout);
 
 /* Bounded max-heap of the k best (score, id) so far. */
 typedef struct nvf_topk {

@@ -9,7 +9,7 @@
  * |q| and |x| are large and close, so each query keeps a margin of candidates whose
  * distances are then recomputed directly and ranked again: the results equal those
  * of the one-query path. Threads take query blocks. */
-#include "coll.h"
+#include "planner.h"
 
 #include <errno.h>
 #include <math.h>
@@ -141,14 +141,14 @@ static void score_chunk(const nvf_coll *c, const float *q, float qn2, uint64_t c
 }
 
 static void scan_range(const nvf_coll *c, const float *q, float qn2, uint64_t c0, uint64_t c1, nvf_topk *t,
-		       float *buf, const nvf_filter *flt)
+		       float *buf, const nvf_rowpred *flt, nvf_evalctx *ectx)
 {
 	uint64_t nrows = nvf__array_rows(c->vec);
 	if (flt) {
 		/* The filter first: distances only for the records that pass. */
-		for (uint64_t r = c0 << c->vec->shift; r < nrows && r < (c1 << c->vec->shift); r++) {
+		for (uint64_t r = c0 << c->vec->shift; r < nrows && r < (c1 << c->vec->shift) && !ectx->err; r++) {
 			uint64_t id = row_id(c, r);
-			if (id != NVF_ROW_FREE && flt->fn(id, flt->ctx))
+			if (id != NVF_ROW_FREE && nvf__rowpred_pass(flt, ectx, r, id))
 				nvf__topk_push(t, nvf__score_row(c, q, qn2, r), id);
 		}
 		return;
@@ -179,10 +179,11 @@ static int nthreads(int want, uint64_t work)
 #endif
 }
 
-int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, const nvf_filter *flt,
+int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int threads, const nvf_rowpred *flt,
 		     nvf_result *out, size_t *nout)
 {
-	(void)txn;
+	if (flt && !nvf__rowpred_any(flt))
+		flt = NULL;
 	uint64_t nchunks = c->vec->nchunks, rows_per = c->vec->mask + 1;
 	float qn2 = c->k->norm_sq(q, c->cfg.dim);
 	int nt = nthreads(threads, nvf__array_rows(c->vec) * c->cfg.dim);
@@ -197,6 +198,7 @@ int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int th
 		free(counts);
 		return nvf__err(-ENOMEM, "out of memory for search");
 	}
+	int err = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
 	{
 		int me = 0, all = 1;
@@ -206,8 +208,21 @@ int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int th
 #endif
 		nvf_topk t = {k, 0, heaps + (size_t)me * k};
 		uint64_t c0 = nchunks * (uint64_t)me / (uint64_t)all, c1 = nchunks * (uint64_t)(me + 1) / (uint64_t)all;
-		scan_range(c, q, qn2, c0, c1, &t, bufs + (size_t)me * rows_per, flt);
+		nvf_evalctx ectx = {.txn = txn, .c = c, .tmp = flt && flt->where ? nvf__eval_tmp() : NULL};
+		if (flt && flt->where && !ectx.tmp)
+			ectx.err = -ENOMEM;
+		scan_range(c, q, qn2, c0, c1, &t, bufs + (size_t)me * rows_per, flt, &ectx);
 		counts[me] = t.n;
+		if (ectx.err) {
+#pragma omp atomic write
+			err = ectx.err;
+		}
+	}
+	if (err != 0) {
+		free(heaps);
+		free(bufs);
+		free(counts);
+		return err == -ENOMEM ? nvf__oom() : err;
 	}
 	nvf_topk all = {k, 0, out};
 	for (int i = 0; i < nt; i++)
@@ -277,10 +292,28 @@ static int run_block(const block_ctx *b, size_t q0, size_t nb, float *tile, nvf_
 	return 0;
 }
 
+int nvf__flat_search_rows(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, const uint32_t *rows, size_t n,
+			  nvf_result *out, size_t *nout)
+{
+	(void)txn;
+	float qn2 = c->k->norm_sq(q, c->cfg.dim);
+	nvf_topk t = {k, 0, out};
+	for (size_t i = 0; i < n; i++) {
+		if (i + 4 < n)
+			__builtin_prefetch(nvf__array_row(c->vec, rows[i + 4]));
+		nvf__topk_push(&t, nvf__score_row(c, q, qn2, rows[i]), row_id(c, rows[i]));
+	}
+	nvf__topk_finish(&t, c->cfg.metric);
+	*nout = t.n;
+	return 0;
+}
+
 int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq, size_t k, int threads,
-			   const nvf_filter *flt, nvf_result *out, size_t *nouts)
+			   const nvf_rowpred *flt, nvf_result *out, size_t *nouts)
 {
 	size_t dim = c->cfg.dim;
+	if (flt && !nvf__rowpred_any(flt))
+		flt = NULL;
 	if (!gemm_metric(c->cfg.metric) || flt) {
 		/* No block kernel for the metric, or a filter: one scan per query, the
 		 * queries in parallel. */
@@ -351,10 +384,14 @@ int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq
 
 /* ---- range ---- */
 
-int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, const nvf_filter *flt,
+int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, const nvf_rowpred *flt,
 		    nvf_result **out, size_t *nout)
 {
-	(void)txn;
+	if (flt && !nvf__rowpred_any(flt))
+		flt = NULL;
+	nvf_evalctx ectx = {.txn = txn, .c = c, .tmp = flt && flt->where ? nvf__eval_tmp() : NULL};
+	if (flt && flt->where && !ectx.tmp)
+		return nvf__oom();
 	/* Prefilter on the score with a little slack, then decide on the reported
 	 * distance itself, so that the boundary is the one the caller sees. */
 	float limit = nvf__distance_to_score(c->cfg.metric, radius);
@@ -371,17 +408,19 @@ int nvf__flat_range(nvf_txn *txn, nvf_coll *c, const float *q, float radius, con
 		score_chunk(c, q, qn2, ch, cnt, buf);
 		for (uint64_t i = 0; i < cnt && rc == 0; i++) {
 			uint64_t id = row_id(c, r0 + i);
-			if (id != NVF_ROW_FREE && buf[i] <= limit && (!flt || flt->fn(id, flt->ctx)) &&
+			if (id != NVF_ROW_FREE && buf[i] <= limit && (!flt || nvf__rowpred_pass(flt, &ectx, r0 + i, id)) &&
 			    nvf__score_to_distance(c->cfg.metric, buf[i]) <= radius) {
 				nvf_result r = {id, buf[i]};
 				rc = NVF_VEC_PUSH(res, r);
 			}
 		}
+		if (rc == 0)
+			rc = ectx.err;
 	}
 	free(buf);
 	if (rc != 0) {
 		NVF_VEC_FREE(res);
-		return nvf__err(rc, "out of memory for range search");
+		return rc == -ENOMEM ? nvf__err(rc, "out of memory for range search") : rc;
 	}
 	nvf_topk t = {res.n, res.n, res.v};
 	nvf__topk_finish(&t, c->cfg.metric);

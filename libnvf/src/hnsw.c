@@ -3,6 +3,7 @@
  * removal that re-links the neighbours around the removed node, and the invariants
  * nvf_check() verifies. Layout in hnsw.h. */
 #include "hnsw.h"
+#include "planner.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,6 +49,7 @@ typedef struct scratch {
 	cand *cand, *res, *tmp;
 	size_t ccap, rcap, tcap;
 	uint32_t *links;
+	uint32_t *links2; /* a second list (ACORN looks through a neighbour while walking another's) */
 	int8_t *pb;     /* three probes' int8 halves: query, base, candidate */
 	size_t pbcap;
 } scratch;
@@ -64,6 +66,7 @@ static void scratch_free(void *p)
 		free(s->res);
 		free(s->tmp);
 		free(s->links);
+		free(s->links2);
 		free(s->pb);
 		free(s);
 	}
@@ -102,7 +105,8 @@ static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_
 			return NULL;
 		}
 		s->links = malloc((size_t)(2 * NVF_HNSW_MAX_LEVEL + 512) * sizeof(uint32_t));
-		if (!s->links)
+		s->links2 = malloc((size_t)(2 * NVF_HNSW_MAX_LEVEL + 512) * sizeof(uint32_t));
+		if (!s->links || !s->links2)
 			return NULL;
 	}
 	if (rows > s->vcap) {
@@ -448,13 +452,16 @@ typedef struct query {
 	const nvf_coll *c;
 	nvf_hnsw *g;
 	probe p;               /* the query: on the 4-bit codes or exact */
-	nvf__filter_fn filter; /* level 0 results only */
-	void *fctx;
+	const nvf_rowpred *pred; /* level 0 results only; NULL: every row */
+	nvf_evalctx *ectx;     /* the searching thread's, for pred->where */
 	uint64_t skip;         /* a row never to return (the node being inserted) */
+	uint64_t ndist;        /* distances computed (searches count them for explain) */
+	uint64_t nvisit;       /* nodes expanded */
 } query;
 
-static inline float qdist(const query *Q, uint64_t row)
+static inline float qdist(query *Q, uint64_t row)
 {
+	Q->ndist++;
 	return probe_dist(Q->c, Q->g, &Q->p, row);
 }
 
@@ -462,15 +469,15 @@ static inline bool admit(const query *Q, uint64_t row)
 {
 	if (row == Q->skip || is_tomb(Q->g, row))
 		return false;
-	if (!Q->filter)
+	if (!Q->pred)
 		return true;
 	uint64_t id;
 	memcpy(&id, nvf__array_row(Q->c->rowids, row), 8);
-	return Q->filter(id, Q->fctx) != 0;
+	return nvf__rowpred_pass(Q->pred, Q->ectx, row, id);
 }
 
 /* Greedy descent at an upper level: the nearest node reachable from *cur. */
-static void greedy(const query *Q, int level, uint32_t *cur, float *curd, uint32_t *buf)
+static void greedy(query *Q, int level, uint32_t *cur, float *curd, uint32_t *buf)
 {
 	for (bool changed = true; changed;) {
 		changed = false;
@@ -490,12 +497,11 @@ static void greedy(const query *Q, int level, uint32_t *cur, float *curd, uint32
  * *nres); leaves the best ef admitted nodes in the max-heap s->res. Without a filter
  * every visited node is admitted; with one, traversal goes through non-matching
  * nodes but only matching ones enter the results, and gives up after max_visit. */
-static void search_level(const query *Q, scratch *s, int level, size_t ef, const cand *entries, size_t nent,
-			 size_t *nres, uint64_t max_visit)
+static void search_level(query *Q, scratch *s, int level, size_t ef, const cand *entries, size_t nent,
+			 size_t *nres, uint64_t max_dist)
 {
 	size_t nc = 0, nr = 0;
 	*nres = 0;
-	uint64_t visits = 0;
 	for (size_t i = 0; i < nent; i++) {
 		s->visited[entries[i].r] = s->epoch;
 		heap_push(s->cand, &nc, entries[i], false);
@@ -506,8 +512,9 @@ static void search_level(const query *Q, scratch *s, int level, size_t ef, const
 		cand c = heap_pop(s->cand, &nc, false);
 		if (nr >= ef && c.d > s->res[0].d)
 			break;
-		if (++visits > max_visit)
+		if (Q->ndist > max_dist)
 			break;
+		Q->nvisit++;
 		uint32_t n = copy_links(Q->g, c.r, level, s->links);
 		for (uint32_t i = 0; i < n; i++)
 			if (s->visited[s->links[i]] != s->epoch)
@@ -821,7 +828,7 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	/* The beam search walks on the 4-bit codes (if any); what it finds is measured
 	 * exactly before the heuristic chooses, which keeps the graph as good as a
 	 * float32 build at a fraction of the reads. */
-	query Q = {c, g, {0}, NULL, NULL, x};
+	query Q = {c, g, {0}, NULL, NULL, x, 0, 0};
 	probe_init_q(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb, true);
 	uint32_t cur = (uint32_t)ep;
 	float curd = qdist(&Q, cur);
@@ -1015,7 +1022,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 		free(lx);
 		return nvf__oom();
 	}
-	query Q = {c, g, {0}, NULL, NULL, x};
+	query Q = {c, g, {0}, NULL, NULL, x, 0, 0};
 	probe_init(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb);
 	uint32_t cur = (uint32_t)g->h.entry;
 	float curd = qdist(&Q, cur);
@@ -1248,11 +1255,68 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
 
 /* ---- search ---- */
 
-int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, bool full_precision,
-		     nvf__filter_fn filter, void *fctx, nvf_result *out, size_t *nout)
+/* ACORN-1 (Patel et al., SIGMOD 2024) on the graph as it was built: the walk goes only
+ * through nodes that pass, and looks through a neighbour that fails to its own
+ * neighbours (the two-hop expansion), which keeps the passing part of the graph
+ * connected when few pass. A plain filtered walk instead goes through every node and
+ * only admits passing ones: cheaper per step, but it wanders when most fail. */
+static void search_acorn(query *Q, scratch *s, size_t ef, cand entry, size_t *nres, uint64_t max_dist)
 {
+	size_t nc = 0, nr = 0;
+	s->visited[entry.r] = s->epoch;
+	heap_push(s->cand, &nc, entry, false);
+	if (admit(Q, entry.r))
+		heap_push(s->res, &nr, entry, true);
+	while (nc > 0) {
+		cand c = heap_pop(s->cand, &nc, false);
+		if (nr >= ef && c.d > s->res[0].d)
+			break;
+		if (Q->ndist > max_dist)
+			break;
+		Q->nvisit++;
+		uint32_t n = copy_links(Q->g, c.r, 0, s->links);
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t r = s->links[i];
+			if (s->visited[r] == s->epoch)
+				continue;
+			s->visited[r] = s->epoch;
+			uint32_t hop[1] = {r}, *next = hop;
+			uint32_t nn = 1;
+			if (!admit(Q, r)) {
+				/* Look through it: its neighbours are the candidates. */
+				nn = copy_links(Q->g, r, 0, s->links2);
+				next = s->links2;
+			}
+			for (uint32_t j = 0; j < nn; j++) {
+				uint32_t x = next[j];
+				if (next != hop) {
+					if (s->visited[x] == s->epoch)
+						continue;
+					s->visited[x] = s->epoch;
+					if (!admit(Q, x))
+						continue;
+				}
+				cand cx = {qdist(Q, x), x};
+				if (nr < ef || before(cx, s->res[0])) {
+					if (nc + 1 > s->ccap && grow((void **)&s->cand, &s->ccap, nc + 1, sizeof(cand)) != 0) {
+						*nres = nr;
+						return;
+					}
+					heap_push(s->cand, &nc, cx, false);
+					heap_push(s->res, &nr, cx, true);
+					if (nr > ef)
+						heap_pop(s->res, &nr, true);
+				}
+			}
+		}
+	}
+	*nres = nr;
+}
 
-	(void)txn;
+int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, bool full_precision,
+		     const nvf_rowpred *pred, bool acorn, uint64_t max_dist, uint64_t work[2], nvf_result *out,
+		     size_t *nout)
+{
 	nvf_hnsw *g = c->hnsw;
 	*nout = 0;
 	if (g->h.entry == NVF_HNSW_NO_ENTRY)
@@ -1265,9 +1329,12 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 	scratch *s = get_scratch(rows, width, g->m0, g->nb);
 	if (!s)
 		return nvf__oom();
+	nvf_evalctx ectx = {.txn = txn, .c = c, .tmp = pred && pred->where ? nvf__eval_tmp() : NULL};
+	if (pred && pred->where && !ectx.tmp)
+		return nvf__oom();
 	/* Walk on the 4-bit codes (if any): 400 bytes a step instead of the 3 KB
 	 * vector; the ef nodes found are then ranked by their exact distances. */
-	query Q = {c, g, {0}, filter, fctx, UINT64_MAX};
+	query Q = {c, g, {0}, pred && nvf__rowpred_any(pred) ? pred : NULL, &ectx, UINT64_MAX, 0, 0};
 	float qn2 = c->k->norm_sq(q, c->cfg.dim);
 	probe_init_q(c, g, &Q.p, q, qn2, s->pb, !full_precision);
 	uint32_t cur = (uint32_t)g->h.entry;
@@ -1276,10 +1343,10 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 		greedy(&Q, l, &cur, &curd, s->links);
 	cand entry = {curd, cur};
 	size_t nr;
-	/* With a filter, stop after visiting enough of the graph to have met k matches
-	 * at the expected rate; the caller falls back to an exact scan if we did not. */
-	uint64_t budget = filter ? (uint64_t)width * g->m0 * 64 + 1024 : UINT64_MAX;
-	search_level(&Q, s, 0, width, &entry, 1, &nr, budget);
+	if (acorn && Q.pred)
+		search_acorn(&Q, s, width, entry, &nr, max_dist);
+	else
+		search_level(&Q, s, 0, width, &entry, 1, &nr, max_dist);
 	nvf_topk t = {k, 0, out};
 	if (Q.p.quant)
 		for (size_t i = 0; i < nr; i++)
@@ -1292,7 +1359,11 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 	}
 	nvf__topk_finish(&t, c->cfg.metric);
 	*nout = t.n;
-	return 0;
+	if (work) {
+		work[0] += Q.ndist;
+		work[1] += Q.nvisit;
+	}
+	return ectx.err;
 }
 
 /* ---- invariants ---- */

@@ -70,11 +70,16 @@ int nvf__hnsw_attach(nvf_txn *txn, nvf_coll *c, uint64_t row);
 /* Write back the graph record if it changed (before commit). */
 int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c);
 
-typedef int (*nvf__filter_fn)(uint64_t id, void *ctx);
+struct nvf_rowpred;
 
-/* k nearest by the graph; with a filter, only matching records are returned. */
+/* k nearest by the graph; with a predicate (NULL: none), only rows that pass are
+ * returned: walking through every node (plain) or only through passing ones with
+ * ACORN-1's two-hop expansion (acorn). The walk stops after max_dist distance
+ * computations (the caller then scans instead); work[0] adds the distances
+ * computed, work[1] the nodes expanded. */
 int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, bool full_precision,
-		     nvf__filter_fn filter, void *fctx, nvf_result *out, size_t *nout);
+		     const struct nvf_rowpred *pred, bool acorn, uint64_t max_dist, uint64_t work[2], nvf_result *out,
+		     size_t *nout);
 
 /* Graph invariants for nvf_check(). */
 int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row);

@@ -180,6 +180,9 @@ struct nvf_db {
 	atomic_int readers;     /* live read transactions of this handle */
 	pthread_mutex_t cache_mutex; /* guards chunkmaps */
 	struct nvf_chunkmap *chunkmaps; /* chunk tables shared by read transactions (array.c) */
+	pthread_mutex_t dict_mutex;  /* guards dicts */
+	struct nvf_dict **dicts;     /* zstd dictionaries loaded so far, by id (meta.c) */
+	size_t ndicts;
 };
 
 /* ---- transactions (txn.c) ---- */
@@ -329,6 +332,9 @@ int nvf__coll_check(nvf_txn *txn);
  * "snapshots"). For tests that damage each kind of page. */
 typedef void (*nvf__check_visit_fn)(void *ctx, uint64_t pgno, uint64_t npages, const char *what, const char *tree);
 int nvf__check_visit(nvf_db *db, nvf__check_visit_fn fn, void *ctx);
+
+/* Free the handle's dictionary cache (meta.c). */
+void nvf__dict_cache_free(nvf_db *db);
 
 /* ---- time ---- */
 uint64_t nvf__now_ns(void);

@@ -409,6 +409,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	pthread_mutex_init(&db->wmutex, NULL);
 	pthread_cond_init(&db->wcond, NULL);
 	pthread_mutex_init(&db->cache_mutex, NULL);
+	pthread_mutex_init(&db->dict_mutex, NULL);
 	db->path = strdup(path);
 	if (!db->path) {
 		rc = nvf__oom();
@@ -572,6 +573,8 @@ int nvf_db_close(nvf_db *db)
 	if (db->fd >= 0)
 		close(db->fd);
 	nvf__chunkmap_cache_free(db);
+	nvf__dict_cache_free(db);
+	pthread_mutex_destroy(&db->dict_mutex);
 	pthread_mutex_destroy(&db->wmutex);
 	pthread_cond_destroy(&db->wcond);
 	pthread_mutex_destroy(&db->cache_mutex);

@@ -1,8 +1,15 @@
-/* The public search functions: argument checks, then the plan: the HNSW graph or
- * an exact scan (flat collections, opts->exact, range searches, and filters that few
- * records pass), with the exact scan as the fallback whenever the graph returned
- * fewer than k matches. */
+/* The public search functions: argument checks, the planner's view of the filters
+ * (planner.c), and the choice of plan per query:
+ *  - exact: flat collections, opts->exact, range searches;
+ *  - exact over the passing rows: when the planner knows them and they are few
+ *    enough that measuring each costs less than a walk;
+ *  - a graph walk that admits only passing rows (most pass), or ACORN-1's walk through
+ *    passing rows only (fewer pass);
+ * with a budget: a walk that has computed more distances than the scan would have
+ * stops, and the scan answers; so does one that found fewer than min(k, passing)
+ * results. */
 #include "hnsw.h"
+#include "planner.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,14 +18,16 @@
 #include <omp.h>
 #endif
 
-/* Below this estimated share of matching records, a filtered search scans exactly
- * the records that pass rather than walk a graph mostly made of others. */
-#define EXACT_BELOW_SELECTIVITY 0.02
-#define SELECTIVITY_SAMPLE 256
+/* Below this share of passing records, walk only through passing nodes (ACORN-1);
+ * above it, a plain walk that admits only passing ones wastes little. */
+#define ACORN_BELOW 0.5
+/* A walk's distance on 4-bit codes or float32 costs about its bytes; the scan's, the
+ * float32 row. A walk of width ef touches about WALK_FANOUT * ef nodes per 1/sel. */
+#define WALK_FANOUT 12.0
 
 static int check_opts(const nvf_search_options *o)
 {
-	if (o && o->version != NVF_SEARCH_OPTIONS_VERSION)
+	if (o && o->version != NVF_SEARCH_OPTIONS_VERSION && o->version != 1)
 		return nvf__err(NVF_EINVAL, "search options version %u, expected %u (use NVF_SEARCH_OPTIONS_INIT)",
 				o->version, NVF_SEARCH_OPTIONS_VERSION);
 	if (o && o->threads < 0)
@@ -31,7 +40,15 @@ static int check_opts(const nvf_search_options *o)
 		return nvf__err(NVF_EINVAL, "full_precision %d: must be 0 or 1", o->full_precision);
 	if (o && o->filter_ctx && !o->filter)
 		return nvf__err(NVF_EINVAL, "filter_ctx given without a filter");
+	if (o && o->version >= 2 && o->explain && o->explain->version != NVF_EXPLAIN_VERSION)
+		return nvf__err(NVF_EINVAL, "explain version %u, expected %u (use NVF_EXPLAIN_INIT)", o->explain->version,
+				NVF_EXPLAIN_VERSION);
 	return 0;
+}
+
+static nvf_explain *explain_of(const nvf_search_options *o)
+{
+	return o && o->version >= 2 ? o->explain : NULL;
 }
 
 static int check_k(const nvf_coll *c, size_t k)
@@ -79,44 +96,107 @@ static int end(nvf_txn *txn, bool own, int rc)
 	return rc;
 }
 
-/* Share of live records that pass, from a fixed sample of rows. */
-static double selectivity(const nvf_coll *c, const nvf_filter *f)
-{
-	uint64_t rows = nvf__array_rows(c->vec), seen = 0, pass = 0, x = 0x9E3779B97F4A7C15u;
-	for (int i = 0; i < 4 * SELECTIVITY_SAMPLE && seen < SELECTIVITY_SAMPLE && rows; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		uint64_t id;
-		memcpy(&id, nvf__array_row(c->rowids, x % rows), 8);
-		if (id == NVF_ROW_FREE)
-			continue;
-		seen++;
-		pass += f->fn(id, f->ctx) != 0;
-	}
-	return seen ? (double)pass / (double)seen : 1.0;
-}
+enum plan_kind { PK_EXACT, PK_EXACT_SET, PK_GRAPH, PK_GRAPH_FILTERED, PK_GRAPH_ACORN };
+static const char *const plan_names[] = {"exact", "exact-filtered", "graph", "graph-filtered", "graph-acorn"};
+
+/* What the queries of one call did (explain). */
+typedef struct stats {
+	uint64_t distances, visited;
+	uint32_t fallbacks;
+} stats;
 
 static bool use_graph(const nvf_coll *c, const nvf_search_options *o)
 {
 	return c->hnsw && !(o && o->exact);
 }
 
+/* Bytes one distance reads: a float32 row for the scan; the walk's record. */
+static double walk_bytes(const nvf_coll *c, const nvf_search_options *o)
+{
+	bool quant = c->cfg.hnsw_quant == NVF_QUANT_SQ4 && !(o && o->full_precision);
+	return quant ? (c->cfg.dim + 1) / 2 + 12.0 : 4.0 * c->cfg.dim;
+}
+
+/* The cost of scanning, in the walk's distances: the passing rows if the plan knows
+ * them, otherwise every row with its filter evaluated (a document read costs about
+ * as much as a 1 KB row). */
+static uint64_t scan_budget(const nvf_coll *c, const nvf_search_options *o, const nvf_plan *p)
+{
+	double row = 4.0 * c->cfg.dim, walk = walk_bytes(c, o);
+	double cost = p->exact ? (double)p->est * row : (double)p->live * (p->pred.where ? 1024.0 + row : row);
+	double d = cost / walk;
+	return d > 1e15 ? UINT64_MAX : (uint64_t)d + 1;
+}
+
+static enum plan_kind choose(const nvf_coll *c, const nvf_search_options *o, const nvf_plan *p, size_t k,
+			     size_t width)
+{
+	if (!use_graph(c, o))
+		return p->exact && p->filtered ? PK_EXACT_SET : PK_EXACT;
+	if (!p->filtered)
+		return PK_GRAPH;
+	double sel = p->live ? (double)p->est / (double)p->live : 1.0;
+	if (p->exact && (p->est <= k || sel <= 0))
+		return PK_EXACT_SET;
+	/* Expected walk: about WALK_FANOUT * width nodes per share that passes. */
+	double walk = WALK_FANOUT * (double)width / (sel > 1e-6 ? sel : 1e-6) * walk_bytes(c, o);
+	double scan = p->exact ? (double)p->est * 4.0 * c->cfg.dim : INFINITY;
+	if (scan <= walk)
+		return PK_EXACT_SET;
+	return sel < ACORN_BELOW ? PK_GRAPH_ACORN : PK_GRAPH_FILTERED;
+}
+
 /* One query, single-threaded inside (batch callers parallelise across queries) or
  * with `threads` for the exact scan. */
 static int one(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, const nvf_search_options *o, int threads,
-	       double sel, nvf_result *out, size_t *nout)
+	       const nvf_plan *p, enum plan_kind kind, nvf_result *out, size_t *nout, stats *st)
 {
-	nvf_filter flt = {o ? o->filter : NULL, o ? o->filter_ctx : NULL};
-	const nvf_filter *f = flt.fn ? &flt : NULL;
-	if (use_graph(c, o) && (!f || sel >= EXACT_BELOW_SELECTIVITY)) {
-		int rc = nvf__hnsw_search(txn, c, q, k, o ? o->ef_search : 0, o && o->full_precision, flt.fn,
-					  flt.ctx, out, nout);
-		if (rc != 0 || *nout >= k)
+	const nvf_rowpred *pred = p->filtered ? &p->pred : NULL;
+	const uint32_t *rows;
+	size_t nrows;
+	int rc;
+	if (kind >= PK_GRAPH) {
+		uint64_t budget = kind == PK_GRAPH ? UINT64_MAX : scan_budget(c, o, p);
+		uint64_t work[2] = {0, 0};
+		rc = nvf__hnsw_search(txn, c, q, k, o ? o->ef_search : 0, o && o->full_precision, pred,
+				      kind == PK_GRAPH_ACORN, budget, work, out, nout);
+		st->distances += work[0];
+		st->visited += work[1];
+		/* Whenever fewer than k came back, the scan says whether there are more. */
+		if (rc != 0 || *nout >= k || (p->exact && *nout >= p->est))
 			return rc;
-		/* Fewer than k: the graph ran out of matches; the scan finds them all. */
+		st->fallbacks++;
+		kind = p->exact ? PK_EXACT_SET : PK_EXACT;
 	}
-	return nvf__flat_search(txn, c, q, k, threads, f, out, nout);
+	if (kind == PK_EXACT_SET && (nrows = nvf__plan_rows(p, &rows)) > 0) {
+		st->distances += nrows;
+		return nvf__flat_search_rows(txn, c, q, k, rows, nrows, out, nout);
+	}
+	if (kind == PK_EXACT_SET && p->exact) {
+		*nout = 0; /* nothing passes */
+		return 0;
+	}
+	st->distances += p->filtered ? p->est : p->live;
+	return nvf__flat_search(txn, c, q, k, threads, pred, out, nout);
+}
+
+static void explain_fill(nvf_explain *e, const nvf_plan *p, enum plan_kind kind, const stats *st, size_t nq)
+{
+	if (!e)
+		return;
+	e->plan = plan_names[kind];
+	e->estimate_from = p->from;
+	e->estimate = p->est;
+	e->records = p->live;
+	e->visited = st->visited;
+	e->distances = st->distances;
+	e->filter_evals = p->evals;
+	e->fallbacks = st->fallbacks;
+	snprintf(e->text, sizeof(e->text),
+		 "plan %s; %s %llu of %llu records pass (%s); %zu quer%s: %llu nodes visited, %llu distances, %llu documents read, %u fell back to the exact scan",
+		 e->plan, p->exact ? "exactly" : "about", (unsigned long long)p->est, (unsigned long long)p->live, p->from,
+		 nq, nq == 1 ? "y" : "ies", (unsigned long long)st->visited, (unsigned long long)st->distances,
+		 (unsigned long long)p->evals, st->fallbacks);
 }
 
 int nvf_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim, size_t k, const nvf_search_options *opts,
@@ -129,13 +209,15 @@ int nvf_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim, size_t 
 		rc = nvf__err(NVF_EINVAL, "NULL result buffer");
 	if (rc != 0 || (rc = begin(db, &txn, &own, &c)) != 0)
 		return rc;
-	if ((rc = nvf__coll_check_vector(c, query, dim, "query")) == 0 && (rc = check_k(c, k)) == 0) {
-		double sel = 1.0;
-		if (opts && opts->filter && use_graph(c, opts)) {
-			nvf_filter f = {opts->filter, opts->filter_ctx};
-			sel = selectivity(c, &f);
-		}
-		rc = one(txn, c, query, k, opts, opts ? opts->threads : 0, sel, out, nout);
+	nvf_plan p;
+	if ((rc = nvf__coll_check_vector(c, query, dim, "query")) == 0 && (rc = check_k(c, k)) == 0 &&
+	    (rc = nvf__plan(txn, c, opts, 1, &p)) == 0) {
+		size_t width = opts && opts->ef_search ? opts->ef_search : c->cfg.hnsw_ef_search;
+		enum plan_kind kind = choose(c, opts, &p, k, width < k ? k : width);
+		stats st = {0};
+		rc = one(txn, c, query, k, opts, opts ? opts->threads : 0, &p, kind, out, nout, &st);
+		explain_fill(explain_of(opts), &p, kind, &st, 1);
+		nvf__plan_free(&p);
 	}
 	return end(txn, own, rc);
 }
@@ -160,32 +242,48 @@ int nvf_search_batch(nvf_db *db, nvf_txn *txn, const float *queries, size_t nq, 
 	size_t *nouts = rc == 0 && (rc = check_k(c, k)) == 0 ? malloc(nq * sizeof(size_t)) : NULL;
 	if (rc == 0 && !nouts)
 		rc = nvf__oom();
-	if (rc == 0) {
-		nvf_filter flt = {opts ? opts->filter : NULL, opts ? opts->filter_ctx : NULL};
-		if (use_graph(c, opts)) {
-			double sel = flt.fn ? selectivity(c, &flt) : 1.0;
+	nvf_plan p;
+	bool planned = rc == 0 && (rc = nvf__plan(txn, c, opts, nq, &p)) == 0;
+	if (planned) {
+		size_t width = opts && opts->ef_search ? opts->ef_search : c->cfg.hnsw_ef_search;
+		enum plan_kind kind = choose(c, opts, &p, k, width < k ? k : width);
+		stats st = {0};
+		if (kind >= PK_GRAPH || (kind == PK_EXACT_SET && p.exact)) {
 			int threads = opts ? opts->threads : 0;
 #ifdef _OPENMP
 			if (threads <= 0)
 				threads = omp_get_max_threads();
 #endif
 			(void)threads;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1 && nq > 1)
-			for (size_t i = 0; i < nq; i++) {
-				int r = one(txn, c, queries + i * dim, k, opts, 1, sel, out + i * k, &nouts[i]);
-				if (r != 0) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && nq > 1)
+			{
+				stats mine = {0};
+#pragma omp for schedule(dynamic, 4)
+				for (size_t i = 0; i < nq; i++) {
+					int r = one(txn, c, queries + i * dim, k, opts, 1, &p, kind, out + i * k, &nouts[i], &mine);
+					if (r != 0) {
 #pragma omp atomic write
-					rc = r;
+						rc = r;
+					}
+				}
+#pragma omp critical
+				{
+					st.distances += mine.distances;
+					st.visited += mine.visited;
+					st.fallbacks += mine.fallbacks;
 				}
 			}
 		} else {
 			rc = nvf__flat_search_batch(txn, c, queries, nq, k, opts ? opts->threads : 0,
-						    flt.fn ? &flt : NULL, out, nouts);
+						    p.filtered ? &p.pred : NULL, out, nouts);
+			st.distances = (uint64_t)nq * (p.filtered ? p.est : p.live);
 		}
 		/* Slots past a query's results (filters): NVF_NO_ID at infinity. */
 		for (size_t i = 0; rc == 0 && i < nq; i++)
 			for (size_t j = nouts[i]; j < k; j++)
 				out[i * k + j] = (nvf_result){NVF_NO_ID, INFINITY};
+		explain_fill(explain_of(opts), &p, kind, &st, nq);
+		nvf__plan_free(&p);
 	}
 	free(nouts);
 	return end(txn, own, rc);
@@ -203,12 +301,16 @@ int nvf_range_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim, f
 		rc = nvf__err(NVF_EINVAL, "radius is NaN");
 	if (rc != 0 || (rc = begin(db, &txn, &own, &c)) != 0)
 		return rc;
-	nvf_filter flt = {opts ? opts->filter : NULL, opts ? opts->filter_ctx : NULL};
+	nvf_plan p;
 	/* Distances are never negative but under inner product (-(a.b)). */
 	if (radius < 0 && c->cfg.metric != NVF_METRIC_INNER_PRODUCT)
 		rc = nvf__err(NVF_EINVAL, "radius %g: must be zero or more under %s", (double)radius,
 			      nvf_metric_name(c->cfg.metric));
-	else if ((rc = nvf__coll_check_vector(c, query, dim, "query")) == 0)
-		rc = nvf__flat_range(txn, c, query, radius, flt.fn ? &flt : NULL, out, nout);
+	else if ((rc = nvf__coll_check_vector(c, query, dim, "query")) == 0 && (rc = nvf__plan(txn, c, opts, 1, &p)) == 0) {
+		rc = nvf__flat_range(txn, c, query, radius, p.filtered ? &p.pred : NULL, out, nout);
+		stats st = {(uint64_t)p.live, 0, 0};
+		explain_fill(explain_of(opts), &p, PK_EXACT, &st, 1);
+		nvf__plan_free(&p);
+	}
 	return end(txn, own, rc);
 }

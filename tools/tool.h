@@ -1,0 +1,117 @@
+/* nvf-tool's shared part: the command table's entry type, messages, option parsing
+ * and output helpers. One source file per command (cmd_*.c) includes this and nvf.h
+ * only: the tool uses the public API of libnvf alone. */
+#ifndef NVF_TOOL_H
+#define NVF_TOOL_H
+
+#include <nvf.h>
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define EXIT_USAGE 2
+
+struct command {
+	const char *name;
+	int (*run)(const struct command *cmd, int argc, char **argv);
+	const char *summary;
+	const char *usage; /* synopsis, then one line per option */
+};
+
+/* The commands (each in its cmd_*.c). */
+extern const struct command cmd_create_def, cmd_import_def, cmd_search_def, cmd_info_def, cmd_reindex_def,
+	cmd_check_def, cmd_meta_def, cmd_tag_def, cmd_field_def;
+
+/* ---- messages ---- */
+
+/* One line on stderr, "nvf-tool: CMD: ...": returns EXIT_FAILURE. */
+__attribute__((format(printf, 1, 2))) int error(const char *fmt, ...);
+/* Bad usage: one line on stderr, exit 2. */
+__attribute__((format(printf, 1, 2), noreturn)) void usage_error(const char *fmt, ...);
+/* The library's words for a failure (its detail message, or the code's name). */
+const char *why(int rc);
+/* An error of the library about a database file: "PATH: message". */
+int db_error(const char *path, int rc);
+double now(void);
+
+/* ---- option parsing ---- */
+
+/* Long-only options get values above every character. */
+enum {
+	OPT_HELP = 'h',
+	OPT_M = 256,
+	OPT_EF_CONSTRUCTION,
+	OPT_EF_SEARCH,
+	OPT_SEED,
+	OPT_PAGE_SIZE,
+	OPT_ALLOW_NONFINITE,
+	OPT_NOSYNC,
+	OPT_INDEX,
+	OPT_FORMAT,
+	OPT_BATCH,
+	OPT_THREADS,
+	OPT_JSON,
+	OPT_EF,
+	OPT_EXACT,
+	OPT_LIMIT,
+	OPT_QUANTIZE,
+	OPT_FULL_PRECISION,
+	OPT_META,
+	OPT_FILTER,
+	OPT_FILTER_FILE,
+	OPT_EXPLAIN,
+	OPT_CODEC,
+	OPT_MAX_DOC,
+	OPT_TYPE,
+	OPT_RECORD,
+	OPT_VECTOR,
+	OPT_DICT_SIZE,
+};
+
+#define HELP_OPTION { "help", no_argument, NULL, OPT_HELP }
+
+void print_usage(const struct command *cmd, FILE *f);
+/* --help, and getopt_long's complaints as usage errors. */
+void common_option(int c, char **argv);
+/* A decimal number in [min, max]; anything else is a usage error. */
+uint64_t parse_num(const char *opt, const char *arg, uint64_t min, uint64_t max);
+/* The positional arguments: exactly n of them, named for the message. */
+char **positionals(int argc, char **argv, int n, const char *const names[]);
+int parse_format(const char *arg);
+int parse_quantize(const char *arg);
+/* --codec none|lz4|snappy|zstd[:LEVEL]|zstd-dict[:LEVEL] */
+void parse_codec(const char *arg, int *codec, int *level);
+/* "zstd-dict" and the like. */
+const char *codec_label(int codec);
+/* "zstd-dict (level 3)" and the like, in static storage. */
+const char *codec_name(int codec, int level);
+const char *quantize_name(int q);
+
+/* The index options create and reindex share. */
+#define INDEX_OPTIONS                                                         \
+	{ "index", required_argument, NULL, OPT_INDEX },                      \
+	{ "M", required_argument, NULL, OPT_M },                              \
+	{ "ef-construction", required_argument, NULL, OPT_EF_CONSTRUCTION },  \
+	{ "ef-search", required_argument, NULL, OPT_EF_SEARCH },              \
+	{ "seed", required_argument, NULL, OPT_SEED },                        \
+	{ "quantize", required_argument, NULL, OPT_QUANTIZE }
+bool index_option(int c, nvf_index_options *o, bool *hnsw_params);
+void check_index_options(const nvf_index_options *o, bool hnsw_params);
+/* " (M 16, ef_construction 200, ...)" for an HNSW collection, nothing for flat. */
+void print_hnsw(const nvf_info *in);
+
+/* ---- databases and output ---- */
+
+int open_rdonly(const char *path, nvf_db **db);
+/* Parse [--json] DB (info, check, and the like). */
+const char *json_and_db(int argc, char **argv, bool *json);
+json_t *juint(uint64_t v);
+/* Print a JSON object indented and free it; nonzero if it could not be printed. */
+int print_json(json_t *o);
+/* Check a vector read from a file before the library does, to name its record. */
+int check_record(const float *v, size_t dim, const nvf_info *info, const char *file, uint64_t rec);
+
+#endif
