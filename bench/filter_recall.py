@@ -26,7 +26,8 @@ import numpy as np
 from benchdata import idx_u8
 
 K = 10
-PAT = re.compile(r"filter-ids-(?P<system>[A-Za-z0-9_]+)-(?P<name>s[0-9.]+)-ef(?P<ef>\d+)\.i64$")
+# SYSTEM may hold '-' (nusterdb-noindex): the filter name and ef are the last two parts.
+PAT = re.compile(r"filter-ids-(?P<system>.+?)-(?P<name>s[0-9.]+)-ef(?P<ef>\d+)\.i64$")
 
 
 def score(xb, bn, xq, qn, res, mask, kth, want):

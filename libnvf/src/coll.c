@@ -205,7 +205,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 		return nvf__err(NVF_EINVAL, "hnsw_ef_construction %u: must be 1 to 100000 (0 = 200)", efc);
 	if (efs > 100000)
 		return nvf__err(NVF_EINVAL, "hnsw_ef_search %u: must be 1 to 100000 (0 = 64)", efs);
-	uint8_t quant;
+	uint8_t quant = NVF_QUANT_NONE;
 	int rc = resolve_quant(opts->hnsw_quantize, opts->metric, &quant);
 	if (rc != 0 || (rc = nvf__codec_check(codec, level)) != 0)
 		return rc;
@@ -769,7 +769,7 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	if (efs > 100000)
 		return nvf__err(NVF_EINVAL, "hnsw_ef_search %u: must be 1 to 100000 (0 = 64)", efs);
 	nvf_txn *txn = NULL;
-	uint8_t quant;
+	uint8_t quant = NVF_QUANT_NONE;
 	nvf_coll *c;
 	bool own;
 	int rc = nvf__coll_enter(db, &txn, true, &own, &c);

@@ -457,6 +457,7 @@ typedef struct query {
 	uint64_t skip;         /* a row never to return (the node being inserted) */
 	uint64_t ndist;        /* distances computed (searches count them for explain) */
 	uint64_t nvisit;       /* nodes expanded */
+	size_t k;              /* results wanted (ACORN walks through failing nodes until it has them) */
 } query;
 
 static inline float qdist(query *Q, uint64_t row)
@@ -828,7 +829,7 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	/* The beam search walks on the 4-bit codes (if any); what it finds is measured
 	 * exactly before the heuristic chooses, which keeps the graph as good as a
 	 * float32 build at a fraction of the reads. */
-	query Q = {c, g, {0}, NULL, NULL, x, 0, 0};
+	query Q = {c, g, {0}, NULL, NULL, x, 0, 0, 0};
 	probe_init_q(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb, true);
 	uint32_t cur = (uint32_t)ep;
 	float curd = qdist(&Q, cur);
@@ -1022,7 +1023,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 		free(lx);
 		return nvf__oom();
 	}
-	query Q = {c, g, {0}, NULL, NULL, x, 0, 0};
+	query Q = {c, g, {0}, NULL, NULL, x, 0, 0, 0};
 	probe_init(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb);
 	uint32_t cur = (uint32_t)g->h.entry;
 	float curd = qdist(&Q, cur);
@@ -1260,13 +1261,21 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
  * neighbours (the two-hop expansion), which keeps the passing part of the graph
  * connected when few pass. A plain filtered walk instead goes through every node and
  * only admits passing ones: cheaper per step, but it wanders when most fail. */
-static void search_acorn(query *Q, scratch *s, size_t ef, cand entry, size_t *nres, uint64_t max_dist)
+static void search_acorn(query *Q, scratch *s, size_t ef, const cand *entries, size_t nent, size_t *nres,
+			 uint64_t max_dist)
 {
-	size_t nc = 0, nr = 0;
-	s->visited[entry.r] = s->epoch;
-	heap_push(s->cand, &nc, entry, false);
-	if (admit(Q, entry.r))
-		heap_push(s->res, &nr, entry, true);
+	size_t nc = 0, nr = 0, failing = 0, fail_max = 4 * ef;
+	float best = INFINITY; /* the nearest passing node found */
+	for (size_t i = 0; i < nent; i++) {
+		if (s->visited[entries[i].r] == s->epoch)
+			continue;
+		s->visited[entries[i].r] = s->epoch;
+		heap_push(s->cand, &nc, entries[i], false);
+		if (admit(Q, entries[i].r)) {
+			heap_push(s->res, &nr, entries[i], true);
+			best = entries[i].d < best ? entries[i].d : best;
+		}
+	}
 	while (nc > 0) {
 		cand c = heap_pop(s->cand, &nc, false);
 		if (nr >= ef && c.d > s->res[0].d)
@@ -1283,6 +1292,29 @@ static void search_acorn(query *Q, scratch *s, size_t ef, cand entry, size_t *nr
 			uint32_t hop[1] = {r}, *next = hop;
 			uint32_t nn = 1;
 			if (!admit(Q, r)) {
+				/* Failing nodes nearer to the query than every passing node
+				 * found so far are walked through as in a plain walk, a bounded
+				 * number of them: when the query lies away from what passes
+				 * (near no passing node), the passing nodes nearest to it are
+				 * stray ones that only its own neighbourhood links to. Other
+				 * failing nodes are only looked through. */
+				float dr = 0;
+				bool walk = nr == 0;
+				if (!walk && failing < fail_max) {
+					dr = qdist(Q, r);
+					walk = dr < best;
+				} else if (walk) {
+					dr = qdist(Q, r);
+				}
+				if (walk) {
+					failing++;
+					cand cr = {dr, r};
+					if (nc + 1 > s->ccap && grow((void **)&s->cand, &s->ccap, nc + 1, sizeof(cand)) != 0) {
+						*nres = nr;
+						return;
+					}
+					heap_push(s->cand, &nc, cr, false);
+				}
 				/* Look through it: its neighbours are the candidates. */
 				nn = copy_links(Q->g, r, 0, s->links2);
 				next = s->links2;
@@ -1290,11 +1322,11 @@ static void search_acorn(query *Q, scratch *s, size_t ef, cand entry, size_t *nr
 			for (uint32_t j = 0; j < nn; j++) {
 				uint32_t x = next[j];
 				if (next != hop) {
-					if (s->visited[x] == s->epoch)
+					/* A failing node seen only through another is not marked:
+					 * met again as a neighbour, it may still be walked. */
+					if (s->visited[x] == s->epoch || !admit(Q, x))
 						continue;
 					s->visited[x] = s->epoch;
-					if (!admit(Q, x))
-						continue;
 				}
 				cand cx = {qdist(Q, x), x};
 				if (nr < ef || before(cx, s->res[0])) {
@@ -1304,6 +1336,7 @@ static void search_acorn(query *Q, scratch *s, size_t ef, cand entry, size_t *nr
 					}
 					heap_push(s->cand, &nc, cx, false);
 					heap_push(s->res, &nr, cx, true);
+					best = cx.d < best ? cx.d : best;
 					if (nr > ef)
 						heap_pop(s->res, &nr, true);
 				}
@@ -1313,9 +1346,58 @@ static void search_acorn(query *Q, scratch *s, size_t ef, cand entry, size_t *nr
 	*nres = nr;
 }
 
+int nvf__hnsw_scan(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, const uint32_t *rows, size_t n,
+		   uint64_t work[2], nvf_result *out, size_t *nout)
+{
+	(void)txn;
+	nvf_hnsw *g = c->hnsw;
+	/* Re-ranking is cheap next to the scan: keep at least 4k by code, so that the
+	 * codes' ranking errors cost little recall even at a small ef. */
+	size_t width = ef ? ef : g->efs;
+	if (width < 4 * k)
+		width = 4 * k;
+	scratch *s = get_scratch(nvf__array_rows(c->vec), width, g->m0, g->nb);
+	if (!s)
+		return nvf__oom();
+	query Q = {c, g, {0}, NULL, NULL, UINT64_MAX, 0, 0, k};
+	float qn2 = c->k->norm_sq(q, c->cfg.dim);
+	probe_init_q(c, g, &Q.p, q, qn2, s->pb, true);
+	/* The width nearest by their codes (a max-heap), then measured exactly. */
+	size_t nr = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i + 8 < n)
+			prefetch_row(c, g, Q.p.quant, rows[i + 8]);
+		cand x = {qdist(&Q, rows[i]), rows[i]};
+		if (nr < width || before(x, s->res[0])) {
+			heap_push(s->res, &nr, x, true);
+			if (nr > width)
+				heap_pop(s->res, &nr, true);
+		}
+	}
+	nvf_topk t = {k, 0, out};
+	while (nr > 0) {
+		cand x = heap_pop(s->res, &nr, true);
+		uint64_t id;
+		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
+		nvf__topk_push(&t, Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d, id);
+	}
+	nvf__topk_finish(&t, c->cfg.metric);
+	*nout = t.n;
+	if (work)
+		work[0] += Q.ndist;
+	return 0;
+}
+
+/* Entry points among the rows that pass: the nearest of up to SEED_PROBES of them,
+ * spread over the set. When what passes lies away from the query (a filter that picks
+ * a class of the data), the greedy descent ends among failing nodes, and a walk from
+ * there spends most of its time reaching the passing part of the graph. */
+#define SEED_PROBES 64
+#define SEEDS 4
+
 int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, bool full_precision,
-		     const nvf_rowpred *pred, bool acorn, uint64_t max_dist, uint64_t work[2], nvf_result *out,
-		     size_t *nout)
+		     const nvf_rowpred *pred, bool acorn, const uint32_t *pass_rows, size_t npass, uint64_t max_dist,
+		     uint64_t work[2], nvf_result *out, size_t *nout)
 {
 	nvf_hnsw *g = c->hnsw;
 	*nout = 0;
@@ -1334,7 +1416,7 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 		return nvf__oom();
 	/* Walk on the 4-bit codes (if any): 400 bytes a step instead of the 3 KB
 	 * vector; the ef nodes found are then ranked by their exact distances. */
-	query Q = {c, g, {0}, pred && nvf__rowpred_any(pred) ? pred : NULL, &ectx, UINT64_MAX, 0, 0};
+	query Q = {c, g, {0}, pred && nvf__rowpred_any(pred) ? pred : NULL, &ectx, UINT64_MAX, 0, 0, k};
 	float qn2 = c->k->norm_sq(q, c->cfg.dim);
 	probe_init_q(c, g, &Q.p, q, qn2, s->pb, !full_precision);
 	uint32_t cur = (uint32_t)g->h.entry;
@@ -1343,10 +1425,34 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 		greedy(&Q, l, &cur, &curd, s->links);
 	cand entry = {curd, cur};
 	size_t nr;
+	cand ents[1 + SEEDS];
+	size_t nent = 1;
+	ents[0] = entry;
+	if (Q.pred) {
+		if (npass > 0) {
+			size_t probes = npass < SEED_PROBES ? npass : SEED_PROBES;
+			for (size_t i = 0; i < probes; i++) {
+				uint32_t r = pass_rows[i * npass / probes];
+				cand x = {qdist(&Q, r), r};
+				/* Keep the SEEDS nearest (insertion into a short sorted list). */
+				size_t at = nent < 1 + SEEDS ? nent : 1 + SEEDS;
+				while (at > 1 && before(x, ents[at - 1])) {
+					if (at < 1 + SEEDS)
+						ents[at] = ents[at - 1];
+					at--;
+				}
+				if (at < 1 + SEEDS) {
+					ents[at] = x;
+					if (nent < 1 + SEEDS)
+						nent++;
+				}
+			}
+		}
+	}
 	if (acorn && Q.pred)
-		search_acorn(&Q, s, width, entry, &nr, max_dist);
+		search_acorn(&Q, s, width, ents, nent, &nr, max_dist);
 	else
-		search_level(&Q, s, 0, width, &entry, 1, &nr, max_dist);
+		search_level(&Q, s, 0, width, ents, nent, &nr, max_dist);
 	nvf_topk t = {k, 0, out};
 	if (Q.p.quant)
 		for (size_t i = 0; i < nr; i++)

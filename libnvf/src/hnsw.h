@@ -74,12 +74,20 @@ struct nvf_rowpred;
 
 /* k nearest by the graph; with a predicate (NULL: none), only rows that pass are
  * returned: walking through every node (plain) or only through passing ones with
- * ACORN-1's two-hop expansion (acorn). The walk stops after max_dist distance
+ * ACORN-1's two-hop expansion (acorn), which also starts from the nearest of a few of
+ * pass_rows (the rows that pass, ascending, when known). The walk stops after max_dist distance
  * computations (the caller then scans instead); work[0] adds the distances
  * computed, work[1] the nodes expanded. */
 int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, bool full_precision,
-		     const struct nvf_rowpred *pred, bool acorn, uint64_t max_dist, uint64_t work[2], nvf_result *out,
-		     size_t *nout);
+		     const struct nvf_rowpred *pred, bool acorn, const uint32_t *pass_rows, size_t npass, uint64_t max_dist,
+		     uint64_t work[2], nvf_result *out, size_t *nout);
+
+/* The k nearest of the given rows (a filter's passing set) without the graph: the
+ * width (ef) nearest by the 4-bit codes, then measured exactly (exact throughout when
+ * the graph keeps no codes). A few thousand rows scan faster this way than their
+ * float32 vectors stream, and the rows a walk would never reach are all seen. */
+int nvf__hnsw_scan(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, const uint32_t *rows, size_t n,
+		   uint64_t work[2], nvf_result *out, size_t *nout);
 
 /* Graph invariants for nvf_check(). */
 int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row);

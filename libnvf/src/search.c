@@ -18,12 +18,27 @@
 #include <omp.h>
 #endif
 
-/* Below this share of passing records, walk only through passing nodes (ACORN-1);
- * above it, a plain walk that admits only passing ones wastes little. */
-#define ACORN_BELOW 0.5
-/* A walk's distance on 4-bit codes or float32 costs about its bytes; the scan's, the
- * float32 row. A walk of width ef touches about WALK_FANOUT * ef nodes per 1/sel. */
-#define WALK_FANOUT 12.0
+/* The plan's cost model, in nanoseconds, from Fashion-MNIST on the 2-core development
+ * machine (bench/run filter); only the ratios matter:
+ *  - a scan of the passing rows reads each one's 4-bit codes (or float32 vector) in
+ *    row order: SCAN_NS_PER_BYTE a byte (codes fit the cache better: dearer a byte
+ *    than streaming vectors, but 8 times fewer);
+ *  - a walk of width ef costs WALK_NS_PER_EF a unit of ef, divided by the square root
+ *    of the share that passes (the share of admitted nodes among those visited), and
+ *    ACORN-1's walk (below ACORN_BELOW) ACORN_FACTOR times more for its two-hop
+ *    expansions.
+ * Measured there: a 10% filter (6,000 rows) scans at 6,800 queries/s with recall
+ * 0.9996-1, where ACORN reaches 2,000 to 4,000 at recall 0.87-0.99 depending on the
+ * class (the nearest members of a class to a query of another class are stray nodes
+ * that few walks reach); a 50% filter walks at 13,000 queries/s (recall 0.998 at ef
+ * 40) where the scan of 30,000 rows manages 1,500. A scan within SCAN_PREFERRED of a
+ * walk's cost wins: it sees every passing row. */
+#define SCAN_NS_PER_CODE_BYTE 0.06
+#define SCAN_NS_PER_VECTOR_BYTE 0.032
+#define WALK_NS_PER_EF 1200.0
+#define ACORN_BELOW 0.3
+#define ACORN_FACTOR 2.5
+#define SCAN_PREFERRED 1.5
 
 static int check_opts(const nvf_search_options *o)
 {
@@ -96,8 +111,9 @@ static int end(nvf_txn *txn, bool own, int rc)
 	return rc;
 }
 
-enum plan_kind { PK_EXACT, PK_EXACT_SET, PK_GRAPH, PK_GRAPH_FILTERED, PK_GRAPH_ACORN };
-static const char *const plan_names[] = {"exact", "exact-filtered", "graph", "graph-filtered", "graph-acorn"};
+enum plan_kind { PK_EXACT, PK_EXACT_SET, PK_CODES_SET, PK_GRAPH, PK_GRAPH_FILTERED, PK_GRAPH_ACORN };
+static const char *const plan_names[] = {"exact", "exact-filtered", "scan-filtered", "graph", "graph-filtered",
+					 "graph-acorn"};
 
 /* What the queries of one call did (explain). */
 typedef struct stats {
@@ -136,14 +152,19 @@ static enum plan_kind choose(const nvf_coll *c, const nvf_search_options *o, con
 	if (!p->filtered)
 		return PK_GRAPH;
 	double sel = p->live ? (double)p->est / (double)p->live : 1.0;
-	if (p->exact && (p->est <= k || sel <= 0))
+	if (p->exact && p->est <= k)
 		return PK_EXACT_SET;
-	/* Expected walk: about WALK_FANOUT * width nodes per share that passes. */
-	double walk = WALK_FANOUT * (double)width / (sel > 1e-6 ? sel : 1e-6) * walk_bytes(c, o);
-	double scan = p->exact ? (double)p->est * 4.0 * c->cfg.dim : INFINITY;
-	if (scan <= walk)
-		return PK_EXACT_SET;
-	return sel < ACORN_BELOW ? PK_GRAPH_ACORN : PK_GRAPH_FILTERED;
+	bool acorn = sel < ACORN_BELOW;
+	double walk = WALK_NS_PER_EF * (double)width / sqrt(sel > 1e-9 ? sel : 1e-9) * (acorn ? ACORN_FACTOR : 1.0);
+	if (p->exact) {
+		/* The passing rows' 4-bit codes (an eighth of the vectors), or their vectors. */
+		bool codes = walk_bytes(c, o) < 4.0 * c->cfg.dim;
+		double scan = (double)p->est * (codes ? walk_bytes(c, o) * SCAN_NS_PER_CODE_BYTE
+						      : 4.0 * c->cfg.dim * SCAN_NS_PER_VECTOR_BYTE);
+		if (scan <= SCAN_PREFERRED * walk)
+			return codes ? PK_CODES_SET : PK_EXACT_SET;
+	}
+	return acorn ? PK_GRAPH_ACORN : PK_GRAPH_FILTERED;
 }
 
 /* One query, single-threaded inside (batch callers parallelise across queries) or
@@ -158,8 +179,9 @@ static int one(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, const nvf_se
 	if (kind >= PK_GRAPH) {
 		uint64_t budget = kind == PK_GRAPH ? UINT64_MAX : scan_budget(c, o, p);
 		uint64_t work[2] = {0, 0};
+		nrows = nvf__plan_rows(p, &rows);
 		rc = nvf__hnsw_search(txn, c, q, k, o ? o->ef_search : 0, o && o->full_precision, pred,
-				      kind == PK_GRAPH_ACORN, budget, work, out, nout);
+				      kind == PK_GRAPH_ACORN, rows, nrows, budget, work, out, nout);
 		st->distances += work[0];
 		st->visited += work[1];
 		/* Whenever fewer than k came back, the scan says whether there are more. */
@@ -168,11 +190,17 @@ static int one(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, const nvf_se
 		st->fallbacks++;
 		kind = p->exact ? PK_EXACT_SET : PK_EXACT;
 	}
-	if (kind == PK_EXACT_SET && (nrows = nvf__plan_rows(p, &rows)) > 0) {
+	if (kind == PK_CODES_SET && (nrows = nvf__plan_rows(p, &rows)) > 0) {
+		uint64_t work[2] = {0, 0};
+		rc = nvf__hnsw_scan(txn, c, q, k, o ? o->ef_search : 0, rows, nrows, work, out, nout);
+		st->distances += work[0];
+		return rc;
+	}
+	if ((kind == PK_EXACT_SET || kind == PK_CODES_SET) && (nrows = nvf__plan_rows(p, &rows)) > 0) {
 		st->distances += nrows;
 		return nvf__flat_search_rows(txn, c, q, k, rows, nrows, out, nout);
 	}
-	if (kind == PK_EXACT_SET && p->exact) {
+	if ((kind == PK_EXACT_SET || kind == PK_CODES_SET) && p->exact) {
 		*nout = 0; /* nothing passes */
 		return 0;
 	}
@@ -248,7 +276,7 @@ int nvf_search_batch(nvf_db *db, nvf_txn *txn, const float *queries, size_t nq, 
 		size_t width = opts && opts->ef_search ? opts->ef_search : c->cfg.hnsw_ef_search;
 		enum plan_kind kind = choose(c, opts, &p, k, width < k ? k : width);
 		stats st = {0};
-		if (kind >= PK_GRAPH || (kind == PK_EXACT_SET && p.exact)) {
+		if (kind >= PK_GRAPH || ((kind == PK_EXACT_SET || kind == PK_CODES_SET) && p.exact)) {
 			int threads = opts ? opts->threads : 0;
 #ifdef _OPENMP
 			if (threads <= 0)
