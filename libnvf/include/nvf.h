@@ -582,6 +582,18 @@ typedef struct nvf_explain {
 	char text[512];           /**< all of the above in one line of words */
 } nvf_explain;
 
+/** @name Plans of a filtered search (nvf_search_options.plan)
+ * The planner chooses by its cost estimates; a caller who knows better (a filter that
+ * picks records far from the queries favours a scan) can insist. Every plan returns
+ * min(k, passing records) results.
+ * @{ */
+#define NVF_PLAN_AUTO 0  /**< the planner decides (default) */
+#define NVF_PLAN_EXACT 1 /**< measure every passing record exactly */
+#define NVF_PLAN_SCAN 2  /**< scan the passing records on the graph's 4-bit codes, re-rank exactly (HNSW; else as EXACT) */
+#define NVF_PLAN_WALK 3  /**< walk the graph through every node, admitting passing ones (HNSW only) */
+#define NVF_PLAN_ACORN 4 /**< walk only through passing nodes, ACORN-1's two-hop expansion (HNSW only) */
+/** @} */
+
 #define NVF_EXPLAIN_VERSION 1
 #define NVF_EXPLAIN_INIT { NVF_EXPLAIN_VERSION, NULL, NULL, 0u, 0u, 0u, 0u, 0u, 0u, "" }
 
@@ -607,9 +619,11 @@ typedef struct nvf_search_options {
 	const nvf_filter *where;
 	/** If not NULL, filled in with what the search did. */
 	nvf_explain *explain;
+	/** NVF_PLAN_*: how a filtered search runs (NVF_PLAN_AUTO: the planner decides). */
+	int plan;
 } nvf_search_options;
 
-#define NVF_SEARCH_OPTIONS_INIT { NVF_SEARCH_OPTIONS_VERSION, 0u, 0, 0, NULL, NULL, 0, NULL, NULL }
+#define NVF_SEARCH_OPTIONS_INIT { NVF_SEARCH_OPTIONS_VERSION, 0u, 0, 0, NULL, NULL, 0, NULL, NULL, NVF_PLAN_AUTO }
 
 /**
  * k nearest neighbours of one query.

@@ -290,8 +290,9 @@ static int lex_quoted(parser *P, char q)
 		i++;
 	}
 	if (q == '\'' && b.n > NVF_FILTER_MAX_STRING) {
+		size_t n = b.n;
 		nvf__buf_free(&b);
-		return perr(P, P->pos, "string literal of %zu bytes, at most %u", b.n, NVF_FILTER_MAX_STRING);
+		return perr(P, P->pos, "string literal of %zu bytes, at most %u", n, NVF_FILTER_MAX_STRING);
 	}
 	if (nvf__buf_put(&b, "", 1) != 0)
 		goto oom;

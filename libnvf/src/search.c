@@ -55,6 +55,10 @@ static int check_opts(const nvf_search_options *o)
 		return nvf__err(NVF_EINVAL, "full_precision %d: must be 0 or 1", o->full_precision);
 	if (o && o->filter_ctx && !o->filter)
 		return nvf__err(NVF_EINVAL, "filter_ctx given without a filter");
+	if (o && o->version >= 2 && (o->plan < NVF_PLAN_AUTO || o->plan > NVF_PLAN_ACORN))
+		return nvf__err(NVF_EINVAL, "plan %d: use NVF_PLAN_AUTO, _EXACT, _SCAN, _WALK or _ACORN", o->plan);
+	if (o && o->version >= 2 && o->plan && o->exact && o->plan != NVF_PLAN_EXACT)
+		return nvf__err(NVF_EINVAL, "exact = 1 with another plan than NVF_PLAN_EXACT");
 	if (o && o->version >= 2 && o->explain && o->explain->version != NVF_EXPLAIN_VERSION)
 		return nvf__err(NVF_EINVAL, "explain version %u, expected %u (use NVF_EXPLAIN_INIT)", o->explain->version,
 				NVF_EXPLAIN_VERSION);
@@ -64,6 +68,14 @@ static int check_opts(const nvf_search_options *o)
 static nvf_explain *explain_of(const nvf_search_options *o)
 {
 	return o && o->version >= 2 ? o->explain : NULL;
+}
+
+static int check_plan(const nvf_coll *c, const nvf_search_options *o)
+{
+	if (o && o->version >= 2 && (o->plan == NVF_PLAN_WALK || o->plan == NVF_PLAN_ACORN) && !c->hnsw)
+		return nvf__err(NVF_EINVAL, "plan %s walks a graph: this collection has no HNSW index",
+				o->plan == NVF_PLAN_WALK ? "WALK" : "ACORN");
+	return 0;
 }
 
 static int check_k(const nvf_coll *c, size_t k)
@@ -147,10 +159,18 @@ static uint64_t scan_budget(const nvf_coll *c, const nvf_search_options *o, cons
 static enum plan_kind choose(const nvf_coll *c, const nvf_search_options *o, const nvf_plan *p, size_t k,
 			     size_t width)
 {
-	if (!use_graph(c, o))
-		return p->exact && p->filtered ? PK_EXACT_SET : PK_EXACT;
+	int want = o && o->version >= 2 && p->filtered ? o->plan : NVF_PLAN_AUTO;
+	bool set = p->exact && p->filtered;
+	if (!use_graph(c, o) || want == NVF_PLAN_EXACT)
+		return set ? PK_EXACT_SET : PK_EXACT;
 	if (!p->filtered)
 		return PK_GRAPH;
+	if (want == NVF_PLAN_SCAN)
+		return !set ? PK_EXACT : walk_bytes(c, o) < 4.0 * c->cfg.dim ? PK_CODES_SET : PK_EXACT_SET;
+	if (want == NVF_PLAN_WALK)
+		return PK_GRAPH_FILTERED;
+	if (want == NVF_PLAN_ACORN)
+		return PK_GRAPH_ACORN;
 	double sel = p->live ? (double)p->est / (double)p->live : 1.0;
 	if (p->exact && p->est <= k)
 		return PK_EXACT_SET;
@@ -239,7 +259,7 @@ int nvf_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim, size_t 
 		return rc;
 	nvf_plan p;
 	if ((rc = nvf__coll_check_vector(c, query, dim, "query")) == 0 && (rc = check_k(c, k)) == 0 &&
-	    (rc = nvf__plan(txn, c, opts, 1, &p)) == 0) {
+	    (rc = check_plan(c, opts)) == 0 && (rc = nvf__plan(txn, c, opts, 1, &p)) == 0) {
 		size_t width = opts && opts->ef_search ? opts->ef_search : c->cfg.hnsw_ef_search;
 		enum plan_kind kind = choose(c, opts, &p, k, width < k ? k : width);
 		stats st = {0};
@@ -267,7 +287,7 @@ int nvf_search_batch(nvf_db *db, nvf_txn *txn, const float *queries, size_t nq, 
 		snprintf(what, sizeof(what), "query %zu", i);
 		rc = nvf__coll_check_vector(c, queries + i * dim, dim, what);
 	}
-	size_t *nouts = rc == 0 && (rc = check_k(c, k)) == 0 ? malloc(nq * sizeof(size_t)) : NULL;
+	size_t *nouts = rc == 0 && (rc = check_k(c, k)) == 0 && (rc = check_plan(c, opts)) == 0 ? malloc(nq * sizeof(size_t)) : NULL;
 	if (rc == 0 && !nouts)
 		rc = nvf__oom();
 	nvf_plan p;
