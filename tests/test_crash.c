@@ -6,6 +6,8 @@
  *    with the unsynced writes dropped, kept or torn. After each crash the file is
  *    reopened, nvf_check()ed, and its content compared with a model of the last
  *    committed state, or of the one in flight if its meta reached the disk.
+ *    The same with an HNSW collection through the public API: vectors, documents
+ *    (set, patched, removed), tags and two field indexes kept in step.
  * 2. Real crashes: a child process commits in a loop and is killed with SIGKILL at
  *    random moments, at least 100 times; each time the file is reopened, checked and
  *    compared with the model at the child's last acknowledged commit (or the next).
@@ -380,9 +382,14 @@ END_TEST
 #define HDIM 8
 #define HCOUNTER 100000 /* the record whose vector[0] counts the transactions */
 
+/* Besides the vectors, each record's document {"g": G, "v": V} (v 0: none) and three
+ * tags t0..t2 (a mask); a field index on g and one on the tags must agree with them
+ * after every crash (nvf_check compares every index with the documents). */
 typedef struct hmodel {
 	uint32_t ver[HIDS];
 	bool present[HIDS];
+	uint32_t g[HIDS], v[HIDS];
+	uint8_t tags[HIDS];
 	uint64_t counter;
 } hmodel;
 
@@ -402,10 +409,35 @@ static int apply_hnsw(nvf_db *db, nvf_txn *txn, hmodel *m, uint64_t seed, uint64
 	int rc, nops = 1 + (int)tu_below(&rng, i == 1 ? 80 : 12);
 	for (int op = 0; op < nops; op++) {
 		uint64_t id = tu_below(&rng, HIDS);
-		if (m->present[id] && tu_below(&rng, 3) == 0) {
+		uint64_t what = tu_below(&rng, 6);
+		if (m->present[id] && what == 3) {
+			/* A new document (set) or a new v (patch). */
+			bool patch = m->v[id] && tu_below(&rng, 2);
+			char d[64];
+			m->v[id]++;
+			if (!patch)
+				m->g[id] = m->v[id] % 7;
+			snprintf(d, sizeof(d), patch ? "{\"v\":%u}" : "{\"g\":%u,\"v\":%u}", patch ? m->v[id] : m->g[id],
+				 m->v[id]);
+			if (db && (rc = patch ? nvf_meta_patch(db, txn, id, d) : nvf_meta_set(db, txn, id, d)) != 0)
+				return rc;
+		} else if (m->present[id] && what == 4) {
+			uint8_t t = (uint8_t)tu_below(&rng, 3);
+			char tag[4] = {'t', (char)('0' + t), 0, 0};
+			bool add = !(m->tags[id] >> t & 1);
+			if (db && (rc = add ? nvf_tag_add(db, txn, id, tag) : nvf_tag_remove(db, txn, id, tag)) != 0)
+				return rc;
+			m->tags[id] ^= (uint8_t)(1u << t);
+		} else if (m->present[id] && what == 5 && m->v[id]) {
+			if (db && (rc = nvf_meta_set(db, txn, id, NULL)) != 0)
+				return rc;
+			m->v[id] = m->g[id] = 0;
+		} else if (m->present[id] && tu_below(&rng, 3) == 0) {
 			if (db && (rc = nvf_delete(db, txn, id)) != 0)
 				return rc;
 			m->present[id] = false;
+			m->v[id] = m->g[id] = 0;
+			m->tags[id] = 0;
 		} else {
 			hvec(v, id, m->ver[id] + 1);
 			if (db && (rc = nvf_upsert(db, txn, id, v, HDIM)) != 0)
@@ -429,8 +461,11 @@ static void make_hnsw(const char *path)
 	o.hnsw_m = 4;
 	o.hnsw_ef_construction = 16;
 	o.page_size = 1024;
+	o.doc_codec = NVF_CODEC_ZSTD;
 	nvf_db *db;
 	ck_nvf(nvf_db_create(&db, path, &o));
+	ck_nvf(nvf_field_add(db, NULL, "g", NVF_FIELD_INT));
+	ck_nvf(nvf_field_add(db, NULL, "tags", NVF_FIELD_TAGS));
 	ck_nvf(nvf_db_close(db));
 }
 
@@ -495,6 +530,26 @@ static void verify_hnsw(const char *path, const hmodel *states, int ntxn, int ac
 			t->lost++;
 			break;
 		}
+		if (!m->present[id])
+			continue;
+		/* The document and the tags, as the record prints them. */
+		char want_rec[160], *got = NULL, tags[40] = "";
+		for (int tg = 0; tg < 3; tg++)
+			if (m->tags[id] >> tg & 1)
+				snprintf(tags + strlen(tags), sizeof(tags) - strlen(tags), "%s\"t%d\"", tags[0] ? "," : "", tg);
+		if (m->v[id])
+			snprintf(want_rec, sizeof(want_rec), "\"tags\":[%s],\"meta\":{\"g\":%u,\"v\":%u}}", tags, m->g[id], m->v[id]);
+		else
+			snprintf(want_rec, sizeof(want_rec), "\"tags\":[%s],\"meta\":null}", tags);
+		rc = nvf_record_json(db, NULL, id, 0, &got);
+		if (rc != 0 || !strstr(got, want_rec)) {
+			fprintf(stderr, "%s: state %llu, id %llu: record %s, want ...%s\n", what, (unsigned long long)counter,
+				(unsigned long long)id, got ? got : nvf_errmsg(), want_rec);
+			nvf_free(got);
+			t->lost++;
+			break;
+		}
+		nvf_free(got);
 	}
 	if (counter == (uint64_t)acked)
 		t->at_prev++;
