@@ -232,7 +232,8 @@ const struct command cmd_meta_def = { "meta", cmd_meta, "Read or change the docu
 	  "  meta patch DB ID JSON    merge a JSON merge patch (RFC 7386: null removes a key)\n"
 	  "  meta train DB            train a new zstd dictionary (codec zstd-dict) and\n"
 	  "                           recompress every document with it\n"
-	  "      --dict-size N        the dictionary's size limit (default 64 KiB)\n"
+	  "      --dict-size N        the dictionary's size limit (default: a 32nd of the\n"
+	  "                           documents sampled, 32 to 256 KiB)\n"
 	  "  -h, --help               show this help" };
 
 const struct command cmd_tag_def = { "tag", cmd_tag, "Add, remove or list the tags of a record.",

@@ -459,7 +459,8 @@ NVF_API int nvf_record_json(nvf_db *db, nvf_txn *txn, uint64_t id, unsigned flag
  * and recompress every document with it, in txn. The first one is trained on its
  * own once there are enough documents; this retrains (after the documents have
  * changed a lot, say).
- * @param max_bytes  the dictionary's size limit; 0 = 64 KiB; 1 KiB to 16 MiB
+ * @param max_bytes  the dictionary's size limit, 1 KiB to 16 MiB; 0: a 32nd of the
+ *                   documents sampled (at most 8 MiB of them), 32 to 256 KiB
  * @return 0; NVF_EINVAL if the collection's codec is not zstd-dict, or if training
  *         fails (too few or too short documents: the message says so); nothing is
  *         changed then.

@@ -9,6 +9,9 @@
 
 #ifdef NVF_HAVE_ZSTD
 #define ZDICT_STATIC_LINKING_ONLY
+/* For ZSTD_c_format (magicless frames): an "experimental" parameter of zstd's stable
+ * setParameter call, there since 1.3. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zdict.h>
 #include <zstd.h>
 #endif
@@ -167,13 +170,19 @@ int nvf__codec_pack(int codec, int level, const nvf_dict *dict, const uint8_t *s
 		size_t bound = ZSTD_compressBound(n);
 		if ((rc = nvf__buf_reserve(out, bound)) != 0)
 			return rc;
-		size_t r;
+		/* Frames without what our header already says (magic number, dictionary
+		 * id, content size): 8 bytes a document, a twentieth of a small one. */
+		ZSTD_CCtx_reset(z->c, ZSTD_reset_session_and_parameters);
+		ZSTD_CCtx_setParameter(z->c, ZSTD_c_format, ZSTD_f_zstd1_magicless);
+		ZSTD_CCtx_setParameter(z->c, ZSTD_c_contentSizeFlag, 0);
+		ZSTD_CCtx_setParameter(z->c, ZSTD_c_dictIDFlag, 0);
 		if (codec == NVF_CODEC_ZSTD_DICT && dict) {
-			r = ZSTD_compress_usingCDict(z->c, out->p + out->n, bound, src, n, dict->c);
+			ZSTD_CCtx_refCDict(z->c, dict->c); /* its level came with it */
 		} else {
-			r = ZSTD_compressCCtx(z->c, out->p + out->n, bound, src, n, level ? level : 3);
+			ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, level ? level : 3);
 			codec = NVF_CODEC_ZSTD; /* no dictionary yet: plain zstd, and the header says so */
 		}
+		size_t r = ZSTD_compress2(z->c, out->p + out->n, bound, src, n);
 		got = ZSTD_isError(r) ? 0 : r;
 		if (codec == NVF_CODEC_ZSTD_DICT)
 			h.dict_id = (uint16_t)dict->id;
@@ -258,15 +267,15 @@ int nvf__codec_unpack(const uint8_t *rec, size_t n, nvf_dict *(*dict_for)(void *
 		zctx *z = get_zctx();
 		if (!z)
 			return nvf__oom();
-		size_t r;
+		ZSTD_DCtx_reset(z->d, ZSTD_reset_session_and_parameters);
+		ZSTD_DCtx_setParameter(z->d, ZSTD_d_format, ZSTD_f_zstd1_magicless);
 		if (h.codec == NVF_CODEC_ZSTD_DICT) {
 			nvf_dict *d = dict_for ? dict_for(ctx, h.dict_id) : NULL;
 			if (!d)
 				return nvf__err(NVF_ECORRUPT, "stored document damaged: its dictionary %u is missing", h.dict_id);
-			r = ZSTD_decompress_usingDDict(z->d, tmp->p, h.raw_len, src, sn, d->d);
-		} else {
-			r = ZSTD_decompressDCtx(z->d, tmp->p, h.raw_len, src, sn);
+			ZSTD_DCtx_refDDict(z->d, d->d);
 		}
+		size_t r = ZSTD_decompressDCtx(z->d, tmp->p, h.raw_len, src, sn);
 		if (ZSTD_isError(r))
 			return damaged("zstd", ZSTD_getErrorName(r));
 		got = r;

@@ -1,13 +1,15 @@
-/* Documents: JSON text (parsed and printed by jansson) to and from a compact binary
- * encoding in which a filter finds a key without building a tree: objects keep their
- * keys sorted and every string and container carries its length, so a lookup walks
- * one object's entries and skips each value in O(1). msgpack and CBOR would need a
- * full parse to skip a container (their maps and arrays carry a count, not a byte
- * length), and msgpack-c's reader builds a tree; so the encoding is ours, documented
- * in docs/FORMAT.md. */
+/* Documents: JSON text (parsed by jansson) to and from a compact binary encoding that
+ * a filter reads in place: one pass over the bytes finds a key, nothing is built.
+ * Strings and keys end with a NUL byte (JSON text without \u0000 has none inside) and
+ * containers carry a count, not a byte length: the bytes then repeat from document to
+ * document as JSON text does, and compress as well (length prefixes, which vary with
+ * every value, cost a zstd dictionary a fifth of its ratio on Debian's package index).
+ * msgpack and CBOR would prefix every string with its length; msgpack-c's reader also
+ * builds a tree. So the encoding is ours, documented in docs/FORMAT.md. */
 #include "doc.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +84,21 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 	return bad("varint longer than 10 bytes");
 }
 
-int nvf__dval_read(const uint8_t **p, const uint8_t *end, nvf_dval *v)
+/* Skip the value at *p, at most depth levels deep. */
+static int skip(const uint8_t **p, const uint8_t *end, int depth);
+
+/* A NUL-terminated run at *p: its length, *p moved past the NUL. */
+static int cstr(const uint8_t **p, const uint8_t *end, uint64_t *len)
+{
+	const uint8_t *z = memchr(*p, 0, (size_t)(end - *p));
+	if (!z)
+		return bad("string runs past the end");
+	*len = (uint64_t)(z - *p);
+	*p = z + 1;
+	return 0;
+}
+
+static int read_depth(const uint8_t **p, const uint8_t *end, nvf_dval *v, int depth)
 {
 	if (*p >= end)
 		return bad("value runs past the end");
@@ -109,29 +125,41 @@ int nvf__dval_read(const uint8_t **p, const uint8_t *end, nvf_dval *v)
 		*p += 8;
 		return 0;
 	case NVF_DT_STR:
-		if ((rc = get_varint(p, end, &v->len)) != 0)
-			return rc;
-		if (v->len > (uint64_t)(end - *p))
-			return bad("string runs past the end");
 		v->s = *p;
-		*p += v->len;
-		return 0;
+		return cstr(p, end, &v->len);
 	case NVF_DT_ARRAY:
 	case NVF_DT_OBJECT:
-		if ((rc = get_varint(p, end, &v->count)) != 0 || (rc = get_varint(p, end, &v->len)) != 0)
+		if (depth > NVF_DOC_MAX_DEPTH)
+			return bad("nested too deep");
+		if ((rc = get_varint(p, end, &v->count)) != 0)
 			return rc;
-		if (v->len > (uint64_t)(end - *p))
-			return bad("container runs past the end");
-		/* Every entry takes at least one byte (two for an object): a count
-		 * beyond that is damage, and bounds any loop over it. */
-		if (v->count > v->len)
-			return bad("container count larger than its body");
+		/* Every entry takes at least one byte (two for an object): a count beyond
+		 * what is left is damage, and bounds the walk below. */
+		if (v->count > (uint64_t)(end - *p))
+			return bad("container count larger than what is left");
 		v->s = *p;
-		*p += v->len;
+		for (uint64_t i = 0; i < v->count; i++) {
+			if (v->type == NVF_DT_OBJECT && (rc = cstr(p, end, &x)) != 0)
+				return rc;
+			if ((rc = skip(p, end, depth + 1)) != 0)
+				return rc;
+		}
+		v->len = (uint64_t)(*p - v->s);
 		return 0;
 	default:
 		return bad("unknown value type");
 	}
+}
+
+static int skip(const uint8_t **p, const uint8_t *end, int depth)
+{
+	nvf_dval v;
+	return read_depth(p, end, &v, depth);
+}
+
+int nvf__dval_read(const uint8_t **p, const uint8_t *end, nvf_dval *v)
+{
+	return read_depth(p, end, v, 1);
 }
 
 int nvf__dval_next(const nvf_dval *c, const uint8_t **it, const uint8_t **key, uint64_t *klen, nvf_dval *out)
@@ -141,12 +169,9 @@ int nvf__dval_next(const nvf_dval *c, const uint8_t **it, const uint8_t **key, u
 		return 0;
 	int rc;
 	if (c->type == NVF_DT_OBJECT) {
-		if ((rc = get_varint(it, end, klen)) != 0)
-			return rc;
-		if (*klen > (uint64_t)(end - *it))
-			return bad("key runs past the end");
 		*key = *it;
-		*it += *klen;
+		if ((rc = cstr(it, end, klen)) != 0)
+			return rc;
 	}
 	if ((rc = nvf__dval_read(it, end, out)) != 0)
 		return rc;
@@ -163,20 +188,22 @@ int nvf__dval_get(const nvf_dval *obj, const char *key, size_t klen, nvf_dval *o
 {
 	if (obj->type != NVF_DT_OBJECT)
 		return 0;
-	const uint8_t *it = obj->s, *k = NULL;
-	uint64_t kl = 0;
-	nvf_dval v;
+	const uint8_t *it = obj->s, *end = obj->s + obj->len;
 	int rc;
-	while ((rc = nvf__dval_next(obj, &it, &k, &kl, &v)) == 1) {
+	for (uint64_t i = 0; i < obj->count && it < end; i++) {
+		const uint8_t *k = it;
+		uint64_t kl = 0;
+		if ((rc = cstr(&it, end, &kl)) != 0)
+			return rc;
 		int c = keycmp(k, kl, (const uint8_t *)key, klen);
-		if (c == 0) {
-			*out = v;
-			return 1;
-		}
 		if (c > 0)
 			return 0; /* keys are sorted: it is not further on */
+		if (c == 0)
+			return nvf__dval_read(&it, end, out) == 0 ? 1 : NVF_ECORRUPT;
+		if ((rc = skip(&it, end, 2)) != 0)
+			return rc;
 	}
-	return rc;
+	return 0;
 }
 
 /* ---- JSON in ---- */
@@ -274,18 +301,17 @@ int nvf__doc_encode(const json_t *v, nvf_buf *b)
 		return nvf__buf_put(b, &f, 8);
 	}
 	case JSON_STRING: {
-		size_t n = json_string_length(v);
+		/* NUL-terminated: jansson refuses \u0000 inside strings (no JSON_ALLOW_NUL). */
 		tag = NVF_DT_STR;
-		if ((rc = nvf__buf_put(b, &tag, 1)) != 0 || (rc = nvf__buf_varint(b, n)) != 0)
+		if ((rc = nvf__buf_put(b, &tag, 1)) != 0)
 			return rc;
-		return nvf__buf_put(b, json_string_value(v), n);
+		return nvf__buf_put(b, json_string_value(v), json_string_length(v) + 1);
 	}
 	case JSON_ARRAY:
 	case JSON_OBJECT:
 		break;
 	}
-	/* Containers: the body goes to a buffer of its own first, since its length
-	 * precedes it. */
+	/* Containers: the tag, the count, then the entries. */
 	nvf_buf body = {0};
 	size_t count;
 	if (json_is_array(v)) {
@@ -307,14 +333,12 @@ int nvf__doc_encode(const json_t *v, nvf_buf *b)
 		}
 		qsort(ents, n, sizeof(kv), cmp_kv);
 		for (size_t i = 0; i < n && rc == 0; i++) {
-			if ((rc = nvf__buf_varint(&body, ents[i].kl)) == 0 &&
-			    (rc = nvf__buf_put(&body, ents[i].k, ents[i].kl)) == 0)
+			if ((rc = nvf__buf_put(&body, ents[i].k, ents[i].kl + 1)) == 0)
 				rc = nvf__doc_encode(ents[i].v, &body);
 		}
 		free(ents);
 	}
-	if (rc == 0 && (rc = nvf__buf_put(b, &tag, 1)) == 0 && (rc = nvf__buf_varint(b, count)) == 0 &&
-	    (rc = nvf__buf_varint(b, body.n)) == 0)
+	if (rc == 0 && (rc = nvf__buf_put(b, &tag, 1)) == 0 && (rc = nvf__buf_varint(b, count)) == 0)
 		rc = nvf__buf_put(b, body.p, body.n);
 	nvf__buf_free(&body);
 	return rc;
@@ -336,11 +360,9 @@ int nvf__dval_encode_copy(const nvf_dval *v, nvf_buf *out)
 	case NVF_DT_FLOAT:
 		return nvf__buf_put(out, &v->f, 8);
 	case NVF_DT_STR:
-		if ((rc = nvf__buf_varint(out, v->len)) != 0)
-			return rc;
-		return nvf__buf_put(out, v->s, (size_t)v->len);
+		return nvf__buf_put(out, v->s, (size_t)v->len + 1); /* with its NUL */
 	default:
-		if ((rc = nvf__buf_varint(out, v->count)) != 0 || (rc = nvf__buf_varint(out, v->len)) != 0)
+		if ((rc = nvf__buf_varint(out, v->count)) != 0)
 			return rc;
 		return nvf__buf_put(out, v->s, (size_t)v->len);
 	}
@@ -385,21 +407,8 @@ static json_t *to_json(const nvf_dval *v, int depth)
 		if (v->type == NVF_DT_ARRAY) {
 			if (json_array_append_new(c, x) != 0)
 				goto fail;
-		} else {
-			/* Keys are stored with their length; jansson wants C strings. */
-			char stack[128], *key = kl < sizeof(stack) ? stack : malloc(kl + 1);
-			if (!key) {
-				json_decref(x);
-				nvf__oom();
-				goto fail;
-			}
-			memcpy(key, k, kl);
-			key[kl] = 0;
-			int r = json_object_set_new_nocheck(c, key, x);
-			if (key != stack)
-				free(key);
-			if (r != 0)
-				goto fail;
+		} else if (json_object_set_new_nocheck(c, (const char *)k, x) != 0) {
+			goto fail; /* keys end with their NUL in the encoding */
 		}
 	}
 	if (rc < 0)
@@ -423,6 +432,92 @@ json_t *nvf__doc_to_json(const uint8_t *p, size_t n)
 	return to_json(&v, 1);
 }
 
+/* ---- JSON text straight from the encoding ---- */
+
+static int print_str(nvf_buf *b, const uint8_t *s, uint64_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc = nvf__buf_reserve(b, (size_t)n * 6 + 2);
+	if (rc != 0)
+		return rc;
+	uint8_t *o = b->p + b->n;
+	*o++ = '"';
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = c;
+		} else if (c < 0x20) {
+			*o++ = '\\';
+			switch (c) {
+			case '\n': *o++ = 'n'; break;
+			case '\t': *o++ = 't'; break;
+			case '\r': *o++ = 'r'; break;
+			case '\b': *o++ = 'b'; break;
+			case '\f': *o++ = 'f'; break;
+			default:
+				memcpy(o, "u00", 3);
+				o[3] = (uint8_t)hex[c >> 4];
+				o[4] = (uint8_t)hex[c & 15];
+				o += 5;
+			}
+		} else {
+			*o++ = c; /* UTF-8 passes through, as jansson prints it */
+		}
+	}
+	*o++ = '"';
+	b->n = (size_t)(o - b->p);
+	return 0;
+}
+
+static int print_value(nvf_buf *b, const nvf_dval *v, int depth)
+{
+	char num[40];
+	int len;
+	switch (v->type) {
+	case NVF_DT_NULL: return nvf__buf_put(b, "null", 4);
+	case NVF_DT_FALSE: return nvf__buf_put(b, "false", 5);
+	case NVF_DT_TRUE: return nvf__buf_put(b, "true", 4);
+	case NVF_DT_INT:
+		len = snprintf(num, sizeof(num), "%" PRId64, v->i);
+		return nvf__buf_put(b, num, (size_t)len);
+	case NVF_DT_FLOAT:
+		/* As jansson prints a real: 17 significant digits, always with a '.' or
+		 * an exponent, so that it reads back as a float. */
+		len = snprintf(num, sizeof(num), "%.17g", v->f);
+		if (!strpbrk(num, ".eEn"))
+			memcpy(num + len, ".0", 3), len += 2;
+		return nvf__buf_put(b, num, (size_t)len);
+	case NVF_DT_STR:
+		return print_str(b, v->s, v->len);
+	default:
+		break;
+	}
+	if (depth > NVF_DOC_MAX_DEPTH)
+		return bad("nested too deep");
+	bool obj = v->type == NVF_DT_OBJECT;
+	int rc = nvf__buf_put(b, obj ? "{" : "[", 1);
+	const uint8_t *it = v->s, *k = NULL;
+	uint64_t kl = 0;
+	nvf_dval e;
+	for (uint64_t i = 0; rc == 0 && (rc = nvf__dval_next(v, &it, &k, &kl, &e)) == 1; i++) {
+		rc = i ? nvf__buf_put(b, ",", 1) : 0;
+		if (rc == 0 && obj && (rc = print_str(b, k, kl)) == 0)
+			rc = nvf__buf_put(b, ":", 1);
+		if (rc == 0)
+			rc = print_value(b, &e, depth + 1);
+	}
+	if (rc < 0)
+		return rc;
+	return nvf__buf_put(b, obj ? "}" : "]", 1);
+}
+
+int nvf__doc_print(const nvf_dval *v, nvf_buf *out)
+{
+	int rc = print_value(out, v, 1);
+	return rc == 0 ? nvf__buf_put(out, "", 1) : rc;
+}
+
 /* ---- the record payload: tags, then the document ---- */
 
 int nvf__payload_parse(const uint8_t *p, size_t n, nvf_payload *out)
@@ -436,23 +531,27 @@ int nvf__payload_parse(const uint8_t *p, size_t n, nvf_payload *out)
 		return bad("too many tags");
 	out->ntags = (uint32_t)ntags;
 	out->tags = p;
-	for (uint64_t i = 0; i < ntags; i++) {
-		if ((rc = get_varint(&p, end, &len)) != 0)
+	for (uint64_t i = 0; i < ntags; i++)
+		if ((rc = cstr(&p, end, &len)) != 0)
 			return rc;
-		if (len > (uint64_t)(end - p))
-			return bad("tag runs past the end");
-		p += len;
-	}
 	out->tags_end = p;
 	if (p >= end)
 		return bad("payload without its document flag");
 	out->has_doc = *p++ != 0;
 	if (!out->has_doc)
 		return p == end ? 0 : bad("bytes after the payload");
-	if ((rc = nvf__dval_read(&p, end, &out->doc)) != 0)
+	/* The document runs to the end of the payload: its entries are walked (and
+	 * checked) only as far as a reader needs them, not here. */
+	if (p >= end || *p != NVF_DT_OBJECT)
+		return bad("the document is not an object");
+	p++;
+	out->doc.type = NVF_DT_OBJECT;
+	if ((rc = get_varint(&p, end, &out->doc.count)) != 0)
 		return rc;
-	if (out->doc.type != NVF_DT_OBJECT || p != end)
-		return bad("the document is not one object");
+	if (out->doc.count > (uint64_t)(end - p))
+		return bad("container count larger than what is left");
+	out->doc.s = p;
+	out->doc.len = (uint64_t)(end - p);
 	return 0;
 }
 
@@ -460,24 +559,16 @@ int nvf__payload_tag(const nvf_payload *pl, const uint8_t **it, const uint8_t **
 {
 	if (*it >= pl->tags_end)
 		return 0;
-	int rc = get_varint(it, pl->tags_end, len);
-	if (rc != 0)
-		return rc;
-	if (*len > (uint64_t)(pl->tags_end - *it))
-		return bad("tag runs past the end");
 	*tag = *it;
-	*it += *len;
-	return 1;
+	int rc = cstr(it, pl->tags_end, len);
+	return rc != 0 ? rc : 1;
 }
 
 int nvf__payload_build(nvf_buf *out, const char *const *tags, size_t ntags, const uint8_t *doc, size_t doclen)
 {
 	int rc = nvf__buf_varint(out, ntags);
-	for (size_t i = 0; i < ntags && rc == 0; i++) {
-		size_t l = strlen(tags[i]);
-		if ((rc = nvf__buf_varint(out, l)) == 0)
-			rc = nvf__buf_put(out, tags[i], l);
-	}
+	for (size_t i = 0; i < ntags && rc == 0; i++)
+		rc = nvf__buf_put(out, tags[i], strlen(tags[i]) + 1);
 	uint8_t has = doc != NULL;
 	if (rc == 0)
 		rc = nvf__buf_put(out, &has, 1);

@@ -16,9 +16,9 @@ enum {
 	NVF_DT_TRUE = 2,
 	NVF_DT_INT = 3,   /* zigzag varint */
 	NVF_DT_FLOAT = 4, /* 8 bytes, IEEE-754 binary64, little-endian */
-	NVF_DT_STR = 5,   /* varint length, UTF-8 bytes */
-	NVF_DT_ARRAY = 6, /* varint count, varint body length, elements */
-	NVF_DT_OBJECT = 7 /* varint count, varint body length, (varint key length, key, value) sorted by key */
+	NVF_DT_STR = 5,   /* UTF-8 bytes, then a NUL */
+	NVF_DT_ARRAY = 6, /* varint count, elements */
+	NVF_DT_OBJECT = 7 /* varint count, (key bytes, NUL, value) sorted by key bytes */
 };
 
 #define NVF_DOC_MAX_DEPTH 32        /* nesting of arrays and objects */
@@ -48,8 +48,8 @@ typedef struct nvf_dval {
 } nvf_dval;
 
 /* Read the value at *p (not past end); *p moves past it. NVF_ECORRUPT if the bytes
- * are not a well-formed value. Containers are not descended into (their body is
- * skipped in O(1)). */
+ * are not a well-formed value (containers are walked to find their end, at most
+ * NVF_DOC_MAX_DEPTH deep). */
 int nvf__dval_read(const uint8_t **p, const uint8_t *end, nvf_dval *out);
 /* Look key up in an object: 1 (found, *out set), 0 (absent), or NVF_ECORRUPT. */
 int nvf__dval_get(const nvf_dval *obj, const char *key, size_t klen, nvf_dval *out);
@@ -65,6 +65,9 @@ int nvf__dval_encode_copy(const nvf_dval *v, nvf_buf *out);
 int nvf__doc_from_json(const char *json, size_t len, size_t max_bytes, nvf_buf *out);
 /* Encode a jansson value (already checked) into out. */
 int nvf__doc_encode(const json_t *v, nvf_buf *out);
+/* Print a value as compact JSON text (NUL-terminated) into out: the same text jansson
+ * prints for it (keys in their sorted order), without building a tree. */
+int nvf__doc_print(const nvf_dval *v, nvf_buf *out);
 /* Decode an encoded value into a new jansson value (NULL on damage, with the error set). */
 json_t *nvf__doc_to_json(const uint8_t *p, size_t n);
 /* Check a jansson document: an object, depth, integer range. */
@@ -74,7 +77,7 @@ int nvf__doc_check(const json_t *doc, const char *what);
  * has_doc is 0). docs/FORMAT.md. */
 typedef struct nvf_payload {
 	uint32_t ntags;
-	const uint8_t *tags; /* ntags x (varint length, bytes), sorted, unique */
+	const uint8_t *tags; /* ntags x (bytes, NUL), sorted, unique */
 	const uint8_t *tags_end;
 	bool has_doc;
 	nvf_dval doc;        /* an object */

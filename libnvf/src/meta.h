@@ -10,7 +10,7 @@
 /* Records with a document start collecting samples for a dictionary from here. */
 #define NVF_DICT_TRAIN_DOCS 1000u
 #define NVF_DICT_TRAIN_BYTES (1u << 20)
-#define NVF_DICT_DEFAULT_BYTES (64u << 10)
+#define NVF_DICT_RETRAIN_MAX 100000u /* no automatic retraining past this many documents */
 
 /* DICTS tree key 0: totals of the stored payloads. */
 struct nvf_disk_docstats {
@@ -37,6 +37,9 @@ int nvf__meta_on_delete(nvf_txn *txn, nvf_coll *c, uint64_t row, uint64_t id);
 void nvf__meta_row(const nvf_coll *c, uint64_t row, struct nvf_disk_recmeta *out);
 /* A record's payload: 1 (*out set, pointing into tmp or the map), 0 (none), <0. */
 int nvf__meta_payload(nvf_txn *txn, nvf_coll *c, uint64_t row, uint64_t id, nvf_buf *tmp, nvf_payload *out);
+
+/* A DOCS tree value of id, decompressed into tmp if need be, parsed: 1 or < 0. */
+int nvf__meta_unpack(nvf_txn *txn, nvf_coll *c, uint64_t id, const nvf_val *v, nvf_buf *tmp, nvf_payload *out);
 
 /* Verify documents against the META rows and every payload's encoding (nvf_check). */
 int nvf__meta_check(nvf_txn *txn, nvf_coll *c);

@@ -140,10 +140,79 @@ static int node_set(nvf_txn *txn, nvf_coll *c, const struct nvf_filter *f, int n
 	}
 }
 
+/* Every record, in id order, evaluated: the id map and the document tree are walked
+ * side by side (both are in id order), a leaf after another, rather than looked up
+ * record by record. */
+static int evaluate_walk(nvf_txn *txn, nvf_coll *c, const struct nvf_filter *f, roaring_bitmap_t *r,
+			 uint64_t *evals)
+{
+	nvf_evalctx ctx = {.txn = txn, .c = c, .tmp = nvf__eval_tmp()};
+	if (!ctx.tmp)
+		return nvf__oom();
+	uint64_t rows = nvf__array_rows(c->vec);
+	nvf_cursor ci, cd;
+	bool docs = c->docs && f->needs_payload;
+	int rc = nvf__cursor_seek(&ci, txn, &c->idmap->d, 0);
+	if (rc == 0 && docs)
+		rc = nvf__cursor_seek(&cd, txn, &c->docs->d, 0);
+	uint64_t dkey = UINT64_MAX;
+	nvf_val dv;
+	if (rc == 0 && docs && cd.valid)
+		rc = nvf__cursor_get(&cd, &dkey, &dv);
+	for (; rc == 0 && ci.valid; rc = nvf__cursor_next(&ci)) {
+		uint64_t id;
+		nvf_val v;
+		struct nvf_disk_idrec ir;
+		if ((rc = nvf__cursor_get(&ci, &id, &v)) != 0)
+			break;
+		if (v.len != sizeof(ir) || (memcpy(&ir, v.data, sizeof(ir)), ir.row >= rows)) {
+			rc = nvf__err(NVF_ECORRUPT, "id %llu: a damaged id map record", (unsigned long long)id);
+			break;
+		}
+		while (rc == 0 && docs && cd.valid && dkey < id) {
+			if ((rc = nvf__cursor_next(&cd)) == 0 && cd.valid)
+				rc = nvf__cursor_get(&cd, &dkey, &dv);
+		}
+		if (rc != 0)
+			break;
+		nvf__evalctx_reset(&ctx, ir.row, id);
+		if (docs) {
+			/* The payload is known here: no lookup when the filter reads it. */
+			ctx.payload_loaded = true;
+			if (cd.valid && dkey == id) {
+				int got = nvf__meta_unpack(txn, c, id, &dv, ctx.tmp, &ctx.pl);
+				if (got < 0) {
+					rc = got;
+					break;
+				}
+				ctx.has_payload = true;
+				ctx.evals++;
+			}
+		}
+		if (nvf__filter_eval(f, &ctx))
+			roaring_bitmap_add(r, (uint32_t)ir.row);
+		rc = ctx.err;
+	}
+	*evals += ctx.evals;
+	return rc;
+}
+
 /* Evaluate the filter on the given rows (NULL: every live row) into a new exact set. */
 static int evaluate_all(nvf_txn *txn, nvf_coll *c, const struct nvf_filter *f, const roaring_bitmap_t *cand,
 			roaring_bitmap_t **out, uint64_t *evals)
 {
+	if (!cand) {
+		roaring_bitmap_t *r = roaring_bitmap_create();
+		if (!r)
+			return nvf__oom();
+		int rc = evaluate_walk(txn, c, f, r, evals);
+		if (rc != 0) {
+			nvf__rb_free(r);
+			return rc;
+		}
+		*out = r;
+		return 0;
+	}
 	roaring_bitmap_t *r = roaring_bitmap_create();
 	if (!r)
 		return nvf__oom();
