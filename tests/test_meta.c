@@ -67,7 +67,8 @@ START_TEST(test_documents_round_trip_with_their_types)
 	add(db, NULL, 1);
 	const char *doc = "{\"s\":\"ünïcödé 🙂\",\"i\":-9223372036854775808,\"big\":9223372036854775807,"
 			  "\"f\":0.1,\"neg0\":-0.0,\"t\":true,\"n\":null,\"a\":[1,2.5,\"x\",[],{}],"
-			  "\"o\":{\"z\":{\"y\":[false]}},\"\":\"empty key\",\"b\":1e300}";
+			  "\"o\":{\"z\":{\"y\":[false]}},\"\":\"empty key\",\"b\":1e300,"
+			  "\"esc \\\"q\\\\\":\"a\\\"b\\\\c\\n\\t\\u0001\\u001f/long enough to take the 8-byte path\"}";
 	ck_nvf(nvf_meta_set(db, NULL, 1, doc));
 	assert_doc(db, NULL, 1, doc);
 	/* Types are kept: 1 stays an integer, 1.0 a float. */

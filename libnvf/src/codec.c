@@ -84,6 +84,7 @@ int nvf__codec_check(int codec, int level)
 typedef struct zctx {
 	ZSTD_CCtx *c;
 	ZSTD_DCtx *d;
+	const ZSTD_DDict *ddict; /* referenced by d now (sticky between calls) */
 } zctx;
 
 static pthread_key_t zkey;
@@ -118,6 +119,8 @@ static zctx *get_zctx(void)
 			zctx_free(z);
 			return NULL;
 		}
+		/* Parameters are sticky: set once for every frame this thread reads. */
+		ZSTD_DCtx_setParameter(z->d, ZSTD_d_format, ZSTD_f_zstd1_magicless);
 	}
 	return z;
 }
@@ -125,13 +128,52 @@ static zctx *get_zctx(void)
 
 /* ---- pack and unpack ---- */
 
+int nvf__codec_header(const uint8_t *rec, size_t n, nvf_dochdr *h)
+{
+	const uint8_t *p = rec, *end = rec + n;
+	uint64_t v;
+	if (n < 1 || rec[0] > NVF_CODEC_ZSTD_DICT)
+		return nvf__err(NVF_ECORRUPT, "stored document damaged: %s", n < 1 ? "an empty record" : "an unknown codec");
+	h->codec = *p++;
+	h->dict_id = 0;
+	if (h->codec == NVF_CODEC_NONE) {
+		h->raw_len = (uint32_t)(n - 1);
+		h->size = 1;
+		return 0;
+	}
+	for (int field = 0; field < (h->codec == NVF_CODEC_ZSTD_DICT ? 2 : 1); field++) {
+		v = 0;
+		for (int shift = 0;; shift += 7) {
+			if (p >= end || shift > 28)
+				return nvf__err(NVF_ECORRUPT, "stored document damaged: its header runs past the end");
+			v |= (uint64_t)(*p & 0x7f) << shift;
+			if (!(*p++ & 0x80))
+				break;
+		}
+		if (v > UINT32_MAX)
+			return nvf__err(NVF_ECORRUPT, "stored document damaged: a header field out of range");
+		if (field == 0)
+			h->raw_len = (uint32_t)v;
+		else
+			h->dict_id = (uint32_t)v;
+	}
+	h->size = (size_t)(p - rec);
+	return 0;
+}
+
 int nvf__codec_pack(int codec, int level, const nvf_dict *dict, const uint8_t *src, size_t n, nvf_buf *out)
 {
 	if (n > UINT32_MAX)
 		return nvf__err(NVF_EINVAL, "payload of %zu bytes is too large", n);
-	struct nvf_disk_doc h = {.codec = NVF_CODEC_NONE, .raw_len = (uint32_t)n};
+	/* The header for a compressed record; replaced by the raw one's byte below if
+	 * compression does not pay. */
 	size_t start = out->n;
-	int rc = nvf__buf_put(out, &h, sizeof(h));
+	uint8_t c0 = (uint8_t)(codec == NVF_CODEC_ZSTD_DICT && !dict ? NVF_CODEC_ZSTD : codec);
+	int rc = nvf__buf_put(out, &c0, 1);
+	if (rc == 0 && c0 != NVF_CODEC_NONE)
+		rc = nvf__buf_varint(out, n);
+	if (rc == 0 && c0 == NVF_CODEC_ZSTD_DICT)
+		rc = nvf__buf_varint(out, dict->id);
 	if (rc != 0)
 		return rc;
 	size_t got = 0;
@@ -184,8 +226,6 @@ int nvf__codec_pack(int codec, int level, const nvf_dict *dict, const uint8_t *s
 		}
 		size_t r = ZSTD_compress2(z->c, out->p + out->n, bound, src, n);
 		got = ZSTD_isError(r) ? 0 : r;
-		if (codec == NVF_CODEC_ZSTD_DICT)
-			h.dict_id = (uint16_t)dict->id;
 		break;
 	}
 #endif
@@ -194,13 +234,12 @@ int nvf__codec_pack(int codec, int level, const nvf_dict *dict, const uint8_t *s
 	}
 	/* Not worth it (or it failed): store the bytes as they are. */
 	if (got == 0 || (double)got > (1.0 - NVF_CODEC_MIN_SAVING) * (double)n) {
-		h.codec = NVF_CODEC_NONE;
-		h.dict_id = 0;
-		memcpy(out->p + start, &h, sizeof(h));
+		out->n = start;
+		uint8_t raw = NVF_CODEC_NONE;
+		if ((rc = nvf__buf_put(out, &raw, 1)) != 0)
+			return rc;
 		return nvf__buf_put(out, src, n);
 	}
-	h.codec = (uint8_t)codec;
-	memcpy(out->p + start, &h, sizeof(h));
 	out->n += got;
 	return 0;
 }
@@ -213,15 +252,13 @@ static int damaged(const char *codec, const char *why)
 int nvf__codec_unpack(const uint8_t *rec, size_t n, nvf_dict *(*dict_for)(void *ctx, uint32_t id), void *ctx,
 		      nvf_buf *tmp, const uint8_t **out, size_t *outlen)
 {
-	struct nvf_disk_doc h;
-	if (n < sizeof(h))
-		return damaged("record", "shorter than its header");
-	memcpy(&h, rec, sizeof(h));
-	const uint8_t *src = rec + sizeof(h);
-	size_t sn = n - sizeof(h);
+	nvf_dochdr h;
+	int rc = nvf__codec_header(rec, n, &h);
+	if (rc != 0)
+		return rc;
+	const uint8_t *src = rec + h.size;
+	size_t sn = n - h.size;
 	if (h.codec == NVF_CODEC_NONE) {
-		if (sn != h.raw_len)
-			return damaged("raw", "of the wrong length");
 		*out = src;
 		*outlen = sn;
 		return 0;
@@ -236,7 +273,7 @@ int nvf__codec_unpack(const uint8_t *rec, size_t n, nvf_dict *(*dict_for)(void *
 	if (h.raw_len > NVF_DOC_MAX_STORED)
 		return damaged(nvf__codec_name(h.codec), "claims an impossible size");
 	tmp->n = 0;
-	int rc = nvf__buf_reserve(tmp, h.raw_len ? h.raw_len : 1);
+	rc = nvf__buf_reserve(tmp, h.raw_len ? h.raw_len : 1);
 	if (rc != 0)
 		return rc;
 	size_t got = 0;
@@ -267,13 +304,18 @@ int nvf__codec_unpack(const uint8_t *rec, size_t n, nvf_dict *(*dict_for)(void *
 		zctx *z = get_zctx();
 		if (!z)
 			return nvf__oom();
-		ZSTD_DCtx_reset(z->d, ZSTD_reset_session_and_parameters);
-		ZSTD_DCtx_setParameter(z->d, ZSTD_d_format, ZSTD_f_zstd1_magicless);
+		/* The dictionary is referenced again only when it changes: a scan reads
+		 * thousands of frames with the same one. */
+		const ZSTD_DDict *want = NULL;
 		if (h.codec == NVF_CODEC_ZSTD_DICT) {
 			nvf_dict *d = dict_for ? dict_for(ctx, h.dict_id) : NULL;
 			if (!d)
 				return nvf__err(NVF_ECORRUPT, "stored document damaged: its dictionary %u is missing", h.dict_id);
-			ZSTD_DCtx_refDDict(z->d, d->d);
+			want = d->d;
+		}
+		if (want != z->ddict) {
+			ZSTD_DCtx_refDDict(z->d, want);
+			z->ddict = want;
 		}
 		size_t r = ZSTD_decompressDCtx(z->d, tmp->p, h.raw_len, src, sn);
 		if (ZSTD_isError(r))

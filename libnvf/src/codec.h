@@ -6,14 +6,18 @@
 
 #include "doc.h"
 
-/* A stored record's header (the DOCS tree value starts with it). */
-struct nvf_disk_doc {
-	uint8_t codec;    /* NVF_CODEC_* the bytes after the header are in (NONE: raw) */
-	uint8_t reserved;
-	uint16_t dict_id; /* NVF_CODEC_ZSTD_DICT: the dictionary (DICTS tree key) */
-	uint32_t raw_len; /* payload bytes once decompressed */
-};
-_Static_assert(sizeof(struct nvf_disk_doc) == 8, "doc header size");
+/* A stored record's header (the DOCS tree value starts with it; docs/FORMAT.md): a
+ * codec byte, then, if compressed, the payload's length as a varint, then, for
+ * NVF_CODEC_ZSTD_DICT, the dictionary id as a varint. 1 to 9 bytes. */
+typedef struct nvf_dochdr {
+	int codec;
+	uint32_t raw_len;  /* payload bytes once decompressed */
+	uint32_t dict_id;
+	size_t size;       /* header bytes */
+} nvf_dochdr;
+
+/* Parse a record's header: 0 or NVF_ECORRUPT. */
+int nvf__codec_header(const uint8_t *rec, size_t n, nvf_dochdr *out);
 
 /* A document must shrink by at least this share to be stored compressed. */
 #define NVF_CODEC_MIN_SAVING 0.10

@@ -15,7 +15,7 @@ enum {
 	NVF_T_FREEROWS = 6, /* free row -> nothing */
 	/* 7..10: the HNSW graph (hnsw.h) */
 	NVF_T_META = 11,    /* array: row -> struct nvf_disk_recmeta (config version 2) */
-	NVF_T_DOCS = 12,    /* id -> struct nvf_disk_doc + payload (tags, document) */
+	NVF_T_DOCS = 12,    /* id -> record header + payload (tags, document): codec.h */
 	NVF_T_FIELDS = 13,  /* field indexes: number -> struct nvf_disk_field + path (fields.c) */
 	NVF_T_DICTS = 14,   /* zstd dictionaries: id -> dictionary bytes */
 	NVF_T_FIELD_BASE = 1024, /* + field index number: its postings tree */

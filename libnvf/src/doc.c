@@ -443,6 +443,28 @@ static int print_str(nvf_buf *b, const uint8_t *s, uint64_t n)
 	uint8_t *o = b->p + b->n;
 	*o++ = '"';
 	for (uint64_t i = 0; i < n; i++) {
+		/* Runs that need no escape are copied whole, found 8 bytes at a time: a
+		 * word holds a byte below 0x20, a '"' or a '\\' iff one of these SWAR tests
+		 * says so (Mycroft's "has a zero byte" on the word, or on it XOR '"' or
+		 * '\\' repeated). */
+		uint64_t j = i;
+		const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+		while (j + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, s + j, 8);
+			uint64_t lt = (w - ones * 0x20) & ~w & highs;
+			uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+			if (lt | ((q - ones) & ~q & highs) | ((bs - ones) & ~bs & highs))
+				break;
+			j += 8;
+		}
+		while (j < n && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\')
+			j++;
+		memcpy(o, s + i, (size_t)(j - i));
+		o += j - i;
+		if (j == n)
+			break;
+		i = j;
 		uint8_t c = s[i];
 		if (c == '"' || c == '\\') {
 			*o++ = '\\';

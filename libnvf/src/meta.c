@@ -231,9 +231,9 @@ static int store(nvf_txn *txn, nvf_coll *c, uint64_t id, uint64_t row, const nvf
 		return nvf__txn_fail(txn, rc);
 	nvf_val v;
 	uint64_t old_stored = 0, old_raw = 0;
-	if (old && (rc = nvf__tree_get(txn, &c->docs->d, id, &v)) == 0) {
-		struct nvf_disk_doc h;
-		memcpy(&h, v.data, sizeof(h));
+	nvf_dochdr h;
+	if (old && (rc = nvf__tree_get(txn, &c->docs->d, id, &v)) == 0 &&
+	    (rc = nvf__codec_header(v.data, (size_t)v.len, &h)) == 0) {
 		old_stored = v.len;
 		old_raw = h.raw_len;
 	} else if (old) {
@@ -276,9 +276,9 @@ int nvf__meta_on_delete(nvf_txn *txn, nvf_coll *c, uint64_t row, uint64_t id)
 	if (rc == 1) {
 		rc = nvf__fields_change(txn, c, row, &pl, NULL);
 		nvf_val v;
-		if (rc == 0 && (rc = nvf__tree_get(txn, &c->docs->d, id, &v)) == 0) {
-			struct nvf_disk_doc h;
-			memcpy(&h, v.data, sizeof(h));
+		nvf_dochdr h;
+		if (rc == 0 && (rc = nvf__tree_get(txn, &c->docs->d, id, &v)) == 0 &&
+		    (rc = nvf__codec_header(v.data, (size_t)v.len, &h)) == 0) {
 			c->doc_stored_delta -= (int64_t)v.len;
 			c->doc_raw_delta -= (int64_t)h.raw_len;
 			rc = nvf__tree_del(txn, &c->docs->d, id);
@@ -802,9 +802,9 @@ int nvf_record_info_get(nvf_db *db, nvf_txn *txn, uint64_t id, nvf_record_info *
 		nvf_val v;
 		info.ntags = pl.ntags;
 		info.has_doc = pl.has_doc;
-		if ((rc = nvf__tree_get(m.txn, &m.c->docs->d, id, &v)) == 0) {
-			struct nvf_disk_doc h;
-			memcpy(&h, v.data, sizeof(h));
+		nvf_dochdr h;
+		if ((rc = nvf__tree_get(m.txn, &m.c->docs->d, id, &v)) == 0 &&
+		    (rc = nvf__codec_header(v.data, (size_t)v.len, &h)) == 0) {
 			info.doc_bytes = (uint32_t)v.len;
 			info.raw_bytes = h.raw_len;
 		}
@@ -1021,9 +1021,9 @@ int nvf__meta_check(nvf_txn *txn, nvf_coll *c)
 		}
 		nvf__buf_free(&whole);
 		nvf_val v;
-		if (rc == 0 && (rc = nvf__tree_get(txn, &c->docs->d, id, &v)) == 0) {
-			struct nvf_disk_doc h;
-			memcpy(&h, v.data, sizeof(h));
+		nvf_dochdr h;
+		if (rc == 0 && (rc = nvf__tree_get(txn, &c->docs->d, id, &v)) == 0 &&
+		    (rc = nvf__codec_header(v.data, (size_t)v.len, &h)) == 0) {
 			stored += v.len;
 			raw += h.raw_len;
 		}
