@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-COMMANDS = ["create", "import", "search", "info", "check", "reindex"]
+COMMANDS = ["create", "import", "search", "info", "check", "reindex", "meta", "tag", "field"]
 
 
 @pytest.fixture(scope="session")
@@ -608,3 +608,65 @@ def test_reindex_and_graph_search(t, tmp_path):
     t.run("reindex", db, "--index", "flat", "--M", 4, code=2)
     t.run("reindex", db, "--index", "tree", code=2)
     t.run("reindex", tmp_path / "missing.nvf", code=1)
+
+
+def test_documents_tags_fields_and_filtered_search(t, tmp_path):
+    # Documents come in with --meta, change with meta set/patch and tag add/remove;
+    # a field index changes no result; every plan returns the exact filtered answer
+    # when it measures every passing record, and --explain says what ran.
+    n, d, k = 3000, 16, 5
+    data = make_data("f4", n, d, 31)
+    queries = make_data("f4", 8, d, 32)
+    f, q, m, db = tmp_path / "d.npy", tmp_path / "q.npy", tmp_path / "m.jsonl", tmp_path / "m.nvf"
+    write_npy(f, data)
+    write_npy(q, queries)
+    m.write_text("".join(json.dumps({"cls": i % 10, "name": f"n{i}"}) + "\n" for i in range(n)))
+    t.run("create", db, "--dim", d, "--index", "hnsw", "--codec", "zstd")
+    t.run("import", db, f, "--meta", m)
+    assert json.loads(t.run("meta", "get", db, 7).stdout) == {"cls": 7, "name": "n7"}
+    t.run("meta", "patch", db, 7, '{"name": null, "x": 1}')
+    t.run("tag", "add", db, 7, "red", "blue")
+    t.run("tag", "remove", db, 7, "blue")
+    rec = json.loads(t.run("meta", "get", db, 7, "--record").stdout)
+    assert rec["meta"] == {"cls": 7, "x": 1} and rec["tags"] == ["red"] and rec["version"] == 4, rec
+    assert t.run("tag", "list", db, 7).stdout == "red\n"
+    t.run("meta", "set", db, 8, "null")
+    assert t.run("meta", "get", db, 8).stdout.strip() == "null"
+    t.run("meta", "set", db, 9, "[1]", code=1)
+    t.run("meta", "patch", db, 10, "{bad", code=1)
+
+    passing = np.array([i for i in range(n) if i % 10 == 3 and i != 8])
+    true = brute_force(data[passing], queries)
+
+    def check(results):
+        for r, row in zip(results, true):
+            want = np.sort(row)[:k]
+            np.testing.assert_allclose(r["distances"], want, rtol=1e-4, atol=1e-4)
+            assert all(i % 10 == 3 and i != 8 for i in r["ids"]), r
+
+    flt = ("--filter", "cls = 3")
+    before = t.search(db, q, k, "--exact", *flt)
+    check(before)
+    t.run("field", "add", db, "cls", "--type", "int")
+    t.run("field", "add", db, "tags", "--type", "tags")
+    fields = json.loads(t.run("field", "list", db, "--json").stdout)
+    assert [(x["path"], x["type"], x["entries"]) for x in fields] == [("$.cls", "int", n - 1), ("tags", "tags", 1)]
+    t.run("check", db)
+    assert t.search(db, q, k, "--exact", *flt) == before
+    check(t.search(db, q, k, "--plan", "exact", *flt))
+    check(t.search(db, q, k, "--plan", "scan", *flt))
+    out = t.run("search", db, "--query-file", q, "-k", k, "--json", "--explain", "--plan", "scan", *flt).stdout
+    ex = json.loads(out.splitlines()[-1])["explain"]
+    assert ex["plan"] == "scan-filtered" and ex["estimate_from"] == "index" and ex["estimate"] == len(passing), ex
+    # The walks return k passing records (not the exact k: it is a graph).
+    for plan in ("walk", "acorn"):
+        for r in t.search(db, q, k, "--plan", plan, "--ef", 200, *flt):
+            assert len(r["ids"]) == k and all(i % 10 == 3 and i != 8 for i in r["ids"]), (plan, r)
+    tagged = t.search(db, q, k, "--filter", "tags CONTAINS 'red'")
+    assert [r["ids"] for r in tagged] == [[7]] * len(queries)
+    t.run("search", db, "--query-file", q, "-k", k, "--filter", "cls >", code=1)
+    t.run("search", db, "--query-file", q, "-k", k, "--plan", "bogus", *flt, code=2)
+    t.run("search", db, "--query-file", q, "-k", k, "--plan", "scan", code=2)
+    t.run("field", "drop", db, "cls")
+    assert [x["path"] for x in json.loads(t.run("field", "list", db, "--json").stdout)] == ["tags"]
+    assert t.search(db, q, k, "--exact", *flt) == before

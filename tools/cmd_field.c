@@ -84,16 +84,11 @@ static int field_change(int argc, char **argv, bool add)
 
 static int cmd_field(const struct command *cmd, int argc, char **argv)
 {
-	if (argc < 2)
-		usage_error("missing sub-command (add, drop or list)");
-	const char *w = argv[1];
+	static const char *const words[] = { "sub-command (add, drop or list)", "add", "drop", "list", NULL };
+	const char *w = sub_command(argc, argv, words);
 	if (strcmp(w, "list") == 0)
 		return field_list(argc - 1, argv + 1);
-	if (strcmp(w, "add") == 0 || strcmp(w, "drop") == 0)
-		return field_change(argc - 1, argv + 1, strcmp(w, "add") == 0);
-	if (strcmp(w, "--help") == 0 || strcmp(w, "-h") == 0)
-		common_option(OPT_HELP, argv);
-	usage_error("unknown sub-command '%s' (add, drop or list)", w);
+	return field_change(argc - 1, argv + 1, strcmp(w, "add") == 0);
 }
 
 const struct command cmd_field_def = { "field", cmd_field, "Add, drop or list the field indexes of a collection.",

@@ -138,23 +138,10 @@ static int meta_train(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
-/* The sub-command word, then the rest as its own argv. */
-static const char *sub(int argc, char **argv, const char *const *words)
-{
-	if (argc < 2)
-		usage_error("missing %s", words[0]);
-	for (size_t i = 1; words[i]; i++)
-		if (strcmp(argv[1], words[i]) == 0)
-			return words[i];
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
-		common_option(OPT_HELP, argv);
-	usage_error("unknown %s '%s'", words[0], argv[1]);
-}
-
 static int cmd_meta(const struct command *cmd, int argc, char **argv)
 {
 	static const char *const words[] = { "sub-command (get, set, patch or train)", "get", "set", "patch", "train", NULL };
-	const char *w = sub(argc, argv, words);
+	const char *w = sub_command(argc, argv, words);
 	if (strcmp(w, "get") == 0)
 		return meta_get(argc - 1, argv + 1);
 	if (strcmp(w, "train") == 0)
@@ -165,7 +152,7 @@ static int cmd_meta(const struct command *cmd, int argc, char **argv)
 static int cmd_tag(const struct command *cmd, int argc, char **argv)
 {
 	static const char *const words[] = { "sub-command (add, remove or list)", "add", "remove", "list", NULL };
-	const char *w = sub(argc, argv, words);
+	const char *w = sub_command(argc, argv, words);
 	argc--;
 	argv++;
 	static const struct option opts[] = {

@@ -179,6 +179,7 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		{ "filter", required_argument, NULL, OPT_FILTER },
 		{ "filter-file", required_argument, NULL, OPT_FILTER_FILE },
 		{ "explain", no_argument, NULL, OPT_EXPLAIN },
+		{ "plan", required_argument, NULL, OPT_PLAN },
 		HELP_OPTION,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -223,6 +224,17 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		case OPT_EXPLAIN:
 			R.explain = true;
 			break;
+		case OPT_PLAN: {
+			static const char *const plans[] = {"auto", "exact", "scan", "walk", "acorn"};
+			int p = -1;
+			for (int i = 0; i < 5; i++)
+				if (strcmp(optarg, plans[i]) == 0)
+					p = i;
+			if (p < 0)
+				usage_error("--plan '%s': expected auto, exact, scan, walk or acorn", optarg);
+			R.so.plan = p; /* NVF_PLAN_AUTO .. NVF_PLAN_ACORN, in this order */
+			break;
+		}
 		default:
 			common_option(c, argv);
 		}
@@ -238,6 +250,8 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		usage_error("--ef and --full-precision tune the graph search; --exact scans instead");
 	if (filter && filter_file)
 		usage_error("--filter and --filter-file: give one");
+	if (R.so.plan && !filter && !filter_file)
+		usage_error("--plan chooses how a filtered search runs: give --filter or --filter-file");
 
 	nvf_info info;
 	nvf_filter *f = NULL;
@@ -356,6 +370,9 @@ const struct command cmd_search_def = { "search", cmd_search, "k nearest neighbo
 	  "      --filter-file FILE   one filter a line: every query runs with each\n"
 	  "      --explain            say what the planner chose: the estimate of matching\n"
 	  "                           records, the plan, nodes visited, distances computed\n"
+	  "      --plan P             how a filtered search runs: auto (the planner's\n"
+	  "                           choice), exact, scan (the passing records' 4-bit\n"
+	  "                           codes), walk or acorn (HNSW walks)\n"
 	  "      --json               one line per query:\n"
 	  "                           {\"query\": i, \"ids\": [...], \"distances\": [...]}\n"
 	  "                           (with --filter-file, \"filter\": its line, from 0)\n"

@@ -110,6 +110,19 @@ void common_option(int c, char **argv)
 	}
 }
 
+const char *sub_command(int argc, char **argv, const char *const *words)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			common_option(OPT_HELP, argv);
+	if (argc < 2)
+		usage_error("missing %s", words[0]);
+	for (size_t i = 1; words[i]; i++)
+		if (strcmp(argv[1], words[i]) == 0)
+			return words[i];
+	usage_error("unknown %s '%s'", words[0], argv[1]);
+}
+
 /* A decimal number in [min, max]; anything else is a usage error. */
 uint64_t parse_num(const char *opt, const char *arg, uint64_t min, uint64_t max)
 {

@@ -69,6 +69,7 @@ enum {
 	OPT_RECORD,
 	OPT_VECTOR,
 	OPT_DICT_SIZE,
+	OPT_PLAN,
 };
 
 #define HELP_OPTION { "help", no_argument, NULL, OPT_HELP }
@@ -76,6 +77,10 @@ enum {
 void print_usage(const struct command *cmd, FILE *f);
 /* --help, and getopt_long's complaints as usage errors. */
 void common_option(int c, char **argv);
+/* A command with sub-commands (meta get, field add...): returns the word of
+ * words[1..] (NULL-terminated) that argv[1] is; words[0] names them in messages.
+ * -h or --help anywhere before "--" shows the command's help, as for the others. */
+const char *sub_command(int argc, char **argv, const char *const *words);
 /* A decimal number in [min, max]; anything else is a usage error. */
 uint64_t parse_num(const char *opt, const char *arg, uint64_t min, uint64_t max);
 /* The positional arguments: exactly n of them, named for the message. */

@@ -888,7 +888,7 @@ static bool lit_range(int type, int op, const nvf_lit *l, uint64_t *lo, uint64_t
 					a = b = (int64_t)x;
 				break;
 			case NVF_OP_LT: /* i < x  <=>  i <= ceil(x) - 1 */
-				if (ce < -9223372036854775807.0) *empty = true; else if (ok_ce) b = (int64_t)ce - 1;
+				if (ce <= -9223372036854775808.0) *empty = true; else if (ok_ce) b = (int64_t)ce - 1;
 				break;
 			case NVF_OP_LE: /* i <= floor(x) */
 				if (fl < -9223372036854775808.0) *empty = true; else if (ok_fl) b = (int64_t)fl;
@@ -1234,7 +1234,7 @@ int nvf__fields_check(nvf_txn *txn, nvf_coll *c)
 		}
 		NVF_VEC_FREE(keys);
 		/* Group the expected ops by key and compare with the tree in order. */
-		if (rc == 0)
+		if (rc == 0 && want.ops.n > 1)
 			qsort(want.ops.v, want.ops.n, sizeof(fop), cmp_op);
 		uint64_t entries = 0, keys_seen = 0;
 		nvf_cursor cur;

@@ -430,6 +430,8 @@ static int parse_path(parser *P, nvf_path *out)
 		char buf[64];
 		if (P->t == T_NAME) {
 			if (is_keyword(P->src + P->start, P->tlen)) {
+				for (size_t i = 0; i < segs.n; i++)
+					free(segs.v[i].s);
 				free(segs.v);
 				return perr(P, P->start, "expected a path, found the keyword %s (quote a key spelt like a keyword: \"%.*s\")",
 					    tokdesc(P, buf, sizeof(buf)), (int)P->tlen, P->src + P->start);
