@@ -1,9 +1,10 @@
 #!/bin/sh
 # The NusterDB demo (README's first command runs it through ./setup.sh demo):
-# Fashion-MNIST, 60,000 images of 784 pixels, into a .nvf file with nvf-tool, then
-# exact searches with the 10,000 test images, an HNSW graph built into the same file
-# and searched, its recall against the exact results, a reopen, a check, and what it
-# all cost.
+# Fashion-MNIST, 60,000 images of 784 pixels with their class labels as documents,
+# into a .nvf file with nvf-tool, then exact searches with the 10,000 test images, an
+# HNSW graph built into the same file and searched, its recall against the exact
+# results, a field index and filtered searches (the planner explains its choice),
+# tags, a reopen, a check, and what it all cost.
 # Usage: tools/demo.sh BUILD_DIR
 set -eu
 build=${1:-build}
@@ -16,7 +17,7 @@ if [ ! -x "$tool" ]; then
 	echo "demo: $tool is missing; run ./setup.sh demo" >&2
 	exit 1
 fi
-for f in train-images-idx3-ubyte.gz t10k-images-idx3-ubyte.gz; do
+for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz; do
 	if [ ! -f "$data/$f" ]; then
 		echo "demo: $data/$f is missing (Debian package dataset-fashion-mnist); run ./setup.sh demo" >&2
 		exit 1
@@ -27,12 +28,27 @@ rm -f "$db" "$db-lock"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "create a collection: 784 dimensions, euclidean, exact (flat) index"
-echo "\$ nvf-tool create $db --dim 784 --metric euclidean --index flat"
-"$tool" create "$db" --dim 784 --metric euclidean --index flat
+step "create a collection: 784 dimensions, euclidean, exact (flat) index, documents in zstd with a trained dictionary"
+echo "\$ nvf-tool create $db --dim 784 --metric euclidean --index flat --codec zstd-dict"
+"$tool" create "$db" --dim 784 --metric euclidean --index flat --codec zstd-dict
 
-step "import the 60,000 training images (IDX, gzip) in one transaction"
-"$tool" import "$db" "$data/train-images-idx3-ubyte.gz"
+step "one document a training image: its class label (IDX labels file) as JSON lines"
+/usr/bin/python3 - "$data/train-labels-idx1-ubyte.gz" "$work/labels.jsonl" <<'PY'
+import gzip, json, sys
+names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+raw = gzip.open(sys.argv[1]).read()
+assert raw[:4] == b"\x00\x00\x08\x01", "not an IDX uint8 vector"
+labels = raw[8:]
+with open(sys.argv[2], "w") as f:
+    for i, l in enumerate(labels):
+        f.write(json.dumps({"label": l, "class": names[l], "split": "train", "index": i}) + "\n")
+print(f"{len(labels)} documents in {sys.argv[2]}, e.g.", json.dumps({"label": labels[0], "class": names[labels[0]], "split": "train", "index": 0}))
+PY
+
+step "import the 60,000 training images (IDX, gzip) and their documents in one transaction"
+"$tool" import "$db" "$data/train-images-idx3-ubyte.gz" --meta "$work/labels.jsonl"
+echo "\$ nvf-tool meta get $db 0 --record"
+"$tool" meta get "$db" 0 --record
 
 step "the 10 nearest images of the first 3 test images"
 "$tool" search "$db" --query-file "$data/t10k-images-idx3-ubyte.gz" -k 10 --limit 3
@@ -66,6 +82,50 @@ assert len(exact) == len(graph)
 hits = sum(sum(1 for d in g["distances"] if d <= e["distances"][-1] * (1 + 1e-6)) for e, g in zip(exact, graph))
 print(f"recall@10 against the exact search: {hits / (10 * len(exact)):.4f}")
 PY
+
+step "tags and a document patch: each is one transaction, the vector and the graph untouched"
+"$tool" tag add "$db" 0 favourite reviewed
+"$tool" tag add "$db" 1 favourite
+"$tool" meta patch "$db" 0 '{"note": "first image", "split": null}'
+"$tool" meta get "$db" 0 --record
+
+step "a filtered search without a field index: the planner reads the documents"
+"$tool" search "$db" --query-file "$data/t10k-images-idx3-ubyte.gz" -k 5 --limit 2 \
+	--filter "class = 'Sneaker'" --explain
+
+step "a field index on class, then filters from common to rare, on all 10,000 queries"
+"$tool" field add "$db" class --type string
+"$tool" field add "$db" index --type int
+"$tool" field add "$db" tags --type tags
+for flt in "class = 'Sneaker'" "class IN ('Bag', 'Sandal') AND index < 6000" "class = 'Coat' AND index BETWEEN 1000 AND 1600" "tags CONTAINS 'favourite'"; do
+	echo "\$ nvf-tool search $db --query-file t10k-images -k 10 --filter \"$flt\" --explain"
+	start=$(date +%s.%N)
+	"$tool" search "$db" --query-file "$data/t10k-images-idx3-ubyte.gz" -k 10 --json --explain \
+		--filter "$flt" > "$work/filtered.jsonl"
+	end=$(date +%s.%N)
+	# Every result must pass the filter: checked against the labels file.
+	/usr/bin/python3 - "$work/filtered.jsonl" "$work/labels.jsonl" "$flt" "$start" "$end" <<'PY'
+import json, sys
+docs = [json.loads(l) for l in open(sys.argv[2])]
+rows = [json.loads(l) for l in open(sys.argv[1])]
+explain = rows.pop()["explain"]
+flt = sys.argv[3]
+def passes(i):
+    d = docs[i]
+    if flt.startswith("tags"):
+        return i in (0, 1)
+    if flt.startswith("class = 'Sneaker'"):
+        return d["class"] == "Sneaker"
+    if flt.startswith("class IN"):
+        return d["class"] in ("Bag", "Sandal") and i < 6000
+    return d["class"] == "Coat" and 1000 <= i <= 1600
+bad = sum(1 for r in rows for i in r["ids"] if not passes(i))
+n = sum(len(r["ids"]) for r in rows)
+print(f"  plan {explain['plan']}, {explain['estimate']} of {explain['records']} records pass ({explain['estimate_from']}); "
+      f"{len(rows)} queries in {float(sys.argv[5]) - float(sys.argv[4]):.2f} s (both cores), {n} results, {bad} failing the filter")
+assert bad == 0
+PY
+done
 
 step "reopen: what the file holds"
 "$tool" info "$db"
