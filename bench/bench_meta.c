@@ -67,17 +67,19 @@ int main(int argc, char **argv)
 		{"corpus", required_argument, NULL, 'c'},
 		{"dir", required_argument, NULL, 'd'},
 		{"get-ids", required_argument, NULL, 'g'},
+		{"only", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *corpus = NULL, *dir = ".", *getids = NULL;
+	const char *corpus = NULL, *dir = ".", *getids = NULL, *only = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': corpus = optarg; break;
 		case 'd': dir = optarg; break;
 		case 'g': getids = optarg; break;
+		case 'o': only = optarg; break; /* one system, for a profile */
 		default:
-			fprintf(stderr, "usage: bench_meta --corpus FILE.jsonl --dir DIR --get-ids IDS.npy\n");
+			fprintf(stderr, "usage: bench_meta --corpus FILE.jsonl --dir DIR --get-ids IDS.npy [--only SYSTEM]\n");
 			return 2;
 		}
 	}
@@ -123,6 +125,8 @@ int main(int argc, char **argv)
 		      {NVF_CODEC_ZSTD_DICT, 0, "nusterdb-zstd-dict-level3"}};
 	for (size_t ci = 0; ci < sizeof(codecs) / sizeof(codecs[0]); ci++) {
 		const char *sys = codecs[ci].name;
+		if (only && strcmp(only, sys) != 0)
+			continue;
 		char path[4200], lock[4300];
 		snprintf(path, sizeof(path), "%s/meta-%s.nvf", dir, sys);
 		snprintf(lock, sizeof(lock), "%s-lock", path);
@@ -159,7 +163,7 @@ int main(int argc, char **argv)
 		bench_emit("meta", sys, "debian-packages", "file_bytes_per_doc", (double)in.file_size / (double)ndocs, "bytes",
 			   "the whole file / documents");
 		snprintf(note, sizeof(note),
-			 "stored documents (compressed, 8-byte headers) + the dictionary (%u bytes) / documents; before "
+			 "stored documents (compressed, 1-9 byte headers) + the dictionary (%u bytes) / documents; before "
 			 "compression %.1f bytes",
 			 in.dict_bytes, (double)in.doc_raw_bytes / (double)ndocs);
 		bench_emit("meta", sys, "debian-packages", "bytes_per_doc",
