@@ -262,7 +262,7 @@ static void run_model(int metric, int index, uint64_t seed, int ntxn, int nops)
 					BAD(NVF_EINVAL, nvf_get(db, txn, present, v, DIM - 1));
 				break;
 			case 21: BAD(NVF_EINVAL, nvf_search(db, txn, v, DIM, 0, NULL, res, &nres)); break;
-			case 22: BAD(NVF_EINVAL, nvf_search(db, txn, v, DIM, m->count + 1, NULL, res, &nres)); break;
+			case 22: BAD(NVF_EINVAL, nvf_snapshot_create(db, txn, "s", "[1]", NULL)); break;
 			case 23: BAD(NVF_EINVAL, nvf_search(db, txn, nan_v, DIM, 1, NULL, res, &nres)); break;
 			case 24: {
 				/* Reindexing runs its own write transaction: this thread's is open. */

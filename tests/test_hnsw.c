@@ -306,6 +306,38 @@ START_TEST(test_update_relinks_the_node)
 }
 END_TEST
 
+/* k past the count: every record, exactly, from the graph collection too; an empty
+ * collection answers with nothing. The batch pads each query's tail with NVF_NO_ID. */
+START_TEST(test_k_past_the_count_returns_every_record)
+{
+	load_fashion();
+	nvf_db *db = create("kpast.nvf", (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
+	nvf_result res[40];
+	size_t n = 99;
+	ck_nvf(nvf_search(db, NULL, queries, dim, 5, NULL, res, &n));
+	tu_eq(n, 0);
+	ck_nvf(nvf_insert_batch(db, NULL, base, 30, dim, NULL, NULL));
+	ck_nvf(nvf_search(db, NULL, queries, dim, 40, NULL, res, &n));
+	tu_eq(n, 30);
+	nvf_result want[30];
+	size_t nw;
+	nvf_search_options ex = NVF_SEARCH_OPTIONS_INIT;
+	ex.exact = 1;
+	ck_nvf(nvf_search(db, NULL, queries, dim, 30, &ex, want, &nw));
+	tu_eq(nw, 30);
+	for (size_t i = 0; i < 30; i++)
+		tu_eq(res[i].id, want[i].id);
+	nvf_result batch[2 * 40];
+	ck_nvf(nvf_search_batch(db, NULL, queries, 2, dim, 40, NULL, batch));
+	for (size_t q = 0; q < 2; q++)
+		for (size_t i = 0; i < 40; i++)
+			ck_assert(i < 30 ? batch[q * 40 + i].id < 30 : batch[q * 40 + i].id == NVF_NO_ID);
+	for (size_t i = 0; i < 30; i++)
+		tu_eq(batch[i].id, want[i].id);
+	ck_nvf(nvf_db_close(db));
+}
+END_TEST
+
 START_TEST(test_random_operations_keep_the_graph_sound)
 {
 	/* A small collection, many transactions of inserts, updates and deletes, the
@@ -593,6 +625,7 @@ int main(void)
 	tcase_add_test(tc, test_delete_30_percent_keeps_recall);
 	tcase_add_test(tc, test_single_thread_build_is_deterministic);
 	tcase_add_test(tc, test_update_relinks_the_node);
+	tcase_add_test(tc, test_k_past_the_count_returns_every_record);
 	tcase_add_test(tc, test_random_operations_keep_the_graph_sound);
 	tcase_add_test(tc, test_every_metric_on_the_graph);
 	tcase_add_test(tc, test_reindex_flat_to_hnsw_and_back);

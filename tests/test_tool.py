@@ -517,10 +517,11 @@ def test_nan_imports_nothing(t, tmp_path, filled):
 def test_k_larger_than_count(t, tmp_path, filled):
     f = tmp_path / "q.fvecs"
     write_fvecs(f, make_data("f4", 5, 16))
-    t.run("search", filled, "-q", f, "-k", 50)
-    err = t.run("search", filled, "-q", f, "-k", 51, code=1).stderr
-    assert "51" in err and "50 records" in err
-    assert t.run("search", filled, "-q", f, "-k", 51, "--json", code=1).stdout == ""
+    # Past the count, every record, nearest first, exactly (even a huge k).
+    every = t.search(filled, f, 50)
+    assert all(sorted(r["ids"]) == list(range(50)) for r in every)
+    assert t.search(filled, f, 51) == every
+    assert t.search(filled, f, 10**6) == every
 
 
 # ---- check ----

@@ -272,17 +272,16 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
 	oo.flags = NVF_OPEN_RDONLY;
 	/* One read transaction for every query and filter: all see the same state, and
-	 * so does the check of k against the count. */
+	 * so does the bound of k by the count. */
 	if ((rc = nvf_db_open(&R.db, path, &oo)) != 0 || (rc = nvf_txn_begin(&R.txn, R.db, NVF_TXN_RDONLY)) != 0 ||
 	    (rc = nvf_db_info(R.db, R.txn, &info)) != 0) {
 		db_error(path, rc);
 		goto out;
 	}
 	R.info = &info;
-	if (R.k > info.count) {
-		error("-k %zu: the collection has %" PRIu64 " records", R.k, info.count);
-		goto out;
-	}
+	/* Past the count every record comes back: no buffer larger than that. */
+	if (R.k > info.count)
+		R.k = info.count ? (size_t)info.count : 1;
 	if (info.index != NVF_INDEX_HNSW && (R.so.ef_search || R.so.full_precision)) {
 		error("%s: --ef and --full-precision need an HNSW index; this collection is flat (exact)", path);
 		goto out;
@@ -357,7 +356,8 @@ const struct command cmd_search_def = { "search", cmd_search, "k nearest neighbo
 	  "search DB --query-file FILE -k K [options]\n"
 	  "\n"
 	  "  -q, --query-file FILE    queries, in any format import reads\n"
-	  "  -k, --k K                neighbours per query (1 to the collection's count)\n"
+	  "  -k, --k K                neighbours per query (at least 1; past the count,\n"
+	  "                           every record)\n"
 	  "      --format F           format of the query file (default: from the name)\n"
 	  "      --limit N            use only the first N queries\n"
 	  "      --threads N          search threads (default 0: all cores)\n"

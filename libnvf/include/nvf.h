@@ -299,7 +299,7 @@ typedef struct nvf_info {
 	uint64_t pages;          /**< pages in use */
 	uint64_t file_size;      /**< bytes */
 	uint64_t txnid;          /**< the committed state described */
-	uint64_t snapshots;      /**< named snapshots in the file (their API comes with a later version; nvf_check() already verifies them) */
+	uint64_t snapshots;      /**< named snapshots in the file (nvf_snapshot_list()) */
 	int doc_codec;           /**< NVF_CODEC_* */
 	int doc_codec_level;
 	uint32_t doc_max_bytes;
@@ -541,7 +541,8 @@ NVF_API int nvf_field_list(nvf_db *db, nvf_txn *txn, nvf_field_info **out, size_
  * Results are (id, distance) pairs, nearest first (ascending distance, ties by
  * ascending id). Distances are as nvf_distance() defines them: for similarity
  * metrics a smaller value means more similar (inner product reports -(a.b), cosine
- * 1 - cos). k must be 1..count (NVF_EINVAL otherwise).
+ * 1 - cos). k must be at least 1 (NVF_EINVAL otherwise); a search returns
+ * min(k, records) results, so a k past the count returns every record, exactly.
  *
  * Flat collections are searched exactly. HNSW collections are searched on the graph
  * (approximate: recall rises with ef_search) unless opts->exact. Range search is
@@ -656,9 +657,60 @@ NVF_API void nvf_free(void *p);
 
 /** @} */
 
-/** Result of nvf_check(). The snapshot fields count named snapshots: the format
- * keeps them (pinned committed states), and the calls that make them come with a
- * later version; in files without any they are 0. */
+/** @name Named snapshots
+ * A snapshot keeps a committed state readable under a name, at no copying cost: its
+ * record in the file pins that state's pages, which copy-on-write never overwrites.
+ * Creating, deleting and restoring one take time independent of the file's size
+ * (restore and delete also do free-space work proportional to what changed since
+ * the snapshot). A snapshot holds back only the pages it can see and nothing else.
+ * Names are 1 to 255 bytes, no '/' nor control bytes, not "." or "..".
+ * @{ */
+
+/** One snapshot, as nvf_snapshot_list() reports it. */
+typedef struct nvf_snapshot_info {
+	const char *name;     /**< its name (in the list's allocation) */
+	const char *doc;      /**< the JSON object describing it, or NULL */
+	uint64_t txnid;       /**< the committed state it keeps */
+	int64_t created_us;   /**< when it was made, UTC microseconds */
+	uint64_t count;       /**< records in that state */
+	uint64_t bytes_only;  /**< bytes of pages no other state (current, snapshot,
+			       * reader) can see: what deleting it frees */
+} nvf_snapshot_info;
+
+/**
+ * Name the last committed state (in txn: the state txn began from; its own changes
+ * are not in it until it commits).
+ * @param txn   a write transaction, or NULL for one of its own
+ * @param name  NULL: a generated one ("snapshot-N"), returned in *name_out
+ * @param doc   NULL, or a JSON object describing it (at most 16 KiB of text)
+ * @param[out] name_out  if not NULL, the name (free with nvf_free())
+ * @return 0; NVF_EEXIST (the name is taken); NVF_EINVAL (bad name or document);
+ *         NVF_EREADONLY (a read-only handle or transaction).
+ */
+NVF_API int nvf_snapshot_create(nvf_db *db, nvf_txn *txn, const char *name, const char *doc, char **name_out);
+
+/** Delete a snapshot: the pages only it kept become free once no reader sees them.
+ * @return 0 or NVF_ENOTFOUND. */
+NVF_API int nvf_snapshot_delete(nvf_db *db, nvf_txn *txn, const char *name);
+
+/** The snapshots, oldest first, in *out (one allocation: free with nvf_free()). */
+NVF_API int nvf_snapshot_list(nvf_db *db, nvf_txn *txn, nvf_snapshot_info **out, size_t *n);
+
+/** A read transaction on a snapshot: every read and search call works on it as on
+ * the state it keeps. @return 0 or NVF_ENOTFOUND. */
+NVF_API int nvf_txn_begin_snapshot(nvf_txn **out, nvf_db *db, const char *name);
+
+/**
+ * Make a snapshot's state the current one, as one new commit (in a write transaction
+ * of its own; the snapshot stays). Readers of the state it replaces keep reading it.
+ * @return 0; NVF_ENOTFOUND; NVF_EREADONLY; NVF_EBUSY (another write transaction).
+ */
+NVF_API int nvf_snapshot_restore(nvf_db *db, const char *name);
+
+/** @} */
+
+/** Result of nvf_check(). The snapshot fields count named snapshots (pinned
+ * committed states, nvf_snapshot_create()); in files without any they are 0. */
 typedef struct nvf_check_report {
 	uint64_t txnid;        /**< the committed state checked */
 	uint64_t pages_total;  /**< pages in use by the file (high-water mark) */

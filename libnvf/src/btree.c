@@ -255,6 +255,46 @@ int nvf__tree_get(nvf_txn *txn, const struct nvf_disk_tree *t, uint64_t key, nvf
 	return cell_val(txn, pg, c, out);
 }
 
+/* The page at `level` (1 = leaves) on the path to key in t, 0 if t is shallower:
+ * under copy-on-write a page belongs to a state iff it is where its smallest key
+ * leads at its level (restore and diff compare states this way). */
+int nvf__tree_page_at(nvf_txn *txn, const struct nvf_disk_tree *t, uint64_t key, int level, uint64_t *out)
+{
+	*out = 0;
+	if (t->root == 0 || t->depth < level)
+		return 0;
+	if (t->depth > NVF_MAX_DEPTH)
+		return nvf__corrupt(t->root, "tree depth %u", t->depth);
+	uint64_t pg = t->root;
+	const uint8_t *p;
+	int rc;
+	for (int l = t->depth; l > level; l--) {
+		if ((rc = tpage(txn, pg, NVF_PAGE_BRANCH, &p)) != 0)
+			return rc;
+		pg = ents(p)[branch_search(p, key)].child;
+	}
+	*out = pg;
+	return 0;
+}
+
+/* The smallest key under page pgno at `level`. */
+int nvf__tree_page_min(nvf_txn *txn, uint64_t pgno, int level, uint64_t *key)
+{
+	const uint8_t *p;
+	int rc;
+	for (; level > 1; level--) {
+		if ((rc = tpage(txn, pgno, NVF_PAGE_BRANCH, &p)) != 0)
+			return rc;
+		pgno = ents(p)[0].child;
+	}
+	if ((rc = tpage(txn, pgno, NVF_PAGE_LEAF, &p)) != 0)
+		return rc;
+	if (ph(p)->nkeys == 0)
+		return nvf__corrupt(pgno, "empty leaf inside a tree");
+	*key = cell_at(p, 0)->key;
+	return 0;
+}
+
 /* ---- copy-on-write ---- */
 
 static int touch(nvf_txn *txn, uint64_t pgno, uint16_t type, uint8_t **out, uint64_t *newpg)

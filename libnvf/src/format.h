@@ -144,7 +144,7 @@ struct nvf_disk_snapshot {
 };
 _Static_assert(sizeof(struct nvf_disk_snapshot) == 64, "snapshot record size");
 #define NVF_SNAPSHOT_NAME_MAX 255u
-#define NVF_SNAPSHOT_NOTE_MAX 512u
+#define NVF_SNAPSHOT_NOTE_MAX 16384u /* its JSON document */
 
 /* Lock file PATH-lock: shared memory, nothing durable. */
 #define NVF_LOCK_MAGIC UINT64_C(0x4b434f4c46564e) /* "NVFLOCK" */

@@ -284,6 +284,8 @@ typedef struct nvf_val {
 
 uint32_t nvf__tree_max_inline(const nvf_db *db);
 int nvf__tree_get(nvf_txn *txn, const struct nvf_disk_tree *t, uint64_t key, nvf_val *out);
+int nvf__tree_page_at(nvf_txn *txn, const struct nvf_disk_tree *t, uint64_t key, int level, uint64_t *out);
+int nvf__tree_page_min(nvf_txn *txn, uint64_t pgno, int level, uint64_t *key);
 int nvf__tree_put(nvf_txn *txn, struct nvf_disk_tree *t, uint64_t key, const void *data,
 		  uint64_t len, unsigned flags, uint8_t **reserve);
 int nvf__tree_del(nvf_txn *txn, struct nvf_disk_tree *t, uint64_t key);

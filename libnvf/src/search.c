@@ -82,9 +82,7 @@ static int check_k(const nvf_coll *c, size_t k)
 {
 	if (k == 0)
 		return nvf__err(NVF_EINVAL, "k must be at least 1");
-	if (k > c->idmap->d.count)
-		return nvf__err(NVF_EINVAL, "k = %zu exceeds the %llu records in the collection", k,
-				(unsigned long long)c->idmap->d.count);
+	(void)c; /* k past the count returns every record (the plan measures them all) */
 	return 0;
 }
 
@@ -164,7 +162,7 @@ static enum plan_kind choose(const nvf_coll *c, const nvf_search_options *o, con
 	if (!use_graph(c, o) || want == NVF_PLAN_EXACT)
 		return set ? PK_EXACT_SET : PK_EXACT;
 	if (!p->filtered)
-		return PK_GRAPH;
+		return k >= p->live ? PK_EXACT : PK_GRAPH; /* all of them: measure, don't walk */
 	if (want == NVF_PLAN_SCAN)
 		return !set ? PK_EXACT : walk_bytes(c, o) < 4.0 * c->cfg.dim ? PK_CODES_SET : PK_EXACT_SET;
 	if (want == NVF_PLAN_WALK)
