@@ -59,6 +59,7 @@ extern "C" {
 #define NVF_EBADTXN   (-1010) /**< the transaction failed earlier and can only be aborted (nvf_txn_status() gives the cause) */
 #define NVF_ENOTDB    (-1011) /**< the file is not an .nvf database (bad magic) */
 #define NVF_EBUSY     (-1012) /**< the operation conflicts with one in progress: a transaction of this handle still open, a lock file being rebuilt */
+#define NVF_ESTALE    (-1013) /**< the file was replaced by a compaction since this handle opened it: close the handle and open the path again */
 /** @} */
 
 /** Opaque handle of an open database file. Thread-safe: any number of threads may
@@ -706,6 +707,38 @@ NVF_API int nvf_txn_begin_snapshot(nvf_txn **out, nvf_db *db, const char *name);
  * @return 0; NVF_ENOTFOUND; NVF_EREADONLY; NVF_EBUSY (another write transaction).
  */
 NVF_API int nvf_snapshot_restore(nvf_db *db, const char *name);
+
+/** @} */
+
+/** @name Backup and compact
+ * Both copy a committed state with every named snapshot into a new file that holds
+ * only the pages those states reach (pages the states share stay shared), verifying
+ * every checksum on the way: a damaged file fails the copy with NVF_ECORRUPT and
+ * nothing is written under the final name. The new file is written beside the
+ * destination under a temporary name, synced, then put in place in one step, so a
+ * crash at any point leaves the old file whole and no half-written one.
+ * @{ */
+
+/**
+ * Hot backup: the last committed state (and the snapshots) into a new file at dest,
+ * compacted. Writers keep committing meanwhile (a read transaction pins the state);
+ * a read-only handle can back up.
+ * @return 0; NVF_EEXIST (dest exists: a backup never overwrites); -errno (e.g.
+ *         -ENOSPC, -ENOENT for a missing directory).
+ */
+NVF_API int nvf_db_backup(nvf_db *db, const char *dest);
+
+/**
+ * Compact in place: the file is rewritten without its free and pending pages and the
+ * copy renamed over it. Holds the write lock throughout (other writers wait or get
+ * NVF_ELOCKED). Afterwards every handle opened on the file before (this one too, and
+ * those of other processes) answers its next transaction with NVF_ESTALE: close it
+ * and open the path again. Transactions open during the compaction finish on the old
+ * file, unaffected.
+ * @return 0; NVF_EREADONLY; NVF_EBUSY (this handle's write transaction is open);
+ *         -errno (e.g. -ENOSPC: the old file is untouched).
+ */
+NVF_API int nvf_db_compact(nvf_db *db);
 
 /** @} */
 

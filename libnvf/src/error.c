@@ -23,6 +23,7 @@ const char *nvf_strerror(int code)
 	case NVF_EREADERS: return "reader table is full";
 	case NVF_EBADTXN: return "transaction failed earlier and can only be aborted";
 	case NVF_ENOTDB: return "not an nvf database file";
+	case NVF_ESTALE: return "stale handle: the file was compacted into a new one; close and open it again";
 	case NVF_EBUSY: return "busy: another operation is in progress (an open transaction of this handle, or a lock-file rebuild)";
 	default:
 		break;

@@ -157,7 +157,7 @@ struct nvf_lock_header {
 	uint32_t nslots;
 	uint64_t committed_txnid;  /* atomic: last commit published by a writer */
 	uint32_t next_handle;      /* atomic: handle ids for liveness locks */
-	uint32_t reserved0;
+	uint32_t generation;       /* atomic: bumped before and after a compaction renames the file */
 	uint8_t boot_id[40];       /* kernel boot id when the table was built */
 	uint8_t pad[56];
 };

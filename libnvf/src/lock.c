@@ -322,6 +322,16 @@ int nvf__lock_reader_pins(nvf_lockfile *lk, uint64_t **out, size_t *n)
 	return 0;
 }
 
+uint32_t nvf__lock_generation(const nvf_lockfile *lk)
+{
+	return __atomic_load_n(&lhdr(lk)->generation, __ATOMIC_SEQ_CST);
+}
+
+void nvf__lock_bump_generation(nvf_lockfile *lk)
+{
+	__atomic_fetch_add(&lhdr(lk)->generation, 1, __ATOMIC_SEQ_CST);
+}
+
 uint64_t nvf__lock_committed(const nvf_lockfile *lk)
 {
 	return __atomic_load_n(&lhdr(lk)->committed_txnid, __ATOMIC_SEQ_CST);

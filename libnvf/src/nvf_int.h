@@ -144,6 +144,8 @@ int nvf__lock_reader_pins(nvf_lockfile *lk, uint64_t **out, size_t *n);
 void nvf__lock_publish(nvf_lockfile *lk, uint64_t txnid);
 /* The last commit a writer published: readers never settle on an older state. */
 uint64_t nvf__lock_committed(const nvf_lockfile *lk);
+uint32_t nvf__lock_generation(const nvf_lockfile *lk);
+void nvf__lock_bump_generation(nvf_lockfile *lk);
 bool nvf__lock_same_boot(const nvf_lockfile *lk);
 
 /* Open flags for the raw page store (nvf_db_create() uses them; tests of the store
@@ -174,6 +176,7 @@ struct nvf_db {
 	uint64_t map_size_given; /* nvf_open_options.map_size as the caller gave it */
 	int durable_slot;       /* slot holding the newest durable meta (writer's view) */
 	uint64_t durable_txnid;
+	uint32_t generation;    /* the lock file's generation when this handle opened the file */
 	int forced_slot;        /* read-only handle after a failed unsynced state: read only this slot */
 	bool unsynced;          /* committed with NOSYNC since the last sync */
 	uint64_t file_pages;    /* file length in pages, as the writer last saw it */
@@ -254,6 +257,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 /* Meta records (pager.c). */
 int nvf__meta_read_best(nvf_db *db, struct nvf_disk_meta *out, int *slot, bool *other_ok);
 uint64_t nvf__meta_checksum(const struct nvf_disk_meta *m);
+uint64_t nvf__header_checksum(const struct nvf_disk_header *h);
 uint64_t nvf__page_checksum(const uint8_t *page, uint32_t psize);
 uint64_t nvf__extent_seed(uint64_t pgno, uint64_t txnid);
 uint64_t nvf__extent_checksum(const uint8_t *data, uint64_t npages, uint32_t psize, uint64_t pgno, uint64_t txnid);

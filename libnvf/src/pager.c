@@ -15,7 +15,7 @@
 
 #define DEFAULT_MAP_SIZE (UINT64_C(256) << 30)
 
-static uint64_t header_checksum(const struct nvf_disk_header *h)
+uint64_t nvf__header_checksum(const struct nvf_disk_header *h)
 {
 	return XXH3_64bits(h, offsetof(struct nvf_disk_header, checksum));
 }
@@ -49,7 +49,7 @@ static bool valid_page_size(uint32_t ps)
 
 static bool header_ok(const struct nvf_disk_header *h)
 {
-	return memcmp(h->magic, NVF_MAGIC, 8) == 0 && header_checksum(h) == h->checksum;
+	return memcmp(h->magic, NVF_MAGIC, 8) == 0 && nvf__header_checksum(h) == h->checksum;
 }
 
 static int meta_valid(const struct nvf_disk_meta *m, int slot)
@@ -99,7 +99,7 @@ static int create_file(const char *path, uint32_t psize, uint32_t hflags, const 
 	h.flags = hflags;
 	if (getrandom(h.file_id, sizeof(h.file_id), 0) != (ssize_t)sizeof(h.file_id))
 		memcpy(h.file_id, &h.created_ns, 8);
-	h.checksum = header_checksum(&h);
+	h.checksum = nvf__header_checksum(&h);
 	for (int slot = 0; slot < 2; slot++) {
 		uint8_t *pg = buf + (size_t)slot * psize;
 		memcpy(pg, &h, sizeof(h));
@@ -471,6 +471,16 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	free(lpath);
 	if (rc != 0)
 		goto fail;
+	/* A compaction bumps the generation before and after it renames the new file
+	 * into place. Read it now, then make sure the file we opened is still the one
+	 * at the path: if so, any later replacement changes the generation, and the
+	 * next transaction of this handle says so (NVF_ESTALE). */
+	db->generation = nvf__lock_generation(&db->lock);
+	struct stat now;
+	if (stat(path, &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+		rc = nvf__err(NVF_ESTALE, "%s was replaced while it was being opened", path);
+		goto fail;
+	}
 	rc = settle_nondurable(db, &m, &slot);
 	if (rc != 0)
 		goto fail;
@@ -505,7 +515,11 @@ fail:
 
 int nvf_db_open(nvf_db **out, const char *path, const nvf_open_options *opts)
 {
-	return nvf__db_open_io(out, path, opts, &nvf__io_posix);
+	/* A compaction that renamed the file under us: open the new one. */
+	int rc = NVF_ESTALE;
+	for (int tries = 0; tries < 5 && rc == NVF_ESTALE; tries++)
+		rc = nvf__db_open_io(out, path, opts, &nvf__io_posix);
+	return rc;
 }
 
 int nvf_db_sync(nvf_db *db)

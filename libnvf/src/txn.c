@@ -401,6 +401,9 @@ int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags)
 	bool rdonly = (flags & NVF_TXN_RDONLY) != 0;
 	if (!rdonly && db->rdonly)
 		return nvf__err(NVF_EREADONLY, "%s: write transaction on a read-only handle", db->path);
+	if (nvf__lock_generation(&db->lock) != db->generation)
+		return nvf__err(NVF_ESTALE, "%s was compacted into a new file since this handle opened it: close the handle and open the path again",
+				db->path);
 	nvf_txn *txn = calloc(1, sizeof(*txn));
 	if (!txn)
 		return nvf__err(-ENOMEM, "out of memory");
