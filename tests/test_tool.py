@@ -11,7 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 
-COMMANDS = ["create", "import", "search", "info", "check", "reindex", "meta", "tag", "field"]
+COMMANDS = ["create", "import", "search", "info", "check", "reindex", "meta", "tag", "field",
+            "snapshot", "compact", "backup"]
 
 
 @pytest.fixture(scope="session")
@@ -300,7 +301,7 @@ def test_format_option_overrides_the_name(t, tmp_path):
     write_fvecs(f, x)
     db = tmp_path / "f.nvf"
     t.run("create", db, "--dim", d)
-    err = t.run("import", db, f, code=1).stderr
+    err = t.run("import", db, f, code=3).stderr
     assert "format" in err
     t.run("import", db, f, "--format", "fvecs")
     assert t.info(db)["count"] == 20
@@ -313,7 +314,10 @@ def test_empty_file_imports_nothing(t, tmp_path):
     t.run("create", db, "--dim", 4)
     assert "imported 0 vectors" in t.run("import", db, f).stdout
     assert t.info(db)["count"] == 0
-    t.run("search", db, "-q", f, "-k", 1, code=1)  # k > count
+    q = tmp_path / "q.npy"
+    write_npy(q, make_data("f4", 2, 4))
+    assert t.search(db, q, 1) == [{"query": 0, "ids": [], "distances": []},
+                                  {"query": 1, "ids": [], "distances": []}]
 
 
 def test_create_settings_are_stored(t, tmp_path):
@@ -336,12 +340,12 @@ def test_create_settings_are_stored(t, tmp_path):
         t.run("create", p, "--dim", 5, "--metric", metric, "--index", "hnsw", "--quantize", q)
         assert t.info(p)["hnsw"]["quantize"] == want
     err = t.run("create", tmp_path / "q.nvf", "--dim", 5, "--metric", "manhattan", "--index", "hnsw",
-                "--quantize", "sq4", code=1).stderr
+                "--quantize", "sq4", code=3).stderr
     assert "manhattan" in err and not (tmp_path / "q.nvf").exists()
     # Out of the library's ranges: an error (exit 1), not a usage error.
-    t.run("create", tmp_path / "x.nvf", "--dim", 5, "--page-size", 1000, code=1)
-    t.run("create", tmp_path / "y.nvf", "--dim", 5, "--index", "hnsw", "--M", 1, code=1)
-    t.run("create", db, "--dim", 5, code=1)  # exists
+    t.run("create", tmp_path / "x.nvf", "--dim", 5, "--page-size", 1000, code=3)
+    t.run("create", tmp_path / "y.nvf", "--dim", 5, "--index", "hnsw", "--M", 1, code=3)
+    t.run("create", db, "--dim", 5, code=3)  # exists
 
 
 def test_hnsw_collection_searches_exactly_with_exact(t, tmp_path):
@@ -370,8 +374,8 @@ def test_missing_database_is_an_error(t, tmp_path):
     for args in (["info", tmp_path / "none.nvf"], ["check", tmp_path / "none.nvf"],
                  ["import", tmp_path / "none.nvf", f],
                  ["search", tmp_path / "none.nvf", "-q", f, "-k", 1]):
-        t.run(*args, code=1)
-    t.run("import", tmp_path / "none.nvf", tmp_path / "none.fvecs", code=1)
+        t.run(*args, code=3)
+    t.run("import", tmp_path / "none.nvf", tmp_path / "none.fvecs", code=3)
 
 
 # ---- malformed input leaves the collection as it was ----
@@ -389,7 +393,7 @@ def filled(t, tmp_path):
 
 def import_fails(t, db, f, *words):
     before = t.info(db)
-    err = t.run("import", db, f, "--batch", "4", code=1).stderr
+    err = t.run("import", db, f, "--batch", "4", code=3).stderr
     for w in words:
         assert w in err, f"{w!r} not in {err!r}"
     after = t.info(db)
@@ -492,7 +496,7 @@ def test_wrong_dimension_for_the_collection(t, tmp_path, filled):
     f = tmp_path / "d8.npy"
     write_npy(f, make_data("f4", 10, 8))
     import_fails(t, filled, f, "record 0", "dimension 8", "dimension 16")
-    err = t.run("search", filled, "-q", f, "-k", 3, code=1).stderr
+    err = t.run("search", filled, "-q", f, "-k", 3, code=3).stderr
     assert "dimension 8" in err
 
 
@@ -506,7 +510,7 @@ def test_nan_imports_nothing(t, tmp_path, filled):
     write_fvecs(tmp_path / "inf.fvecs", x)
     import_fails(t, filled, tmp_path / "inf.fvecs", "record 13", "infinite")
     # A query with a NaN is refused the same way.
-    assert "record 13" in t.run("search", filled, "-q", f, "-k", 3, code=1).stderr
+    assert "record 13" in t.run("search", filled, "-q", f, "-k", 3, code=3).stderr
     # Unless the collection allows them.
     db = tmp_path / "nf.nvf"
     t.run("create", db, "--dim", 16, "--allow-nonfinite")
@@ -604,11 +608,11 @@ def test_reindex_and_graph_search(t, tmp_path):
     assert_knn(t.search(db, q, k), data, queries, k)
     # A flat collection has no beam to tune: saying so is an error, not ignored.
     for opt in (["--ef", 50], ["--full-precision"]):
-        err = t.run("search", db, "-q", q, "-k", k, *opt, code=1).stderr
+        err = t.run("search", db, "-q", q, "-k", k, *opt, code=3).stderr
         assert "flat" in err and err.count("\n") == 1
     t.run("reindex", db, "--index", "flat", "--M", 4, code=2)
     t.run("reindex", db, "--index", "tree", code=2)
-    t.run("reindex", tmp_path / "missing.nvf", code=1)
+    t.run("reindex", tmp_path / "missing.nvf", code=3)
 
 
 def test_documents_tags_fields_and_filtered_search(t, tmp_path):
@@ -633,8 +637,8 @@ def test_documents_tags_fields_and_filtered_search(t, tmp_path):
     assert t.run("tag", "list", db, 7).stdout == "red\n"
     t.run("meta", "set", db, 8, "null")
     assert t.run("meta", "get", db, 8).stdout.strip() == "null"
-    t.run("meta", "set", db, 9, "[1]", code=1)
-    t.run("meta", "patch", db, 10, "{bad", code=1)
+    t.run("meta", "set", db, 9, "[1]", code=3)
+    t.run("meta", "patch", db, 10, "{bad", code=3)
 
     passing = np.array([i for i in range(n) if i % 10 == 3 and i != 8])
     true = brute_force(data[passing], queries)
@@ -665,9 +669,70 @@ def test_documents_tags_fields_and_filtered_search(t, tmp_path):
             assert len(r["ids"]) == k and all(i % 10 == 3 and i != 8 for i in r["ids"]), (plan, r)
     tagged = t.search(db, q, k, "--filter", "tags CONTAINS 'red'")
     assert [r["ids"] for r in tagged] == [[7]] * len(queries)
-    t.run("search", db, "--query-file", q, "-k", k, "--filter", "cls >", code=1)
+    t.run("search", db, "--query-file", q, "-k", k, "--filter", "cls >", code=3)
     t.run("search", db, "--query-file", q, "-k", k, "--plan", "bogus", *flt, code=2)
     t.run("search", db, "--query-file", q, "-k", k, "--plan", "scan", code=2)
     t.run("field", "drop", db, "cls")
     assert [x["path"] for x in json.loads(t.run("field", "list", db, "--json").stdout)] == ["tags"]
     assert t.search(db, q, k, "--exact", *flt) == before
+
+
+def test_snapshots_compact_and_backup(t, tmp_path):
+    # snapshot create/list/delete/restore, search --snapshot, compact, backup: each
+    # against what numpy holds; errors exit 3 with one line, usage errors 2.
+    n, d, k = 400, 8, 5
+    a = make_data("f4", n, d, 41)
+    b = make_data("f4", n, d, 42)
+    fa, fb, q, db = tmp_path / "a.npy", tmp_path / "b.npy", tmp_path / "q.npy", tmp_path / "s.nvf"
+    write_npy(fa, a)
+    write_npy(fb, b)
+    write_npy(q, a[:6])
+    t.run("create", db, "--dim", d)
+    t.run("import", db, fa)
+    out = t.run("snapshot", "create", db, "first", "--doc", '{"note": "a only"}').stdout
+    assert out.startswith(f"snapshot first of {db}: state ")
+    t.run("import", db, fb)  # ids n..2n-1
+    assert t.run("snapshot", "create", db).stdout.startswith(f"snapshot snapshot-2 of {db}")
+    snaps = json.loads(t.run("snapshot", "list", db, "--json").stdout)
+    assert [(s["name"], s["records"], s["doc"]) for s in snaps] == [
+        ("first", n, {"note": "a only"}), ("snapshot-2", 2 * n, None)]
+    assert "first" in t.run("snapshot", "list", db).stdout
+    both = np.vstack([a, b])
+    assert_knn(t.search(db, q, k, "--snapshot", "first"), a, a[:6], k)
+    assert_knn(t.search(db, q, k), both, a[:6], k)
+    t.run("search", db, "-q", q, "-k", k, "--snapshot", "nope", code=3)
+    # Restore: the current state becomes the first one; the snapshot stays.
+    assert t.run("snapshot", "restore", db, "first").stdout.startswith(f"restored {db} to snapshot first: {n} records")
+    assert t.info(db)["count"] == n
+    assert_knn(t.search(db, q, k), a, a[:6], k)
+    t.run("check", db)
+    # Compact and backup keep everything; the backup never overwrites.
+    before = t.run("check", "--json", db).stdout
+    size0 = db.stat().st_size
+    out = t.run("compact", db).stdout
+    assert out.startswith(f"compacted {db}: ")
+    assert db.stat().st_size < size0
+    rep = json.loads(t.run("check", "--json", db).stdout)
+    assert rep["ok"] and rep["pages_free"] == 0 and rep["snapshots"] == 2, rep
+    assert json.loads(before)["snapshots"] == 2
+    assert_knn(t.search(db, q, k, "--snapshot", "snapshot-2"), both, a[:6], k)
+    bk = tmp_path / "copy.nvf"
+    assert t.run("backup", db, bk).stdout.startswith(f"backed up {db} to {bk}: ")
+    t.run("check", bk)
+    assert_knn(t.search(bk, q, k), a, a[:6], k)
+    assert "already exists" in t.run("backup", db, bk, code=3).stderr
+    t.run("backup", db, tmp_path / "no" / "dir.nvf", code=3)
+    # Deleting, then the errors.
+    assert t.run("snapshot", "delete", db, "first").stdout == f"deleted snapshot first of {db}\n"
+    assert [s["name"] for s in json.loads(t.run("snapshot", "list", db, "--json").stdout)] == ["snapshot-2"]
+    assert 'no snapshot named "first"' in t.run("snapshot", "restore", db, "first", code=3).stderr
+    t.run("snapshot", "delete", db, "first", code=3)
+    t.run("snapshot", "create", db, "snapshot-2", code=3)
+    t.run("snapshot", "create", db, "x", "--doc", "[1]", code=3)
+    t.run("snapshot", "create", db, "a/b", code=3)
+    t.run("snapshot", "create", db, "x", "y", code=2)
+    t.run("snapshot", "frobnicate", db, code=2)
+    t.run("snapshot", "restore", db, code=2)
+    t.run("compact", tmp_path / "missing.nvf", code=3)
+    t.run("compact", code=2)
+    t.run("backup", db, code=2)

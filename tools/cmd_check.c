@@ -1,4 +1,4 @@
-/* nvf-tool check: every checksum and invariant, exit 1 on damage. */
+/* nvf-tool check: every checksum and invariant, exit 1 on damage (3 on other errors). */
 #include "tool.h"
 #include "vecfile.h"
 
@@ -17,8 +17,14 @@ static int cmd_check(const struct command *cmd, int argc, char **argv)
 	const char *path = json_and_db(argc, argv, &json);
 	nvf_db *db;
 	nvf_check_report r;
-	if (open_rdonly(path, &db) != 0)
-		return EXIT_FAILURE;
+	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
+	oo.flags = NVF_OPEN_RDONLY;
+	int orc = nvf_db_open(&db, path, &oo);
+	if (orc != 0) {
+		/* Damage that keeps the file from opening is damage too. */
+		db_error(path, orc);
+		return orc == NVF_ECORRUPT ? EXIT_DAMAGE : EXIT_ERROR;
+	}
 	memset(&r, 0, sizeof(r));
 	int rc = nvf_check(db, &r);
 	nvf_db_close(db);
@@ -45,7 +51,7 @@ static int cmd_check(const struct command *cmd, int argc, char **argv)
 		json_object_set_new(o, "first_bad_page",
 				    ok || r.first_bad_page == UINT64_MAX ? json_null() : juint(r.first_bad_page));
 		if (print_json(o) != 0)
-			return EXIT_FAILURE;
+			return EXIT_ERROR;
 	} else {
 		printf("%-16s%s\n", "path", path);
 		printf("%-16s%" PRIu64 "\n", "txnid", r.txnid);
@@ -58,8 +64,10 @@ static int cmd_check(const struct command *cmd, int argc, char **argv)
 		       r.warnings ? r.warning : "");
 		printf("%-16s%s%s\n", "result", ok ? "ok" : "DAMAGED: ", ok ? "" : r.problem);
 	}
-	if (!ok)
-		return error("%s: %s", path, r.problem[0] ? r.problem : why(rc));
+	if (!ok) {
+		error("%s: %s", path, r.problem[0] ? r.problem : why(rc));
+		return EXIT_DAMAGE;
+	}
 	return EXIT_SUCCESS;
 }
 

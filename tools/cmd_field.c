@@ -14,7 +14,7 @@ static int field_list(int argc, char **argv)
 	const char *path = json_and_db(argc, argv, &json);
 	nvf_db *db;
 	if (open_rdonly(path, &db) != 0)
-		return EXIT_FAILURE;
+		return EXIT_ERROR;
 	nvf_field_info *f = NULL;
 	size_t n = 0;
 	int rc = nvf_field_list(db, NULL, &f, &n);

@@ -354,7 +354,7 @@ static int cmd_import(const struct command *cmd, int argc, char **argv)
 	nvf_txn *txn = NULL;
 	uint64_t first_id = 0, last_id = 0, done = 0;
 	nvf_info info;
-	int rc, ret = EXIT_FAILURE;
+	int rc, ret = EXIT_ERROR;
 	/* One write transaction for the whole file: an error anywhere in it, even in
 	 * the last record, aborts it, and the collection is as it was. */
 	if ((rc = nvf_db_open(&db, path, NULL)) != 0 || (rc = nvf_txn_begin(&txn, db, 0)) != 0 ||

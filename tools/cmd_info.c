@@ -20,7 +20,7 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 	nvf_field_info *fields = NULL;
 	size_t nfields = 0;
 	if (open_rdonly(path, &db) != 0)
-		return EXIT_FAILURE;
+		return EXIT_ERROR;
 	/* One read transaction: the counts and the indexes of one state. */
 	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY);
 	if (rc == 0 && (rc = nvf_db_info(db, txn, &in)) == 0)
@@ -77,7 +77,7 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 		}
 		json_object_set_new(o, "fields", fs);
 		nvf_free(fields);
-		return print_json(o) ? EXIT_FAILURE : EXIT_SUCCESS;
+		return print_json(o) ? EXIT_ERROR : EXIT_SUCCESS;
 	}
 	printf("%-16s%s\n", "path", path);
 	printf("%-16s%" PRIu32 "\n", "dimension", in.dim);

@@ -63,7 +63,7 @@ static int meta_get(int argc, char **argv)
 	uint64_t id = parse_id(pos[1]);
 	nvf_db *db;
 	if (open_rdonly(pos[0], &db) != 0)
-		return EXIT_FAILURE;
+		return EXIT_ERROR;
 	char *out = NULL;
 	int rc = record ? nvf_record_json(db, NULL, id, vector ? NVF_RECORD_VECTOR : 0, &out)
 			: nvf_meta_get(db, NULL, id, &out);
@@ -174,7 +174,7 @@ static int cmd_tag(const struct command *cmd, int argc, char **argv)
 	int rc;
 	if (list) {
 		if (open_rdonly(path, &db) != 0)
-			return EXIT_FAILURE;
+			return EXIT_ERROR;
 		char *out = NULL;
 		rc = nvf_record_json(db, NULL, id, 0, &out);
 		nvf_db_close(db);

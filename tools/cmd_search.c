@@ -180,11 +180,12 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		{ "filter-file", required_argument, NULL, OPT_FILTER_FILE },
 		{ "explain", no_argument, NULL, OPT_EXPLAIN },
 		{ "plan", required_argument, NULL, OPT_PLAN },
+		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 		HELP_OPTION,
 		{ NULL, 0, NULL, 0 },
 	};
 	run R = {.so = NVF_SEARCH_OPTIONS_INIT, .format = VF_AUTO, .limit = UINT64_MAX};
-	const char *filter = NULL, *filter_file = NULL;
+	const char *filter = NULL, *filter_file = NULL, *snapshot = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, ":q:k:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -224,6 +225,9 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		case OPT_EXPLAIN:
 			R.explain = true;
 			break;
+		case OPT_SNAPSHOT:
+			snapshot = optarg;
+			break;
 		case OPT_PLAN: {
 			static const char *const plans[] = {"auto", "exact", "scan", "walk", "acorn"};
 			int p = -1;
@@ -258,7 +262,7 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 	FILE *ff = NULL;
 	char *line = NULL;
 	size_t cap = 0;
-	int rc, ret = EXIT_FAILURE;
+	int rc, ret = EXIT_ERROR;
 	double t0 = now();
 	/* A single filter that does not compile is an error before any work. */
 	if (filter && (rc = nvf_filter_compile(&f, filter)) != 0) {
@@ -273,7 +277,8 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 	oo.flags = NVF_OPEN_RDONLY;
 	/* One read transaction for every query and filter: all see the same state, and
 	 * so does the bound of k by the count. */
-	if ((rc = nvf_db_open(&R.db, path, &oo)) != 0 || (rc = nvf_txn_begin(&R.txn, R.db, NVF_TXN_RDONLY)) != 0 ||
+	if ((rc = nvf_db_open(&R.db, path, &oo)) != 0 ||
+	    (rc = snapshot ? nvf_txn_begin_snapshot(&R.txn, R.db, snapshot) : nvf_txn_begin(&R.txn, R.db, NVF_TXN_RDONLY)) != 0 ||
 	    (rc = nvf_db_info(R.db, R.txn, &info)) != 0) {
 		db_error(path, rc);
 		goto out;
@@ -370,6 +375,7 @@ const struct command cmd_search_def = { "search", cmd_search, "k nearest neighbo
 	  "      --filter-file FILE   one filter a line: every query runs with each\n"
 	  "      --explain            say what the planner chose: the estimate of matching\n"
 	  "                           records, the plan, nodes visited, distances computed\n"
+	  "      --snapshot NAME      search the state a named snapshot keeps\n"
 	  "      --plan P             how a filtered search runs: auto (the planner's\n"
 	  "                           choice), exact, scan (the passing records' 4-bit\n"
 	  "                           codes), walk or acorn (HNSW walks)\n"

@@ -31,7 +31,7 @@ __attribute__((format(printf, 1, 2))) int error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	return EXIT_FAILURE;
+	return EXIT_ERROR;
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) void usage_error(const char *fmt, ...)
@@ -98,7 +98,7 @@ void common_option(int c, char **argv)
 	switch (c) {
 	case OPT_HELP:
 		print_usage(current, stdout);
-		exit(fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+		exit(fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_ERROR);
 	case ':':
 		usage_error("option '%s' needs an argument", argv[optind - 1]);
 	case '?':
@@ -351,7 +351,7 @@ int check_record(const float *v, size_t dim, const nvf_info *info, const char *f
 
 static const struct command *const commands[] = {
 	&cmd_create_def, &cmd_import_def, &cmd_search_def, &cmd_info_def, &cmd_reindex_def, &cmd_check_def,
-	&cmd_meta_def, &cmd_tag_def, &cmd_field_def,
+	&cmd_meta_def, &cmd_tag_def, &cmd_field_def, &cmd_snapshot_def, &cmd_compact_def, &cmd_backup_def,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -384,7 +384,7 @@ static int finish(int status)
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "nvf-tool: %s%swriting the output: %s\n", current ? current->name : "",
 			current ? ": " : "", strerror(errno));
-		return EXIT_FAILURE;
+		return EXIT_ERROR;
 	}
 	return status;
 }

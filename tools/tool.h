@@ -12,7 +12,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Exit statuses (docs/TOOL.md): 0 done, 1 check found damage, 2 bad usage, 3 any
+ * other error (the one line on stderr says which). */
+#define EXIT_DAMAGE 1
 #define EXIT_USAGE 2
+#define EXIT_ERROR 3
 
 struct command {
 	const char *name;
@@ -23,11 +27,11 @@ struct command {
 
 /* The commands (each in its cmd_*.c). */
 extern const struct command cmd_create_def, cmd_import_def, cmd_search_def, cmd_info_def, cmd_reindex_def,
-	cmd_check_def, cmd_meta_def, cmd_tag_def, cmd_field_def;
+	cmd_check_def, cmd_meta_def, cmd_tag_def, cmd_field_def, cmd_snapshot_def, cmd_compact_def, cmd_backup_def;
 
 /* ---- messages ---- */
 
-/* One line on stderr, "nvf-tool: CMD: ...": returns EXIT_FAILURE. */
+/* One line on stderr, "nvf-tool: CMD: ...": returns EXIT_ERROR. */
 __attribute__((format(printf, 1, 2))) int error(const char *fmt, ...);
 /* Bad usage: one line on stderr, exit 2. */
 __attribute__((format(printf, 1, 2), noreturn)) void usage_error(const char *fmt, ...);
@@ -70,6 +74,8 @@ enum {
 	OPT_VECTOR,
 	OPT_DICT_SIZE,
 	OPT_PLAN,
+	OPT_DOC,
+	OPT_SNAPSHOT,
 };
 
 #define HELP_OPTION { "help", no_argument, NULL, OPT_HELP }

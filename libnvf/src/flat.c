@@ -329,9 +329,8 @@ int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq
 		}
 		return rc;
 	}
-	for (size_t i = 0; i < nq; i++)
-		nouts[i] = k;
-	/* The candidates' distances are recomputed directly at the end; keep a margin
+	/* nouts: min(k, live) each, set as each query's results are ranked. The
+	 * candidates' distances are recomputed directly at the end; keep a margin
 	 * so that rounding in the expansion cannot push a true neighbour out. */
 	size_t kk = 2 * k + 8;
 	uint64_t live = c->idmap->d.count;
@@ -370,6 +369,7 @@ int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq
 						nvf__topk_push(&fin, nvf__score_row(c, q, qn2[i], row), row_id(c, row));
 					}
 					nvf__topk_finish(&fin, c->cfg.metric);
+					nouts[q0 + i] = fin.n;
 				}
 			}
 		}
