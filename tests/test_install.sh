@@ -31,3 +31,20 @@ case "$cflags" in *"$dest"*) ;; *) echo "cflags do not point into the install ($
 "$cc" "$@" -o "$dest/quickstart" "$src/docs/examples/quickstart.c" $cflags $libs
 LD_LIBRARY_PATH=$libdir "$dest/quickstart" "$dest/quickstart.nvf"
 echo "installed library: built and ran docs/examples/quickstart.c"
+
+# The man page: `man nvf-tool` finds and renders it from the install, and it has a
+# section for every command `nvf-tool --help` lists. The bash completion is there
+# and parses.
+man1=$(find "$dest" -path '*/man1/nvf-tool.1')
+[ -n "$man1" ] || { echo "nvf-tool.1 was not installed"; exit 1; }
+mandir=$(dirname "$(dirname "$man1")")
+page=$(MANPATH=$mandir MANWIDTH=100 man nvf-tool 2>&1) || { echo "man nvf-tool failed: $page"; exit 1; }
+echo "$page" | grep -q "EXIT STATUS" || { echo "man nvf-tool: no EXIT STATUS section"; exit 1; }
+tool=$(find "$dest" -path '*/bin/nvf-tool')
+for cmd in $(LD_LIBRARY_PATH=$libdir "$tool" --help | sed -n '/^commands:/,/^$/p' | awk 'NF > 1 { print $1 }'); do
+	echo "$page" | grep -q "^ *$cmd " || { echo "man nvf-tool: no entry for the command $cmd"; exit 1; }
+done
+comp=$(find "$dest" -path '*/bash-completion/completions/nvf-tool')
+[ -n "$comp" ] || { echo "the bash completion was not installed"; exit 1; }
+bash -n "$comp" || { echo "the bash completion does not parse"; exit 1; }
+echo "installed man page (man nvf-tool) and bash completion"
