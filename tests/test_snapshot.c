@@ -74,6 +74,33 @@ static void check_state(nvf_db *db, nvf_txn *txn, const state *m, const char *wh
 	}
 }
 
+/* nvf_diff against the model's: added, removed, vector, document. */
+static void check_diff(nvf_db *db, nvf_txn *from, nvf_txn *to, const state *a, const state *b, const char *what)
+{
+	nvf_diff_entry *d;
+	size_t n;
+	ck_nvf(nvf_diff(db, from, to, &d, &n));
+	size_t j = 0;
+	for (uint64_t id = 0; id < IDS; id++) {
+		unsigned want = 0;
+		if (a->live[id] && !b->live[id])
+			want = NVF_DIFF_REMOVED;
+		else if (!a->live[id] && b->live[id])
+			want = NVF_DIFF_ADDED;
+		else if (a->live[id]) {
+			if (memcmp(a->vec[id], b->vec[id], sizeof(a->vec[id])) != 0)
+				want |= NVF_DIFF_VECTOR;
+			if (a->doc[id] != b->doc[id])
+				want |= NVF_DIFF_DOC;
+		}
+		unsigned got = j < n && d[j].id == id ? d[j++].what : 0;
+		tu_assert(got == want, "%s: diff of id %llu: 0x%x, the model says 0x%x", what, (unsigned long long)id, got,
+			  want);
+	}
+	tu_assert(j == n, "%s: diff has %zu entries past the model's", what, n - j);
+	nvf_free(d);
+}
+
 static void check_all(nvf_db *db, const state *cur, const snap *snaps, const char *what)
 {
 	check_state(db, NULL, cur, what);
@@ -90,6 +117,11 @@ static void check_all(nvf_db *db, const state *cur, const snap *snaps, const cha
 		char w[80];
 		snprintf(w, sizeof(w), "%s, snapshot %s", what, snaps[i].name);
 		check_state(db, st, &snaps[i].st, w);
+		nvf_txn *now;
+		ck_nvf(nvf_txn_begin(&now, db, NVF_TXN_RDONLY));
+		check_diff(db, st, now, &snaps[i].st, cur, w);
+		check_diff(db, now, st, cur, &snaps[i].st, w);
+		nvf_txn_abort(now);
 		nvf_txn_abort(st);
 		bool listed = false;
 		for (size_t j = 0; j < n; j++)

@@ -706,6 +706,17 @@ def test_snapshots_compact_and_backup(t, tmp_path):
     assert t.info(db)["count"] == n
     assert_knn(t.search(db, q, k), a, a[:6], k)
     t.run("check", db)
+    # diff: from the second snapshot to now, the second half was removed; a
+    # changed document shows as such.
+    assert t.run("snapshot", "diff", db, "first").stdout == "0 added, 0 removed, 0 changed\n"
+    t.run("meta", "set", db, 3, '{"x": 1}')
+    rows = [json.loads(x) for x in t.run("snapshot", "diff", db, "snapshot-2", "--json").stdout.splitlines()]
+    assert rows == [{"id": 3, "what": "changed", "vector": False, "doc": True}] + [
+        {"id": i, "what": "removed", "vector": False, "doc": False} for i in range(n, 2 * n)]
+    p = t.run("snapshot", "diff", db, "-", "snapshot-2")
+    assert p.stdout.splitlines()[:2] == ["changed  3 doc", f"added    {n}"]
+    t.run("snapshot", "diff", db, "nope", code=3)
+    t.run("meta", "set", db, 3, "null")
     # Compact and backup keep everything; the backup never overwrites.
     before = t.run("check", "--json", db).stdout
     size0 = db.stat().st_size

@@ -2,7 +2,8 @@
  *   snapshot create DB [NAME] [--doc JSON]
  *   snapshot list DB [--json]
  *   snapshot delete DB NAME
- *   snapshot restore DB NAME */
+ *   snapshot restore DB NAME
+ *   snapshot diff DB FROM [TO] */
 #include "tool.h"
 
 #include <inttypes.h>
@@ -129,21 +130,85 @@ static int snap_named(int argc, char **argv, bool restore)
 	return EXIT_SUCCESS;
 }
 
+/* FROM and TO: a snapshot's name, or "-" for the current state. */
+static int begin_state(nvf_db *db, const char *name, nvf_txn **t)
+{
+	if (strcmp(name, "-") == 0)
+		return nvf_txn_begin(t, db, NVF_TXN_RDONLY);
+	return nvf_txn_begin_snapshot(t, db, name);
+}
+
+static int snap_diff(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		HELP_OPTION,
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_JSON)
+			json = true;
+		else
+			common_option(c, argv);
+	}
+	if (argc - optind < 2)
+		usage_error("missing %s", argc - optind < 1 ? "DB" : "FROM");
+	if (argc - optind > 3)
+		usage_error("unexpected argument '%s'", argv[optind + 3]);
+	const char *path = argv[optind], *from = argv[optind + 1], *to = argc - optind == 3 ? argv[optind + 2] : "-";
+	nvf_db *db;
+	if (open_rdonly(path, &db) != 0)
+		return EXIT_ERROR;
+	nvf_txn *a = NULL, *b = NULL;
+	nvf_diff_entry *d = NULL;
+	size_t n = 0;
+	int rc = begin_state(db, from, &a);
+	if (rc == 0)
+		rc = begin_state(db, to, &b);
+	if (rc == 0)
+		rc = nvf_diff(db, a, b, &d, &n);
+	nvf_txn_abort(a);
+	nvf_txn_abort(b);
+	nvf_db_close(db);
+	if (rc != 0)
+		return db_error(path, rc);
+	uint64_t counts[4] = {0};
+	for (size_t i = 0; i < n; i++) {
+		const char *what = d[i].what & NVF_DIFF_ADDED ? "added" : d[i].what & NVF_DIFF_REMOVED ? "removed" : "changed";
+		counts[d[i].what & NVF_DIFF_ADDED ? 0 : d[i].what & NVF_DIFF_REMOVED ? 1 : 2]++;
+		bool v = d[i].what & NVF_DIFF_VECTOR, m = d[i].what & NVF_DIFF_DOC;
+		if (json)
+			printf("{\"id\": %" PRIu64 ", \"what\": \"%s\", \"vector\": %s, \"doc\": %s}\n", d[i].id, what,
+			       v ? "true" : "false", m ? "true" : "false");
+		else
+			printf("%-8s %" PRIu64 "%s%s\n", what, d[i].id, v ? " vector" : "", m ? " doc" : "");
+	}
+	nvf_free(d);
+	if (!json)
+		printf("%" PRIu64 " added, %" PRIu64 " removed, %" PRIu64 " changed\n", counts[0], counts[1],
+			counts[2]);
+	return EXIT_SUCCESS;
+}
+
 static int cmd_snapshot(const struct command *cmd, int argc, char **argv)
 {
 	(void)cmd;
-	static const char *const words[] = { "sub-command (create, list, delete or restore)", "create", "list", "delete",
-					     "restore", NULL };
+	static const char *const words[] = { "sub-command (create, list, delete, restore or diff)", "create", "list",
+					     "delete", "restore", "diff", NULL };
 	const char *w = sub_command(argc, argv, words);
 	if (strcmp(w, "create") == 0)
 		return snap_create(argc - 1, argv + 1);
 	if (strcmp(w, "list") == 0)
 		return snap_list(argc - 1, argv + 1);
+	if (strcmp(w, "diff") == 0)
+		return snap_diff(argc - 1, argv + 1);
 	return snap_named(argc - 1, argv + 1, strcmp(w, "restore") == 0);
 }
 
-const struct command cmd_snapshot_def = { "snapshot", cmd_snapshot, "Create, list, delete or restore named snapshots.",
-	  "snapshot create|list|delete|restore DB [NAME] [options]\n"
+const struct command cmd_snapshot_def = { "snapshot", cmd_snapshot, "Create, list, delete, restore or compare named snapshots.",
+	  "snapshot create|list|delete|restore|diff DB [NAME] [options]\n"
 	  "\n"
 	  "A snapshot keeps a committed state readable under a name, at no copying cost;\n"
 	  "it holds back only the pages that state can see. `search --snapshot NAME`\n"
@@ -158,4 +223,9 @@ const struct command cmd_snapshot_def = { "snapshot", cmd_snapshot, "Create, lis
 	  "  snapshot delete DB NAME  delete it (its pages become free)\n"
 	  "  snapshot restore DB NAME make its state the current one, as one commit (the\n"
 	  "                           snapshot stays)\n"
+	  "  snapshot diff DB FROM [TO] the ids that differ from state FROM to TO (a\n"
+	  "                           snapshot's name, or - for the current state, the\n"
+	  "                           default TO): added, removed, changed (vector, doc),\n"
+	  "                           then the counts\n"
+	  "      --json               one JSON object a line: {\"id\", \"what\", \"vector\", \"doc\"}\n"
 	  "  -h, --help               show this help\n" };

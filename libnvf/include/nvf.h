@@ -708,6 +708,30 @@ NVF_API int nvf_txn_begin_snapshot(nvf_txn **out, nvf_db *db, const char *name);
  */
 NVF_API int nvf_snapshot_restore(nvf_db *db, const char *name);
 
+/** @name nvf_diff_entry.what
+ * @{ */
+#define NVF_DIFF_ADDED 0x1u   /**< in `to`, not in `from` */
+#define NVF_DIFF_REMOVED 0x2u /**< in `from`, not in `to` */
+#define NVF_DIFF_VECTOR 0x4u  /**< in both, another vector */
+#define NVF_DIFF_DOC 0x8u     /**< in both, another document or other tags */
+/** @} */
+
+/** One id that differs between two states. */
+typedef struct nvf_diff_entry {
+	uint64_t id;
+	unsigned what; /**< NVF_DIFF_ADDED, _REMOVED, or _VECTOR and/or _DOC */
+} nvf_diff_entry;
+
+/**
+ * The ids that differ between two committed states, ascending, in *out (free with
+ * nvf_free()). Time is proportional to what changed between them, not to their size:
+ * the pages both states share are skipped.
+ * @param from, to  read transactions of this handle: nvf_txn_begin(NVF_TXN_RDONLY)
+ *                  for the current state, nvf_txn_begin_snapshot() for a snapshot
+ * @return 0; NVF_EINVAL (a write transaction, another handle's).
+ */
+NVF_API int nvf_diff(nvf_db *db, nvf_txn *from, nvf_txn *to, nvf_diff_entry **out, size_t *n);
+
 /** @} */
 
 /** @name Backup and compact
