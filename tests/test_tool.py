@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 COMMANDS = ["create", "import", "search", "info", "check", "reindex", "meta", "tag", "field",
-            "snapshot", "compact", "backup"]
+            "snapshot", "compact", "backup", "get", "put", "delete", "export"]
 
 
 @pytest.fixture(scope="session")
@@ -747,3 +747,76 @@ def test_snapshots_compact_and_backup(t, tmp_path):
     t.run("compact", tmp_path / "missing.nvf", code=3)
     t.run("compact", code=2)
     t.run("backup", db, code=2)
+
+
+def test_export_import_round_trip_and_records(t, tmp_path):
+    # export writes what import reads: vectors bit for bit (fvecs, npy), whole records
+    # (jsonl: ids, documents, tags); --filter and --snapshot choose the records; get,
+    # put and delete one record at a time, all or nothing.
+    n, d = 300, 12
+    x = make_data("f4", n, d, 51)
+    f, db = tmp_path / "x.npy", tmp_path / "e.nvf"
+    write_npy(f, x)
+    t.run("create", db, "--dim", d, "--codec", "lz4")
+    t.run("import", db, f)
+    t.run("snapshot", "create", db, "plain")
+    for i in range(0, n, 3):
+        t.run("meta", "set", db, i, json.dumps({"i": i, "third": True, "s": "é\"\\n"}))
+    t.run("tag", "add", db, 5, "five", "odd")
+    t.run("delete", db, 1, 2)
+    keep = [i for i in range(n) if i not in (1, 2)]
+    for fmt in ("fvecs", "npy", "jsonl"):
+        out = tmp_path / f"out.{fmt}"
+        assert t.run("export", db, out).stdout.startswith(f"exported {n - 2} records of {db} to {out}")
+        if fmt == "npy":
+            np.testing.assert_array_equal(np.load(out), x[keep])
+        back = tmp_path / f"back-{fmt}.nvf"
+        t.run("create", back, "--dim", d)
+        t.run("import", back, out)
+        again = tmp_path / f"again.{fmt}"
+        t.run("export", back, again)
+        if fmt == "jsonl":
+            assert again.read_bytes() == out.read_bytes()  # ids, vectors, documents, tags
+            rec = [json.loads(line) for line in out.read_text().splitlines()]
+            assert [r["id"] for r in rec] == keep
+            np.testing.assert_array_equal(np.array([r["vector"] for r in rec], dtype=np.float32), x[keep])
+            assert rec[1]["meta"] == {"i": 3, "third": True, "s": "é\"\\n"} and rec[3]["tags"] == ["five", "odd"]
+        else:
+            assert again.read_bytes() == out.read_bytes()
+    # --filter, --snapshot.
+    sel = tmp_path / "sel.jsonl"
+    t.run("export", db, sel, "--filter", "third = true AND i < 30")
+    assert [json.loads(line)["id"] for line in sel.read_text().splitlines()] == list(range(0, 30, 3))
+    old = tmp_path / "old.npy"
+    t.run("export", db, old, "--snapshot", "plain")
+    np.testing.assert_array_equal(np.load(old), x)
+    # Refusals: an existing file, an unknown format, gzip, a bad filter or snapshot.
+    t.run("export", db, sel, code=3)
+    t.run("export", db, tmp_path / "x.bin", code=2)
+    t.run("export", db, tmp_path / "x.fvecs.gz", code=2)
+    t.run("export", db, tmp_path / "y.jsonl", "--filter", "i >", code=3)
+    t.run("export", db, tmp_path / "y.jsonl", "--snapshot", "nope", code=3)
+    assert not (tmp_path / "y.jsonl").exists()
+    # get / put / delete.
+    r = json.loads(t.run("get", db, 5).stdout)
+    assert r["id"] == 5 and r["tags"] == ["five", "odd"] and np.array_equal(np.float32(r["vector"]), x[5])
+    assert "vector" not in json.loads(t.run("get", db, 5, "--no-vector").stdout)
+    v = [float(i) for i in range(d)]
+    assert t.run("put", db, 1000, "--vector", json.dumps(v), "--meta", '{"new": 1}', "--tags", "a,b").stdout \
+        == f"added record 1000 in {db}\n"
+    r = json.loads(t.run("get", db, 1000).stdout)
+    assert r["vector"] == v and r["meta"] == {"new": 1} and r["tags"] == ["a", "b"]
+    assert t.run("put", db, 1000, "--meta", "null", "--tags", "").stdout == f"updated record 1000 in {db}\n"
+    r = json.loads(t.run("get", db, 1000).stdout)
+    assert r["meta"] is None and r["tags"] == [] and r["version"] == 2
+    t.run("put", db, 2000, "--meta", "{}", code=3)           # a new id needs a vector
+    t.run("put", db, 1000, "--vector", "[1, 2]", code=3)     # wrong dimension
+    t.run("put", db, 1000, "--vector", json.dumps(v), "--meta", "[1]", code=3)  # bad document: nothing changes
+    assert json.loads(t.run("get", db, 1000).stdout)["version"] == 2
+    t.run("put", db, 1000, code=2)
+    t.run("get", db, 1, code=3)
+    t.run("delete", db, 1000, 99999, code=3)                   # all or nothing
+    t.run("get", db, 1000)
+    assert t.run("delete", db, 1000, 0).stdout == f"deleted 2 records from {db}\n"
+    t.run("get", db, 1000, code=3)
+    t.run("delete", db, code=2)

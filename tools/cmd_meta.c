@@ -12,11 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t parse_id(const char *arg)
-{
-	return parse_num("ID", arg, 0, UINT64_MAX - 1);
-}
-
 /* JSON given on the command line, or read from stdin for "-". */
 static char *json_arg(const char *arg)
 {

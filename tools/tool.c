@@ -110,6 +110,11 @@ void common_option(int c, char **argv)
 	}
 }
 
+uint64_t parse_id(const char *arg)
+{
+	return parse_num("ID", arg, 0, UINT64_MAX - 1);
+}
+
 const char *sub_command(int argc, char **argv, const char *const *words)
 {
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
@@ -352,6 +357,7 @@ int check_record(const float *v, size_t dim, const nvf_info *info, const char *f
 static const struct command *const commands[] = {
 	&cmd_create_def, &cmd_import_def, &cmd_search_def, &cmd_info_def, &cmd_reindex_def, &cmd_check_def,
 	&cmd_meta_def, &cmd_tag_def, &cmd_field_def, &cmd_snapshot_def, &cmd_compact_def, &cmd_backup_def,
+	&cmd_get_def, &cmd_put_def, &cmd_delete_def, &cmd_export_def,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -27,7 +27,8 @@ struct command {
 
 /* The commands (each in its cmd_*.c). */
 extern const struct command cmd_create_def, cmd_import_def, cmd_search_def, cmd_info_def, cmd_reindex_def,
-	cmd_check_def, cmd_meta_def, cmd_tag_def, cmd_field_def, cmd_snapshot_def, cmd_compact_def, cmd_backup_def;
+	cmd_check_def, cmd_meta_def, cmd_tag_def, cmd_field_def, cmd_snapshot_def, cmd_compact_def, cmd_backup_def,
+	cmd_get_def, cmd_put_def, cmd_delete_def, cmd_export_def;
 
 /* ---- messages ---- */
 
@@ -76,6 +77,8 @@ enum {
 	OPT_PLAN,
 	OPT_DOC,
 	OPT_SNAPSHOT,
+	OPT_VECTOR_ARG,
+	OPT_TAGS,
 };
 
 #define HELP_OPTION { "help", no_argument, NULL, OPT_HELP }
@@ -87,6 +90,8 @@ void common_option(int c, char **argv);
  * words[1..] (NULL-terminated) that argv[1] is; words[0] names them in messages.
  * -h or --help anywhere before "--" shows the command's help, as for the others. */
 const char *sub_command(int argc, char **argv, const char *const *words);
+/* A record id (0 to 2^64 - 2); anything else is a usage error. */
+uint64_t parse_id(const char *arg);
 /* A decimal number in [min, max]; anything else is a usage error. */
 uint64_t parse_num(const char *opt, const char *arg, uint64_t min, uint64_t max);
 /* The positional arguments: exactly n of them, named for the message. */
