@@ -46,7 +46,7 @@ int nvf__snapshot_find(nvf_txn *txn, const char *name, uint64_t *id, struct nvf_
 	for (rc = nvf__cursor_seek(&c, txn, &txn->snapshots, 0); rc == 0 && c.valid; rc = nvf__cursor_next(&c)) {
 		uint64_t key;
 		nvf_val v;
-		const char *nm;
+		const char *nm = NULL;
 		struct nvf_disk_snapshot r;
 		if ((rc = nvf__cursor_get(&c, &key, &v)) != 0 || (rc = rec_parse(&v, &r, &nm)) != 0)
 			return rc;
@@ -253,7 +253,7 @@ static int check_doc(const char *doc)
 int nvf_snapshot_create(nvf_db *db, nvf_txn *txn, const char *name, const char *doc, char **name_out)
 {
 	char gen[32];
-	bool own;
+	bool own = false;
 	int rc = check_doc(doc);
 	if (rc == 0 && name && (rc = valid_name(name)) != 0)
 		return rc;
@@ -288,7 +288,7 @@ int nvf_snapshot_create(nvf_db *db, nvf_txn *txn, const char *name, const char *
 
 int nvf_snapshot_delete(nvf_db *db, nvf_txn *txn, const char *name)
 {
-	bool own;
+	bool own = false;
 	int rc = name ? wenter(db, &txn, &own) : nvf__err(NVF_EINVAL, "NULL snapshot name");
 	if (rc != 0)
 		return rc;
@@ -343,7 +343,7 @@ int nvf_snapshot_list(nvf_db *db, nvf_txn *txn, nvf_snapshot_info **out, size_t 
 {
 	if (!out || !n)
 		return nvf__err(NVF_EINVAL, "nvf_snapshot_list: NULL output");
-	bool own;
+	bool own = false;
 	int rc = renter(db, &txn, &own);
 	if (rc != 0)
 		return rc;
@@ -385,7 +385,7 @@ int nvf_snapshot_list(nvf_db *db, nvf_txn *txn, nvf_snapshot_info **out, size_t 
 		uint64_t key;
 		nvf_val v;
 		struct nvf_disk_snapshot r;
-		const char *nm;
+		const char *nm = NULL;
 		if ((rc = nvf__cursor_get(&c, &key, &v)) != 0 || (rc = rec_parse(&v, &r, &nm)) != 0)
 			break;
 		info[i].name = str;
