@@ -185,7 +185,7 @@ static void snapshots(uint64_t n)
 static double cp_time(const char *src, const char *dst)
 {
 	unlink(dst);
-	char cmd[9000];
+	char cmd[3 * 4096 + 64];
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && sync -f '%s'", src, dst, dst);
 	double t0 = bench_now();
 	if (system(cmd) != 0) {
