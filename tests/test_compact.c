@@ -174,6 +174,28 @@ START_TEST(test_compact_keeps_everything_and_frees_the_rest)
 	tu_eq(before.nfull, N);
 	nvf_check_report r0, r1;
 	ck_nvf(nvf_check(db, &r0));
+	/* Statistics: every page in exactly one bucket, the graph's nodes all counted. */
+	nvf_stats st = {.version = NVF_STATS_VERSION};
+	ck_nvf(nvf_db_stats(db, &st));
+	tu_eq(st.pages_header + st.pages_system + st.pages_vectors + st.pages_ids + st.pages_graph +
+		      st.pages_documents + st.pages_fields + st.pages_free + st.pages_pending,
+	      st.pages_total);
+	tu_eq(st.pages_total, r0.pages_total);
+	tu_eq(st.pages_free, r0.pages_free);
+	tu_eq(st.pages_pending, r0.pages_pending);
+	tu_eq(st.records, N / 2);
+	tu_assert(st.pages_vectors > 0 && st.pages_graph > 0 && st.pages_documents > 0 && st.pages_fields > 0,
+		  "every kind of page");
+	uint64_t linked = 0, per = 0;
+	for (int i = 0; i < NVF_STATS_DEGREES; i++)
+		linked += st.hnsw_degree0[i];
+	for (uint32_t l = 0; l < st.hnsw_levels; l++)
+		per += st.hnsw_nodes_per_level[l];
+	tu_eq(linked, N / 2);
+	tu_eq(per, N / 2);
+	tu_assert(st.hnsw_levels >= 2, "levels %u", st.hnsw_levels);
+	st.version = 99;
+	ck_assert_int_eq(nvf_db_stats(db, &st), NVF_EINVAL);
 	uint64_t size0 = tu_file_size(path);
 
 	/* A read transaction open across the compaction finishes on the old file. */

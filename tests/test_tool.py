@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 COMMANDS = ["create", "import", "search", "info", "check", "reindex", "meta", "tag", "field",
-            "snapshot", "compact", "backup", "get", "put", "delete", "export"]
+            "snapshot", "compact", "backup", "get", "put", "delete", "export", "stats"]
 
 
 @pytest.fixture(scope="session")
@@ -820,3 +820,27 @@ def test_export_import_round_trip_and_records(t, tmp_path):
     assert t.run("delete", db, 1000, 0).stdout == f"deleted 2 records from {db}\n"
     t.run("get", db, 1000, code=3)
     t.run("delete", db, code=2)
+
+
+def test_stats(t, tmp_path):
+    # Pages by kind add up to the total; the graph's nodes and degrees; the recall
+    # self-check on the collection's own vectors (near 1 at the default ef here).
+    n, d = 1500, 16
+    f, db, flat = tmp_path / "x.npy", tmp_path / "h.nvf", tmp_path / "f.nvf"
+    write_npy(f, make_data("f4", n, d, 61))
+    t.run("create", db, "--dim", d, "--index", "hnsw")
+    t.run("import", db, f)
+    t.run("delete", db, 0, 1, 2)
+    s = json.loads(t.run("stats", db, "--json", "--sample", 50).stdout)
+    assert sum(s["pages"].values()) == s["pages_total"] == t.info(db)["pages"]
+    assert s["records"] == n - 3 and s["pages"]["vectors"] > 0 and s["pages"]["graph"] > 0
+    assert sum(s["hnsw_nodes_per_level"]) == n - 3 == sum(s["hnsw_degree0"])
+    assert s["recall_sample"] == 50 and 0.9 <= s["recall_at_10"] <= 1.0
+    text = t.run("stats", db).stdout
+    assert "self-check" in text and "graph levels" in text
+    t.run("create", flat, "--dim", d)
+    t.run("import", flat, f)
+    s = json.loads(t.run("stats", flat, "--json").stdout)
+    assert s["recall_at_10"] is None and s["hnsw_nodes_per_level"] == []
+    t.run("stats", flat, "--sample", "x", code=2)
+    t.run("stats", tmp_path / "none.nvf", code=3)

@@ -766,6 +766,39 @@ NVF_API int nvf_db_compact(nvf_db *db);
 
 /** @} */
 
+/** @name Statistics
+ * @{ */
+#define NVF_STATS_VERSION 1
+#define NVF_STATS_DEGREES 65 /**< buckets of nvf_stats.hnsw_degree0 */
+/** What nvf_db_stats() reports. Page counts are the current state's live pages by
+ * what they hold, then the free and pending ones: together they add up to
+ * pages_total. */
+typedef struct nvf_stats {
+	unsigned version;          /**< in: NVF_STATS_VERSION */
+	uint32_t page_size;
+	uint64_t txnid;            /**< the state described */
+	uint64_t records;
+	uint64_t pages_total;      /**< the file's pages in use (high-water mark) */
+	uint64_t pages_header;     /**< pages 0 and 1: header and meta records */
+	uint64_t pages_system;     /**< catalog, free-space and snapshot trees, configuration */
+	uint64_t pages_vectors;    /**< vectors and their norms */
+	uint64_t pages_ids;        /**< id map, row ids, free rows */
+	uint64_t pages_graph;      /**< HNSW links and the 4-bit copies beside them */
+	uint64_t pages_documents;  /**< record metadata, documents, tags, dictionaries */
+	uint64_t pages_fields;     /**< field indexes */
+	uint64_t pages_free;       /**< reusable now */
+	uint64_t pages_pending;    /**< freed, still visible to a reader or a snapshot */
+	uint64_t free_runs;        /**< FREE runs: many small ones mean fragmentation */
+	uint64_t largest_free_run; /**< pages */
+	uint32_t hnsw_levels;      /**< 0 for a flat collection or an empty graph */
+	uint64_t hnsw_nodes_per_level[24]; /**< nodes whose top level is l */
+	uint64_t hnsw_degree0[NVF_STATS_DEGREES]; /**< level-0 nodes by links (last: that many or more) */
+} nvf_stats;
+
+/** Describe the last committed state's pages and graph (reads every tree page). */
+NVF_API int nvf_db_stats(nvf_db *db, nvf_stats *out);
+/** @} */
+
 /** Result of nvf_check(). The snapshot fields count named snapshots (pinned
  * committed states, nvf_snapshot_create()); in files without any they are 0. */
 typedef struct nvf_check_report {

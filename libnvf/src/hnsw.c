@@ -1583,3 +1583,25 @@ int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
 	*bad_row = UINT64_MAX;
 	return 0;
 }
+
+/* ---- statistics (nvf_db_stats) ---- */
+
+int nvf__hnsw_stats(nvf_txn *txn, nvf_coll *c, uint32_t *levels, uint64_t *per_level, size_t nlevels,
+		    uint64_t *degree0, size_t ndeg)
+{
+	(void)txn;
+	nvf_hnsw *g = c->hnsw;
+	if (!g)
+		return 0;
+	*levels = g->h.entry == NVF_HNSW_NO_ENTRY ? 0 : g->h.max_level + 1;
+	for (size_t l = 0; l < nlevels && l < NVF_HNSW_MAX_LEVEL; l++)
+		per_level[l] = g->h.per_level[l];
+	uint64_t rows = nvf__array_rows(g->g0);
+	for (uint64_t r = 0; r < rows; r++) {
+		const struct nvf_hnsw_node0 *z = node0(g, r);
+		if (!(z->flags & NVF_HNSW_LINKED))
+			continue;
+		degree0[z->n < ndeg ? z->n : ndeg - 1]++;
+	}
+	return nvf__arrays_err(txn);
+}

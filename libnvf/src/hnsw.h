@@ -67,6 +67,11 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n);
  * (from the new position) after. */
 int nvf__hnsw_detach(nvf_txn *txn, nvf_coll *c, uint64_t row);
 int nvf__hnsw_attach(nvf_txn *txn, nvf_coll *c, uint64_t row);
+/* Levels in use, nodes whose top level is each level, and level-0 nodes by their
+ * number of links (the last bucket counts ndeg - 1 and more). */
+int nvf__hnsw_stats(nvf_txn *txn, nvf_coll *c, uint32_t *levels, uint64_t *per_level, size_t nlevels,
+		    uint64_t *degree0, size_t ndeg);
+
 /* Write back the graph record if it changed (before commit). */
 int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c);
 
