@@ -357,7 +357,7 @@ int check_record(const float *v, size_t dim, const nvf_info *info, const char *f
 static const struct command *const commands[] = {
 	&cmd_create_def, &cmd_import_def, &cmd_search_def, &cmd_info_def, &cmd_reindex_def, &cmd_check_def,
 	&cmd_meta_def, &cmd_tag_def, &cmd_field_def, &cmd_snapshot_def, &cmd_compact_def, &cmd_backup_def,
-	&cmd_get_def, &cmd_put_def, &cmd_delete_def, &cmd_export_def, &cmd_stats_def,
+	&cmd_get_def, &cmd_put_def, &cmd_delete_def, &cmd_export_def, &cmd_stats_def, &cmd_inspect_def,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

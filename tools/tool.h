@@ -28,7 +28,7 @@ struct command {
 /* The commands (each in its cmd_*.c). */
 extern const struct command cmd_create_def, cmd_import_def, cmd_search_def, cmd_info_def, cmd_reindex_def,
 	cmd_check_def, cmd_meta_def, cmd_tag_def, cmd_field_def, cmd_snapshot_def, cmd_compact_def, cmd_backup_def,
-	cmd_get_def, cmd_put_def, cmd_delete_def, cmd_export_def, cmd_stats_def;
+	cmd_get_def, cmd_put_def, cmd_delete_def, cmd_export_def, cmd_stats_def, cmd_inspect_def;
 
 /* ---- messages ---- */
 
