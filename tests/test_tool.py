@@ -872,3 +872,60 @@ def test_inspect(t, tmp_path, filled):
     t.run("inspect", tmp_path / "none.nvf", code=3)
     (tmp_path / "text.nvf").write_text("hello, not a database at all" * 10)
     assert "bad magic" in t.run("inspect", tmp_path / "text.nvf", code=3).stderr
+
+
+def run_on_pty(tool, *args):
+    """Run nvf-tool with stderr on a pseudo-terminal (stdout a pipe); return (exit
+    status, stdout, what the terminal received)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    p = subprocess.Popen([tool, *map(str, args)], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    term = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 30)
+        if not r:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        term += chunk
+    out = p.stdout.read()
+    p.wait(timeout=60)
+    os.close(master)
+    return p.returncode, out.decode(), term.decode(errors="replace")
+
+
+def test_progress_only_on_a_terminal(t, tmp_path):
+    # On a terminal: a progress line (redrawn with \r, cleared at the end); not on a
+    # pipe (every other test checks stderr is empty); never with --quiet.
+    n, d = 6000, 32
+    f, db = tmp_path / "x.npy", tmp_path / "p.nvf"
+    write_npy(f, make_data("f4", n, d, 71))
+    t.run("create", db, "--dim", d)
+    rc, out, term = run_on_pty(t.path, "import", db, f)
+    assert rc == 0 and out.startswith(f"imported {n} vectors"), (out, term)
+    assert "\r" in term and "import:" in term and f"of {n} records" in term, repr(term)
+    assert term.endswith("\r\033[K"), repr(term[-40:])
+    for cmd in (["export", db, tmp_path / "x.jsonl"], ["check", db], ["compact", db],
+                ["backup", db, tmp_path / "b.nvf"], ["reindex", db, "--index", "hnsw"]):
+        rc, out, term = run_on_pty(t.path, *cmd)
+        assert rc == 0, (cmd, out, term)
+        assert f"{cmd[0]}:" in term and "\r" in term, (cmd, repr(term))
+    rc, out, term = run_on_pty(t.path, "export", db, tmp_path / "y.jsonl", "--quiet")
+    assert rc == 0 and term == "" and out.startswith("exported"), repr(term)
+    rc, out, term = run_on_pty(t.path, "--quiet", "check", db)
+    assert rc == 0 and term == "", repr(term)
+    # An error on a terminal: the progress line is cleared, then the one-line error.
+    bad = tmp_path / "bad.npy"
+    x = make_data("f4", 12000, d, 72)
+    x[11000, 3] = np.nan
+    write_npy(bad, x)
+    rc, out, term = run_on_pty(t.path, "import", db, bad)
+    assert rc == 3, (out, term)
+    last = term.split("\r\033[K")[-1]
+    assert last.startswith("nvf-tool: import: ") and "record 11000" in last and last.count("\n") == 1, repr(term[-200:])

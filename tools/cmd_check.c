@@ -26,7 +26,9 @@ static int cmd_check(const struct command *cmd, int argc, char **argv)
 		return orc == NVF_ECORRUPT ? EXIT_DAMAGE : EXIT_ERROR;
 	}
 	memset(&r, 0, sizeof(r));
+	progress_watch *w = progress_watch_start("check", NULL, 0);
 	int rc = nvf_check(db, &r);
+	progress_watch_stop(w);
 	nvf_db_close(db);
 	/* Damage is reported in full; anything else (I/O, memory) is just an error. */
 	if (rc != 0 && rc != NVF_ECORRUPT)

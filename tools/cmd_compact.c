@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static uint64_t file_size(const char *path)
 {
@@ -32,7 +33,12 @@ static int cmd_compact(const struct command *cmd, int argc, char **argv)
 		return db_error(pos[0], rc);
 	uint64_t before = file_size(pos[0]);
 	double t0 = now();
+	/* The copy grows under PATH.compact-PID (FORMAT.md §9): its size is the progress. */
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.compact-%ld", pos[0], (long)getpid());
+	progress_watch *w = progress_watch_start("compact", tmp, before);
 	rc = nvf_db_compact(db);
+	progress_watch_stop(w);
 	double t = now() - t0;
 	nvf_db_close(db); /* stale after a compaction: nothing to report */
 	if (rc != 0)
@@ -59,7 +65,11 @@ static int cmd_backup(const struct command *cmd, int argc, char **argv)
 	if (open_rdonly(pos[0], &db) != 0)
 		return EXIT_ERROR;
 	double t0 = now();
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.backup-%ld", pos[1], (long)getpid());
+	progress_watch *w = progress_watch_start("backup", tmp, file_size(pos[0]));
 	int rc = nvf_db_backup(db, pos[1]);
+	progress_watch_stop(w);
 	double t = now() - t0;
 	nvf_db_close(db);
 	if (rc != 0)

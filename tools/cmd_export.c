@@ -108,7 +108,10 @@ static int cmd_export(const struct command *cmd, int argc, char **argv)
 	float *v = malloc((size_t)info.dim * sizeof(float));
 	int wrc = format == VF_NPY ? npy_header(f, n, info.dim) : 0;
 	int32_t d32 = (int32_t)info.dim;
+	progress pr;
+	progress_start(&pr, "export", "records", n);
 	for (size_t i = 0; i < n && rc == 0 && wrc == 0; i++) {
+		progress_update(&pr, i);
 		if (format != EX_JSONL) {
 			if ((rc = nvf_get(db, txn, ids[i], v, info.dim)) != 0)
 				break;
@@ -137,6 +140,7 @@ static int cmd_export(const struct command *cmd, int argc, char **argv)
 		wrc = !line || fputs(line, f) == EOF || fputc('\n', f) == EOF ? -1 : 0;
 		free(line);
 	}
+	progress_end(&pr);
 	free(v);
 	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0)
 		wrc = -1;

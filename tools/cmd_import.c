@@ -146,7 +146,10 @@ static int import_jsonl(nvf_db *db, nvf_txn *txn, const nvf_info *info, const ch
 		error("out of memory for a batch of %zu records", b.cap);
 		goto out;
 	}
+	progress pr;
+	progress_start(&pr, "import", "records", 0);
 	while ((r = lines_next(&l, &text)) == 1) {
+		progress_update(&pr, *done + b.n);
 		if (!*text)
 			continue; /* blank lines separate nothing: skip them */
 		json_error_t e;
@@ -200,6 +203,7 @@ static int import_jsonl(nvf_db *db, nvf_txn *txn, const nvf_info *info, const ch
 	}
 	if (r == 0 && jbatch_flush(db, txn, info, &b, with_ids == 1, file, done, first, last) == 0)
 		ret = 0;
+	progress_end(&pr);
 out:
 	for (size_t i = 0; b.objs && i <= b.n && i < b.cap; i++)
 		json_decref(b.objs[i]);
@@ -242,7 +246,11 @@ static int import_vectors(nvf_db *db, nvf_txn *txn, const nvf_info *info, const 
 		error("out of memory for a batch of %zu vectors of dimension %zu", batch, dim);
 		goto out;
 	}
+	progress pr;
+	int64_t total = vecfile_count(vf);
+	progress_start(&pr, "import", "records", total > 0 ? (uint64_t)total : 0);
 	for (bool eof = dim == 0; !eof;) {
+		progress_update(&pr, *done);
 		size_t n = 0;
 		while (n < batch) {
 			uint64_t rec = vecfile_record(vf);
@@ -284,6 +292,7 @@ static int import_vectors(nvf_db *db, nvf_txn *txn, const nvf_info *info, const 
 		*last = ids[n - 1];
 		*done += n;
 	}
+	progress_end(&pr);
 	if (metafile) {
 		const char *text;
 		int r = lines_next(&ml, &text);

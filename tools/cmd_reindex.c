@@ -33,7 +33,9 @@ static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 		return db_error(pos[0], rc);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	progress_watch *w = progress_watch_start("reindex", NULL, 0);
 	rc = nvf_reindex(db, &o);
+	progress_watch_stop(w);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	nvf_info info;
 	if (rc == 0)

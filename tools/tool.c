@@ -14,18 +14,26 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The subcommand running, for the prefix of messages. */
 static const struct command *current;
 
 /* ---- messages ---- */
 
+bool quiet;
+static progress *active; /* the line on screen, cleared before an error is printed */
+
 __attribute__((format(printf, 1, 2))) int error(const char *fmt, ...)
 {
 	va_list ap;
 	/* stdout is fully buffered: show what came before the error first. */
 	fflush(stdout);
+	if (active)
+		progress_end(active);
 	fprintf(stderr, "nvf-tool: %s%s", current ? current->name : "", current ? ": " : "");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -108,6 +116,134 @@ void common_option(int c, char **argv)
 	default:
 		usage_error("option %d not handled", c); /* a bug in the option tables */
 	}
+}
+
+/* ---- progress ---- */
+
+
+
+static void draw(const progress *p, uint64_t done, double t)
+{
+	char line[200];
+	double rate = t > 0 ? (double)done / t : 0;
+	int n;
+	if (p->total) {
+		double left = rate > 0 && done < p->total ? (double)(p->total - done) / rate : 0;
+		n = snprintf(line, sizeof(line), "%s: %3.0f%% %" PRIu64 " of %" PRIu64 " %s, %.0f/s, ETA %.0f s", p->what,
+			     100.0 * (double)done / (double)p->total, done, p->total, p->unit, rate, left);
+	} else {
+		n = snprintf(line, sizeof(line), "%s: %" PRIu64 " %s, %.0f/s, %.1f s", p->what, done, p->unit, rate, t);
+	}
+	if (n > 0)
+		fprintf(stderr, "\r\033[K%s", line);
+}
+
+void progress_start(progress *p, const char *what, const char *unit, uint64_t total)
+{
+	p->what = what;
+	p->unit = unit;
+	p->total = total;
+	p->t0 = now();
+	p->last = 0;
+	p->on = !quiet && isatty(STDERR_FILENO);
+	if (p->on) {
+		active = p;
+		draw(p, 0, 0);
+	}
+}
+
+void progress_update(progress *p, uint64_t done)
+{
+	if (!p->on)
+		return;
+	double t = now();
+	if (t - p->last < 0.1 && !(p->total && done >= p->total))
+		return;
+	p->last = t;
+	draw(p, done, t - p->t0);
+}
+
+void progress_end(progress *p)
+{
+	if (p->on)
+		fputs("\r\033[K", stderr);
+	p->on = false;
+	if (active == p)
+		active = NULL;
+}
+
+struct progress_watch {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, started;
+	const char *what;
+	char *file;
+	uint64_t total;
+};
+
+static void *watch_run(void *arg)
+{
+	progress_watch *w = arg;
+	double t0 = now();
+	pthread_mutex_lock(&w->mu);
+	/* At least once, however short the call: the terminal sees what ran. */
+	for (bool first = true; first || !w->stop; first = false) {
+		double t = now() - t0;
+		struct stat st;
+		if (w->file && w->total && stat(w->file, &st) == 0) {
+			double done = (double)st.st_size, rate = t > 0 ? done / t : 0;
+			fprintf(stderr, "\r\033[K%s: %3.0f%% %.1f of %.1f MB, %.0f MB/s, ETA %.0f s", w->what,
+				100.0 * done / (double)w->total, done / 1e6, (double)w->total / 1e6, rate / 1e6,
+				rate > 0 && done < (double)w->total ? ((double)w->total - done) / rate : 0.0);
+		} else {
+			fprintf(stderr, "\r\033[K%s: %.1f s", w->what, t);
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (!w->stop)
+			pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+	}
+	pthread_mutex_unlock(&w->mu);
+	fputs("\r\033[K", stderr);
+	return NULL;
+}
+
+progress_watch *progress_watch_start(const char *what, const char *file, uint64_t total)
+{
+	progress_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->what = what;
+	w->file = file ? strdup(file) : NULL;
+	w->total = total;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (!quiet && isatty(STDERR_FILENO))
+		w->started = pthread_create(&w->th, NULL, watch_run, w) == 0;
+	return w;
+}
+
+void progress_watch_stop(progress_watch *w)
+{
+	if (!w)
+		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->th, NULL);
+	}
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w->file);
+	free(w);
 }
 
 uint64_t parse_id(const char *arg)
@@ -381,7 +517,10 @@ static void print_main_usage(void)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		printf("  %-8s %s\n", commands[i]->name, commands[i]->summary);
 	printf("\n"
-	       "Errors are one line on stderr with exit status 1; bad usage exits with 2.\n");
+	       "Long commands (import, export, reindex, check, compact, backup) show their\n"
+	       "progress on a terminal; --quiet, anywhere, turns that off.\n"
+	       "Exit status: 0 done, 1 check found damage, 2 bad usage, 3 any other error\n"
+	       "(one line on stderr).\n");
 }
 
 static int finish(int status)
@@ -401,6 +540,19 @@ int main(int argc, char **argv)
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
 	opterr = 0;
 
+	/* --quiet anywhere before "--": taken out, as if it were not there. */
+	int k = 1;
+	bool dashdash = false;
+	for (int i = 1; i < argc; i++) {
+		if (!dashdash && strcmp(argv[i], "--quiet") == 0) {
+			quiet = true;
+			continue;
+		}
+		dashdash = dashdash || strcmp(argv[i], "--") == 0;
+		argv[k++] = argv[i];
+	}
+	argc = k;
+	argv[argc] = NULL;
 	if (argc < 2)
 		usage_error("missing command");
 	const char *a = argv[1];

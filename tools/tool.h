@@ -120,6 +120,30 @@ void check_index_options(const nvf_index_options *o, bool hnsw_params);
 /* " (M 16, ef_construction 200, ...)" for an HNSW collection, nothing for flat. */
 void print_hnsw(const nvf_info *in);
 
+/* ---- progress on a terminal ---- */
+
+/* --quiet (anywhere on the command line): no progress even on a terminal. */
+extern bool quiet;
+
+/* A progress line on stderr, redrawn at most ten times a second, only when stderr is
+ * a terminal and not --quiet: "import: 45% 27000 of 60000 records, 52000/s, ETA 1 s".
+ * total 0: unknown (count and rate only). Cleared at the end. */
+typedef struct progress {
+	const char *what, *unit;
+	uint64_t total;
+	double t0, last;
+	bool on;
+} progress;
+void progress_start(progress *p, const char *what, const char *unit, uint64_t total);
+void progress_update(progress *p, uint64_t done);
+void progress_end(progress *p);
+
+/* Around one blocking library call: a thread redraws the elapsed time, and if file is
+ * not NULL, its size growing toward total bytes (a compaction's or backup's copy). */
+typedef struct progress_watch progress_watch;
+progress_watch *progress_watch_start(const char *what, const char *file, uint64_t total);
+void progress_watch_stop(progress_watch *w);
+
 /* ---- databases and output ---- */
 
 int open_rdonly(const char *path, nvf_db **db);
