@@ -4,7 +4,8 @@
 # into a .nvf file with nvf-tool, then exact searches with the 10,000 test images, an
 # HNSW graph built into the same file and searched, its recall against the exact
 # results, a field index and filtered searches (the planner explains its choice),
-# tags, a reopen, a check, and what it all cost.
+# tags, a named snapshot searched after a delete, its diff and restore, compact,
+# backup, statistics, a reopen, a check, and what it all cost.
 # Usage: tools/demo.sh BUILD_DIR
 set -eu
 build=${1:-build}
@@ -126,6 +127,30 @@ print(f"  plan {explain['plan']}, {explain['estimate']} of {explain['records']} 
 assert bad == 0
 PY
 done
+
+step "a named snapshot (no copy), then the 6,000 bags deleted in one transaction"
+"$tool" snapshot create "$db" before-cleanup --doc '{"why": "before deleting the bags"}'
+"$tool" export "$db" "$work/bags.jsonl" --filter "class = 'Bag'" --quiet
+ids=$(/usr/bin/python3 -c 'import json, sys; print(" ".join(str(json.loads(l)["id"]) for l in open(sys.argv[1])))' "$work/bags.jsonl")
+# shellcheck disable=SC2086
+"$tool" delete "$db" $ids
+rm -f "$work/bags.jsonl"
+echo "\$ nvf-tool search $db -q t10k-images -k 3 --limit 1 --filter \"class = 'Bag'\"   (now: none left)"
+"$tool" search "$db" --query-file "$data/t10k-images-idx3-ubyte.gz" -k 3 --limit 1 --filter "class = 'Bag'"
+echo "\$ ... --snapshot before-cleanup   (the snapshot still has them)"
+"$tool" search "$db" --query-file "$data/t10k-images-idx3-ubyte.gz" -k 3 --limit 1 --filter "class = 'Bag'" \
+	--snapshot before-cleanup
+"$tool" snapshot list "$db"
+echo "\$ nvf-tool snapshot diff $db before-cleanup | tail -1"
+"$tool" snapshot diff "$db" before-cleanup | tail -1
+
+step "restore the snapshot (one commit), then compact the file and back it up"
+"$tool" snapshot restore "$db" before-cleanup
+"$tool" snapshot delete "$db" before-cleanup
+"$tool" compact "$db"
+rm -f "$work/fashion-backup.nvf"
+"$tool" backup "$db" "$work/fashion-backup.nvf"
+"$tool" stats "$db" --sample 200
 
 step "reopen: what the file holds"
 "$tool" info "$db"
