@@ -378,6 +378,74 @@ START_TEST(test_bad_input_changes_nothing)
 }
 END_TEST
 
+/* A read-only handle opened at a snapshot: every call that reads sees its state;
+ * the file-level ones (check, stats) see the file. */
+START_TEST(test_a_handle_at_a_snapshot)
+{
+	char *path = tu_path(dir, "at.nvf");
+	tu_unlink_db(path);
+	nvf_create_options co = NVF_CREATE_OPTIONS_INIT;
+	co.dim = 2;
+	nvf_db *db;
+	ck_nvf(nvf_db_create(&db, path, &co));
+	float v[2] = {1, 2};
+	for (uint64_t id = 0; id < 10; id++)
+		ck_nvf(nvf_upsert(db, NULL, id, v, 2));
+	ck_nvf(nvf_meta_set(db, NULL, 3, "{\"then\": true}"));
+	ck_nvf(nvf_snapshot_create(db, NULL, "ten", NULL, NULL));
+	for (uint64_t id = 10; id < 25; id++)
+		ck_nvf(nvf_upsert(db, NULL, id, v, 2));
+	ck_nvf(nvf_meta_set(db, NULL, 3, "{\"then\": false}"));
+	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
+	oo.snapshot = "ten";
+	nvf_db *at;
+	ck_assert_int_eq(nvf_db_open(&at, path, &oo), NVF_EINVAL); /* not read-only */
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "read-only"));
+	oo.flags = NVF_OPEN_RDONLY;
+	oo.snapshot = "nope";
+	ck_assert_int_eq(nvf_db_open(&at, path, &oo), NVF_ENOTFOUND);
+	oo.snapshot = "ten";
+	ck_nvf(nvf_db_open(&at, path, &oo));
+	uint64_t n;
+	ck_nvf(nvf_count(at, NULL, &n));
+	tu_eq(n, 10);
+	char *doc;
+	ck_nvf(nvf_meta_get(at, NULL, 3, &doc));
+	ck_assert_str_eq(doc, "{\"then\":true}");
+	nvf_free(doc);
+	nvf_result r[30];
+	size_t nr;
+	ck_nvf(nvf_search(at, NULL, v, 2, 30, NULL, r, &nr));
+	tu_eq(nr, 10);
+	nvf_txn *t;
+	ck_nvf(nvf_txn_begin(&t, at, NVF_TXN_RDONLY));
+	ck_nvf(nvf_count(at, t, &n));
+	tu_eq(n, 10);
+	nvf_txn_abort(t);
+	ck_assert_int_eq(nvf_upsert(at, NULL, 99, v, 2), NVF_EREADONLY);
+	ck_assert_int_eq(nvf_db_compact(at), NVF_EREADONLY);
+	nvf_check_report rep;
+	ck_nvf(nvf_check(at, &rep));
+	tu_eq(rep.snapshots, 1);
+	nvf_stats st = {.version = NVF_STATS_VERSION};
+	ck_nvf(nvf_db_stats(at, &st));
+	tu_eq(st.records, 25);
+	/* The snapshot deleted under it: its next read says so. */
+	ck_nvf(nvf_snapshot_delete(db, NULL, "ten"));
+	ck_assert_int_eq(nvf_count(at, NULL, &n), NVF_ENOTFOUND);
+	ck_nvf(nvf_db_close(at));
+	/* Version 1 options (before the snapshot field) still open. */
+	nvf_open_options v1 = NVF_OPEN_OPTIONS_INIT;
+	v1.version = 1;
+	ck_nvf(nvf_db_open(&at, path, &v1));
+	ck_nvf(nvf_count(at, NULL, &n));
+	tu_eq(n, 25);
+	ck_nvf(nvf_db_close(at));
+	ck_nvf(nvf_db_close(db));
+	free(path);
+}
+END_TEST
+
 int main(void)
 {
 	dir = tu_tmpdir();
@@ -388,6 +456,7 @@ int main(void)
 	tcase_add_test(tc, test_snapshots_match_the_model_hnsw);
 	tcase_add_test(tc, test_delete_frees_what_only_it_kept);
 	tcase_add_test(tc, test_bad_input_changes_nothing);
+	tcase_add_test(tc, test_a_handle_at_a_snapshot);
 	suite_add_tcase(s, tc);
 	int rc = tu_run(s);
 	tu_rmrf(dir);

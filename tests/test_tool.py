@@ -744,6 +744,16 @@ def test_snapshots_compact_and_backup(t, tmp_path):
     t.run("snapshot", "create", db, "x", "y", code=2)
     t.run("snapshot", "frobnicate", db, code=2)
     t.run("snapshot", "restore", db, code=2)
+    t.run("compact", db, "--retrain-dict", code=3)  # documents stored without zstd-dict
+    z = tmp_path / "z.nvf"
+    t.run("create", z, "--dim", d, "--codec", "zstd-dict")
+    docs = tmp_path / "m.jsonl"
+    docs.write_text("".join(json.dumps({"name": f"record {i}", "tags": ["x", "y"][: i % 3]}) + "\n" for i in range(n)))
+    t.run("import", z, fa, "--meta", docs)
+    assert t.info(z)["documents"]["dict_bytes"] == 0
+    t.run("compact", z, "--retrain-dict")
+    assert t.info(z)["documents"]["dict_bytes"] > 0
+    assert json.loads(t.run("meta", "get", z, 7).stdout) == {"name": "record 7", "tags": ["x"]}
     t.run("compact", tmp_path / "missing.nvf", code=3)
     t.run("compact", code=2)
     t.run("backup", db, code=2)

@@ -19,12 +19,18 @@ static int cmd_compact(const struct command *cmd, int argc, char **argv)
 {
 	(void)cmd;
 	static const struct option opts[] = {
+		{ "retrain-dict", no_argument, NULL, OPT_DICT_SIZE },
 		HELP_OPTION,
 		{ NULL, 0, NULL, 0 },
 	};
+	bool retrain = false;
 	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		common_option(c, argv);
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_DICT_SIZE)
+			retrain = true;
+		else
+			common_option(c, argv);
+	}
 	static const char *const names[] = { "DB" };
 	char **pos = positionals(argc, argv, 1, names);
 	nvf_db *db;
@@ -33,6 +39,12 @@ static int cmd_compact(const struct command *cmd, int argc, char **argv)
 		return db_error(pos[0], rc);
 	uint64_t before = file_size(pos[0]);
 	double t0 = now();
+	/* A dictionary trained on today's documents first (one commit, every document
+	 * recompressed), so that the copy carries them at their new size. */
+	if (retrain && (rc = nvf_doc_dict_train(db, NULL, 0)) != 0) {
+		nvf_db_close(db);
+		return db_error(pos[0], rc);
+	}
 	/* The copy grows under PATH.compact-PID (FORMAT.md §9): its size is the progress. */
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s.compact-%ld", pos[0], (long)getpid());
@@ -80,13 +92,15 @@ static int cmd_backup(const struct command *cmd, int argc, char **argv)
 }
 
 const struct command cmd_compact_def = { "compact", cmd_compact, "Rewrite a database without its free pages.",
-	  "compact DB\n"
+	  "compact DB [--retrain-dict]\n"
 	  "\n"
 	  "Copies the current state and every snapshot into a new file (pages they share\n"
 	  "stay shared, every checksum verified) and renames it over DB. Holds the write\n"
 	  "lock meanwhile. Other processes' open transactions finish on the old file;\n"
 	  "their next one fails with a message to reopen. A crash leaves the old file.\n"
 	  "\n"
+	  "      --retrain-dict       first train a new zstd dictionary on the documents\n"
+	  "                           and recompress them (codec zstd-dict)\n"
 	  "  -h, --help               show this help\n" };
 
 const struct command cmd_backup_def = { "backup", cmd_backup, "Copy a database, compacted, while it is in use.",

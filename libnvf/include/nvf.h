@@ -95,7 +95,7 @@ NVF_API const char *nvf_errmsg(void);
 #define NVF_OPEN_LOCK_WAIT 0x08u /**< write transactions wait for the writer lock instead of NVF_ELOCKED */
 /** @} */
 
-#define NVF_OPEN_OPTIONS_VERSION 1
+#define NVF_OPEN_OPTIONS_VERSION 2
 /** Options of nvf_db_open(). Initialise with NVF_OPEN_OPTIONS_INIT. */
 typedef struct nvf_open_options {
 	unsigned version;     /**< NVF_OPEN_OPTIONS_VERSION */
@@ -103,9 +103,14 @@ typedef struct nvf_open_options {
 	uint32_t page_size;   /**< reserved (the page size is the file's, fixed by nvf_db_create()) */
 	int durability;       /**< NVF_DURABILITY_* */
 	uint64_t map_size;    /**< address space reserved for the map, bytes; 0 = 256 GiB. The file cannot grow beyond it (NVF_EFULL). */
+	/* Version 2: */
+	/** NULL, or a named snapshot: the handle's read transactions (and the calls that
+	 * make their own) see that state instead of the newest one. Needs NVF_OPEN_RDONLY.
+	 * nvf_check, nvf_db_stats and nvf_db_backup still work on the whole file. */
+	const char *snapshot;
 } nvf_open_options;
 
-#define NVF_OPEN_OPTIONS_INIT { NVF_OPEN_OPTIONS_VERSION, 0u, 0u, NVF_DURABILITY_FULL, 0u }
+#define NVF_OPEN_OPTIONS_INIT { NVF_OPEN_OPTIONS_VERSION, 0u, 0u, NVF_DURABILITY_FULL, 0u, NULL }
 
 /**
  * Open an existing database file (nvf_db_create() makes new ones).

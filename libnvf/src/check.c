@@ -330,7 +330,7 @@ int nvf__check_txn(nvf_txn *txn, nvf_check_report *rep, bool meta_pages)
 int nvf__check_visit(nvf_db *db, nvf__check_visit_fn visit, void *ctx)
 {
 	nvf_txn *txn;
-	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY);
+	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT);
 	if (rc != 0)
 		return rc;
 	rc = check_txn(txn, NULL, true, visit, ctx);
@@ -418,7 +418,7 @@ int nvf_check(nvf_db *db, nvf_check_report *report)
 	if (!db)
 		return nvf__err(NVF_EINVAL, "nvf_check: NULL handle");
 	nvf_txn *txn;
-	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY);
+	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT);
 	if (rc != 0)
 		return rc;
 	rc = nvf__check_txn(txn, report, true);

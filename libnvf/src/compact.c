@@ -389,7 +389,7 @@ int nvf_db_backup(nvf_db *db, const char *dest)
 	if (!tmp)
 		return nvf__oom();
 	nvf_txn *txn;
-	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY); /* pins the state; writers go on */
+	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT); /* pins the state; writers go on */
 	if (rc == 0) {
 		rc = copy_to(txn, tmp, dest);
 		nvf_txn_abort(txn);

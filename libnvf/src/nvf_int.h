@@ -158,6 +158,7 @@ bool nvf__lock_same_boot(const nvf_lockfile *lk);
 
 struct nvf_db {
 	char *path;
+	char *at_snapshot;      /* nvf_open_options.snapshot: read transactions begin there */
 	int fd;
 	const nvf_io *io;
 	uint32_t psize;
@@ -190,6 +191,8 @@ struct nvf_db {
 
 /* ---- transactions (txn.c) ---- */
 
+/* nvf_txn_begin: the newest state even on a handle opened at a snapshot (internal). */
+#define NVF__TXN_CURRENT 0x80000000u
 #define NVF_TXN_F_WRITE 0x100u
 #define NVF_TXN_F_FAILED 0x200u
 #define NVF_TXN_F_COMMIT_PHASE 0x400u

@@ -363,9 +363,12 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 		return nvf__err(NVF_EINVAL, "nvf_db_open: NULL handle or path");
 	if (!opts)
 		opts = &def;
-	if (opts->version != NVF_OPEN_OPTIONS_VERSION)
-		return nvf__err(NVF_EINVAL, "nvf_db_open: options version %u, expected %u (use NVF_OPEN_OPTIONS_INIT)",
+	if (opts->version != 1 && opts->version != NVF_OPEN_OPTIONS_VERSION)
+		return nvf__err(NVF_EINVAL, "nvf_db_open: options version %u, expected 1 or %u (use NVF_OPEN_OPTIONS_INIT)",
 				opts->version, NVF_OPEN_OPTIONS_VERSION);
+	const char *at = opts->version >= 2 ? opts->snapshot : NULL;
+	if (at && !(opts->flags & NVF_OPEN_RDONLY))
+		return nvf__err(NVF_EINVAL, "nvf_db_open: a handle at snapshot \"%s\" is read-only: add NVF_OPEN_RDONLY", at);
 	if (opts->flags & ~(NVF__OPEN_CREATE | NVF__OPEN_EXCL | NVF__OPEN_COLLECTION | NVF_OPEN_RDONLY | NVF_OPEN_LOCK_WAIT))
 		return nvf__err(NVF_EINVAL, "nvf_db_open: unknown flags 0x%x", opts->flags);
 	if (opts->page_size && !valid_page_size(opts->page_size))
@@ -411,6 +414,10 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	pthread_mutex_init(&db->cache_mutex, NULL);
 	pthread_mutex_init(&db->dict_mutex, NULL);
 	db->path = strdup(path);
+	if (at && !(db->at_snapshot = strdup(at))) {
+		rc = nvf__oom();
+		goto fail;
+	}
 	if (!db->path) {
 		rc = nvf__oom();
 		goto fail;
@@ -506,6 +513,14 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 			goto fail;
 	}
 	nvf__db_refresh_durable(db);
+	if (db->at_snapshot) {
+		/* The snapshot must exist now (it may be deleted later: then each read
+		 * transaction says so). */
+		nvf_txn *t;
+		if ((rc = nvf_txn_begin(&t, db, NVF_TXN_RDONLY)) != 0)
+			goto fail;
+		nvf_txn_abort(t);
+	}
 	*out = db;
 	return 0;
 fail:
@@ -593,6 +608,7 @@ int nvf_db_close(nvf_db *db)
 	pthread_cond_destroy(&db->wcond);
 	pthread_mutex_destroy(&db->cache_mutex);
 	free(db->path);
+	free(db->at_snapshot);
 	free(db);
 	return rc;
 }

@@ -135,7 +135,7 @@ int nvf__snapshot_pins(nvf_txn *txn, const struct nvf_disk_tree *snaps)
 static int begin_by(nvf_txn **out, nvf_db *db, const char *name, uint64_t want_id)
 {
 	nvf_txn *a, *b = NULL;
-	int rc = nvf_txn_begin(&a, db, NVF_TXN_RDONLY);
+	int rc = nvf_txn_begin(&a, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT);
 	if (rc != 0)
 		return rc;
 	uint64_t id = want_id;
@@ -160,7 +160,7 @@ static int begin_by(nvf_txn **out, nvf_db *db, const char *name, uint64_t want_i
 	m.txnid = rec.txnid;
 	if ((rc = nvf__txn_begin_state(&b, db, &m, rec.npages, &rec.catalog)) != 0)
 		return rc;
-	if ((rc = nvf_txn_begin(&a, db, NVF_TXN_RDONLY)) != 0)
+	if ((rc = nvf_txn_begin(&a, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT)) != 0)
 		goto fail;
 	nvf_val v;
 	struct nvf_disk_snapshot again;

@@ -89,7 +89,7 @@ int nvf_db_stats(nvf_db *db, nvf_stats *out)
 	memset(&s, 0, sizeof(s));
 	s.version = NVF_STATS_VERSION;
 	nvf_txn *txn;
-	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY);
+	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT);
 	if (rc != 0)
 		return rc;
 	s.page_size = db->psize;

@@ -396,9 +396,11 @@ int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags)
 {
 	if (!out || !db)
 		return nvf__err(NVF_EINVAL, "nvf_txn_begin: NULL argument");
-	if (flags & ~(NVF_TXN_RDONLY | NVF_TXN_WAIT))
+	if (flags & ~(NVF_TXN_RDONLY | NVF_TXN_WAIT | NVF__TXN_CURRENT))
 		return nvf__err(NVF_EINVAL, "nvf_txn_begin: unknown flags 0x%x", flags);
 	bool rdonly = (flags & NVF_TXN_RDONLY) != 0;
+	if (rdonly && db->at_snapshot && !(flags & NVF__TXN_CURRENT))
+		return nvf_txn_begin_snapshot(out, db, db->at_snapshot);
 	if (!rdonly && db->rdonly)
 		return nvf__err(NVF_EREADONLY, "%s: write transaction on a read-only handle", db->path);
 	if (nvf__lock_generation(&db->lock) != db->generation)
