@@ -106,17 +106,19 @@ static int cmd_put(const struct command *cmd, int argc, char **argv)
 		v = parse_vector(vec, info.dim);
 	/* All in one transaction: a bad document leaves the vector unchanged too. */
 	nvf_txn *t = NULL;
-	bool created = false;
+	bool created = false, missing = false;
 	if (rc == 0)
 		rc = nvf_txn_begin(&t, db, 0);
 	if (rc == 0) {
 		int has = nvf_contains(db, t, id);
+		missing = has == 0 && !v;
+		created = has == 0 && v;
 		if (has < 0)
 			rc = has;
-		else if (!has && !v)
-			rc = NVF_ENOTFOUND, error("%s: no record with id %" PRIu64 " (give --vector to add it)", pos[0], id);
+		else if (missing)
+			rc = NVF_ENOTFOUND;
 		else if (v)
-			rc = nvf_upsert(db, t, id, v, info.dim), created = !has;
+			rc = nvf_upsert(db, t, id, v, info.dim);
 	}
 	if (rc == 0 && meta)
 		rc = nvf_meta_set(db, t, id, meta);
@@ -134,8 +136,8 @@ static int cmd_put(const struct command *cmd, int argc, char **argv)
 		rc = rc == 0 ? nvf_txn_commit(t) : (nvf_txn_abort(t), rc);
 	free(v);
 	int crc = nvf_db_close(db);
-	if (rc == NVF_ENOTFOUND && !v)
-		return EXIT_ERROR; /* said above */
+	if (missing)
+		return error("%s: no record with id %" PRIu64 " (give --vector to add it)", pos[0], id);
 	if (rc != 0 || crc != 0)
 		return db_error(pos[0], rc ? rc : crc);
 	printf("%s record %" PRIu64 " in %s\n", created ? "added" : "updated", id, pos[0]);
