@@ -225,6 +225,14 @@ static void model_run(int index, uint64_t seed)
 				continue;
 			ck_nvf(nvf_snapshot_restore(db, snaps[i].name));
 			cur = snaps[i].st;
+		} else if (op < 96) {
+			/* Compaction: a page copy, which also packs the rows when no snapshot
+			 * is left; the handle is stale after it. */
+			ck_nvf(nvf_db_compact(db));
+			uint64_t n;
+			ck_assert_int_eq(nvf_count(db, NULL, &n), NVF_ESTALE);
+			ck_nvf(nvf_db_close(db));
+			ck_nvf(nvf_db_open(&db, path, NULL));
 		} else {
 			ck_nvf(nvf_db_close(db));
 			ck_nvf(nvf_db_open(&db, path, NULL));

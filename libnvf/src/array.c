@@ -350,3 +350,32 @@ void nvf__array_forget(nvf_txn *txn, uint64_t id)
 		return;
 	}
 }
+
+int nvf__array_truncate(nvf_array *a, nvf_txn *txn, uint64_t rows)
+{
+	int rc = nvf__txn_writable(txn);
+	uint64_t old = a->t->d.aux;
+	if (rc != 0 || rows >= old)
+		return rc;
+	uint64_t keep = rows ? ((rows - 1) >> a->shift) + 1 : 0;
+	/* The kept last chunk's rows past the end read as zeros, as new rows do. */
+	uint64_t end = keep << a->shift;
+	for (uint64_t r = rows; r < end && r < old && rc == 0; r++) {
+		uint8_t *p;
+		if ((rc = nvf__array_row_mut(a, txn, r, &p)) == 0)
+			memset(p, 0, a->stride);
+	}
+	for (uint64_t k = keep; k < a->nchunks && rc == 0; k++) {
+		rc = nvf__tree_del(txn, &a->t->d, k);
+		if (rc == NVF_ENOTFOUND)
+			rc = 0;
+		__atomic_store_n(&a->base[k], NULL, __ATOMIC_RELEASE);
+		a->cap[k] = 0;
+		a->dirty[k] = 0;
+	}
+	if (rc != 0)
+		return nvf__txn_fail(txn, rc);
+	a->nchunks = keep;
+	a->t->d.aux = rows;
+	return 0;
+}

@@ -58,6 +58,10 @@ static inline uint64_t nvf__array_rows(const nvf_array *a)
  * nvf__arrays_err() before they report success. */
 const uint8_t *nvf__array_resolve(nvf_array *a, uint64_t k);
 
+/* Shrink to `rows` rows (compaction): the chunks past the end are freed, the rows
+ * past the end in the last one zeroed. */
+int nvf__array_truncate(nvf_array *a, nvf_txn *txn, uint64_t rows);
+
 /* Pointer to row `row` (< rows) for reading. */
 static inline const uint8_t *nvf__array_row(const nvf_array *a, uint64_t row)
 {

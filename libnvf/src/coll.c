@@ -825,3 +825,87 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	return nvf__coll_leave(txn, own, true, nvf__txn_fail(txn, rc));
 }
 
+
+/* ---- packing rows (compaction) ---- */
+
+static int move_row_bytes(nvf_txn *txn, nvf_array *a, uint64_t from, uint64_t to)
+{
+	if (!a || from >= nvf__array_rows(a))
+		return 0;
+	uint8_t *dst;
+	int rc = nvf__array_row_mut(a, txn, to, &dst);
+	if (rc == 0)
+		memcpy(dst, nvf__array_row(a, from), a->stride); /* read after the write access */
+	return rc;
+}
+
+int nvf__coll_pack(nvf_txn *txn, nvf_coll *c, uint64_t *moved)
+{
+	uint64_t rows = nvf__array_rows(c->vec), live = c->idmap->d.count;
+	*moved = 0;
+	if (live >= rows)
+		return 0;
+	/* Each free row below `live` takes the record of a live row at or above it,
+	 * from the end: rows [0, live) are then all live. */
+	uint64_t *to = malloc((size_t)(rows - live) * sizeof(uint64_t));
+	NVF_VEC(uint64_t) holes = {0};
+	if (!to)
+		return nvf__oom();
+	nvf_cursor cur;
+	int rc;
+	for (rc = nvf__cursor_seek(&cur, txn, &c->freerows->d, 0); rc == 0 && cur.valid; rc = nvf__cursor_next(&cur)) {
+		uint64_t r;
+		nvf_val v;
+		if ((rc = nvf__cursor_get(&cur, &r, &v)) != 0)
+			break;
+		if (r < live && (rc = NVF_VEC_PUSH(holes, r)) != 0)
+			break;
+	}
+	uint64_t src = rows;
+	for (size_t i = 0; i < holes.n && rc == 0; i++) {
+		uint64_t h = holes.v[i], id;
+		do {
+			src--;
+			memcpy(&id, nvf__array_row(c->rowids, src), 8);
+		} while (id == NVF_ROW_FREE && src > live);
+		if (id == NVF_ROW_FREE || src < live) {
+			rc = nvf__corrupt(0, "packing rows: fewer live rows above %llu than free rows below",
+					  (unsigned long long)live);
+			break;
+		}
+		/* Everything the row holds, then the id map. */
+		if ((rc = move_row_bytes(txn, c->vec, src, h)) != 0 || (rc = move_row_bytes(txn, c->norms, src, h)) != 0 ||
+		    (rc = move_row_bytes(txn, c->rowids, src, h)) != 0 || (rc = move_row_bytes(txn, c->meta, src, h)) != 0 ||
+		    (rc = nvf__hnsw_move(txn, c, src, h)) != 0)
+			break;
+		nvf_val v;
+		struct nvf_disk_idrec r;
+		if ((rc = nvf__tree_get(txn, &c->idmap->d, id, &v)) != 0 || v.len != sizeof(r)) {
+			rc = rc ? rc : nvf__corrupt(0, "id %llu: record of %llu bytes", (unsigned long long)id, (unsigned long long)v.len);
+			break;
+		}
+		memcpy(&r, v.data, sizeof(r));
+		r.row = h;
+		rc = nvf__tree_put(txn, &c->idmap->d, id, &r, sizeof(r), 0, NULL);
+		to[src - live] = h;
+		(*moved)++;
+	}
+	/* No free rows left; every array ends at `live`; links follow the moves. */
+	while (rc == 0 && c->freerows->d.count > 0) {
+		uint64_t r;
+		nvf_val v;
+		if ((rc = nvf__cursor_seek(&cur, txn, &c->freerows->d, 0)) != 0 || !cur.valid ||
+		    (rc = nvf__cursor_get(&cur, &r, &v)) != 0)
+			break;
+		rc = nvf__tree_del(txn, &c->freerows->d, r);
+	}
+	if (rc == 0)
+		rc = nvf__hnsw_pack(txn, c, live, to);
+	nvf_array *arrays[] = {c->vec, c->norms, c->rowids, c->meta};
+	for (size_t i = 0; i < NVF_ARRAY_LEN(arrays) && rc == 0; i++)
+		if (arrays[i])
+			rc = nvf__array_truncate(arrays[i], txn, live);
+	free(to);
+	NVF_VEC_FREE(holes);
+	return rc == 0 ? 0 : nvf__txn_fail(txn, rc);
+}

@@ -84,6 +84,11 @@ typedef struct nvf_coll {
 
 void nvf__coll_free(nvf_coll *c);
 
+/* Compaction: move the records of the rows above the live count into the free rows
+ * below it (vectors, norms, ids, metadata, graph nodes; links renamed), so that every
+ * array ends at the live count. Field indexes hold rows: the caller rebuilds them. */
+int nvf__coll_pack(nvf_txn *txn, nvf_coll *c, uint64_t *moved);
+
 /* The collection as txn sees it (cached in the transaction). */
 int nvf__coll_get(nvf_txn *txn, nvf_coll **out);
 

@@ -19,6 +19,7 @@
  * file through their open transactions; their next transaction fails with
  * NVF_ESTALE (the lock file's generation, bumped around the rename, tells them). */
 #include "nvf_int.h"
+#include "coll.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -408,10 +409,44 @@ int nvf_db_backup(nvf_db *db, const char *dest)
 	return rc;
 }
 
+/* Before the copy, in a commit of its own: the records above the live count move
+ * into the rows deletes freed (coll.c), so that the arrays, and the copy, end at the
+ * live count; the field indexes, which hold rows, are rebuilt. Not with snapshots:
+ * they would keep every chunk the moves rewrite, and the file would grow. */
+static int pack(nvf_db *db)
+{
+	nvf_txn *txn;
+	int rc = nvf_txn_begin(&txn, db, 0);
+	if (rc != 0)
+		return rc;
+	nvf_coll *c;
+	uint64_t moved = 0;
+	if (txn->snapshots.count > 0 || (rc = nvf__coll_get(txn, &c)) != 0 || c->freerows->d.count == 0) {
+		nvf_txn_abort(txn);
+		return rc;
+	}
+	nvf_field_info *f = NULL;
+	size_t nf = 0;
+	if ((rc = nvf_field_list(db, txn, &f, &nf)) == 0)
+		rc = nvf__coll_pack(txn, c, &moved);
+	for (size_t i = 0; i < nf && rc == 0; i++)
+		if ((rc = nvf_field_drop(db, txn, f[i].path)) == 0)
+			rc = nvf_field_add(db, txn, f[i].path, f[i].type);
+	nvf_free(f);
+	if (rc != 0) {
+		nvf_txn_abort(txn);
+		return rc;
+	}
+	return nvf_txn_commit(txn);
+}
+
 int nvf_db_compact(nvf_db *db)
 {
 	if (!db)
 		return nvf__err(NVF_EINVAL, "nvf_db_compact: NULL handle");
+	int prc = pack(db);
+	if (prc != 0)
+		return prc;
 	char *tmp = tmp_name(db->path, "compact");
 	if (!tmp)
 		return nvf__oom();

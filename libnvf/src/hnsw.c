@@ -1605,3 +1605,59 @@ int nvf__hnsw_stats(nvf_txn *txn, nvf_coll *c, uint32_t *levels, uint64_t *per_l
 	}
 	return nvf__arrays_err(txn);
 }
+
+/* ---- packing rows (compaction) ---- */
+
+int nvf__hnsw_move(nvf_txn *txn, nvf_coll *c, uint64_t from, uint64_t to)
+{
+	nvf_hnsw *g = c->hnsw;
+	if (!g)
+		return 0;
+	uint8_t *dst;
+	int rc = nvf__array_row_mut(g->g0, txn, to, &dst);
+	if (rc != 0)
+		return rc;
+	/* Read after the write access: a copy-on-write of a shared chunk moves it. */
+	memcpy(dst, nvf__array_row(g->g0, from), g->g0->stride);
+	return 0;
+}
+
+int nvf__hnsw_pack(nvf_txn *txn, nvf_coll *c, uint64_t live, const uint64_t *to)
+{
+	nvf_hnsw *g = c->hnsw;
+	if (!g)
+		return 0;
+	int rc = 0;
+	for (uint64_t r = 0; r < live && rc == 0; r++) {
+		const struct nvf_hnsw_node0 *z = node0(g, r);
+		if (!(z->flags & NVF_HNSW_LINKED))
+			continue;
+		for (int level = 0; level <= z->level && rc == 0; level++) {
+			uint32_t n, *l = links_of(g, r, level, &n);
+			bool any = false;
+			for (uint32_t i = 0; i < n && !any; i++)
+				any = l[i] >= live;
+			if (!any)
+				continue;
+			uint8_t *p;
+			if (level == 0)
+				rc = nvf__array_row_mut(g->g0, txn, r, &p);
+			else
+				rc = nvf__array_row_mut(g->up, txn, z->upper + (uint32_t)level - 1, &p);
+			if (rc != 0)
+				break;
+			l = links_of(g, r, level, &n); /* the writable copy now */
+			for (uint32_t i = 0; i < n; i++)
+				if (l[i] >= live)
+					l[i] = (uint32_t)to[l[i] - live];
+			z = node0(g, r);
+		}
+	}
+	if (rc == 0 && g->h.entry != NVF_HNSW_NO_ENTRY && g->h.entry >= live) {
+		g->h.entry = to[g->h.entry - live];
+		g->dirty = true;
+	}
+	if (rc == 0)
+		rc = nvf__array_truncate(g->g0, txn, live);
+	return rc == 0 ? nvf__hnsw_flush(txn, c) : rc;
+}

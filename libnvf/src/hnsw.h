@@ -67,6 +67,12 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n);
  * (from the new position) after. */
 int nvf__hnsw_detach(nvf_txn *txn, nvf_coll *c, uint64_t row);
 int nvf__hnsw_attach(nvf_txn *txn, nvf_coll *c, uint64_t row);
+/* Compaction packs rows: row `from`'s node (record, links, codes) moves to the free
+ * row `to`; then every link and the entry point are renamed through
+ * to[row - live] for the rows >= live that moved, and level 0 ends at live. */
+int nvf__hnsw_move(nvf_txn *txn, nvf_coll *c, uint64_t from, uint64_t to);
+int nvf__hnsw_pack(nvf_txn *txn, nvf_coll *c, uint64_t live, const uint64_t *to);
+
 /* Levels in use, nodes whose top level is each level, and level-0 nodes by their
  * number of links (the last bucket counts ndeg - 1 and more). */
 int nvf__hnsw_stats(nvf_txn *txn, nvf_coll *c, uint32_t *levels, uint64_t *per_level, size_t nlevels,
