@@ -6,7 +6,7 @@
  *  - diff between a snapshot and the current state after 100 changed records, at
  *    each N: the time should not grow with N either;
  *  - compact of a 60,000-record HNSW file (Fashion-MNIST, M 16) after deleting half
- *    its records, against `cp` of the same file followed by fsync (goal: at most 2x),
+ *    its records (no snapshots: the rows are packed), against `cp` of the same file followed by fsync (goal: at most 2x),
  *    and its size against a fresh build of the remaining records (goal: at most
  *    1.05x). */
 #include "benchutil.h"

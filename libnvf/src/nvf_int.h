@@ -253,6 +253,10 @@ int nvf__txn_failed_err(const nvf_txn *txn);
 int nvf__txn_writable(nvf_txn *txn);
 /* Begin a read transaction on an explicit committed state (snapshots). */
 int nvf__txn_begin_state(nvf_txn **out, nvf_db *db, const struct nvf_disk_meta *meta, uint64_t npages, const struct nvf_disk_tree *catalog);
+/* What a commit does before it writes: the collection's pending changes, the
+ * catalog, the checksums of the dirty pages. The transaction's state is then whole in
+ * memory (compaction copies it from there and aborts). */
+int nvf__txn_prepare(nvf_txn *txn);
 
 /* Open a database with a custom I/O layer (tests). */
 int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts, const nvf_io *io);

@@ -521,15 +521,20 @@ out:
 	return rc;
 }
 
+int nvf__txn_prepare(nvf_txn *txn)
+{
+	int rc = txn->precommit ? txn->precommit(txn) : 0;
+	if (rc == 0)
+		rc = nvf__catalog_flush(txn);
+	if (rc == 0)
+		rc = nvf__tree_fix_checksums(txn);
+	return rc;
+}
+
 static int commit_write(nvf_txn *txn)
 {
 	nvf_db *db = txn->db;
-	int rc = txn->precommit ? txn->precommit(txn) : 0;
-	if (rc != 0)
-		return rc;
-	rc = nvf__catalog_flush(txn);
-	if (rc == 0)
-		rc = nvf__tree_fix_checksums(txn);
+	int rc = nvf__txn_prepare(txn);
 	if (rc != 0)
 		return rc;
 	if (txn->dirty.n == 0 && txn->freed.n == 0)
