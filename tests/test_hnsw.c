@@ -338,6 +338,51 @@ START_TEST(test_k_past_the_count_returns_every_record)
 }
 END_TEST
 
+/* A graph emptied in one transaction, filled again, then half deleted in one
+ * transaction: the counts of nodes per level must have come back to zero with the
+ * emptying, or the entry point's replacement is looked for at a level nobody has and
+ * the graph is left without an entry while it has nodes (searches then found nothing). */
+START_TEST(test_emptied_then_refilled_graph_keeps_an_entry)
+{
+	uint64_t s = tu_seed("emptied graph");
+	int bad = 0;
+	for (int round = 0; round < 6; round++) {
+		char name[32];
+		snprintf(name, sizeof(name), "empty%d.nvf", round);
+		nvf_db *db = create(name, 8, NVF_METRIC_EUCLIDEAN);
+		static float v[500 * 8];
+		for (size_t i = 0; i < 500 * 8; i++)
+			v[i] = (float)tu_below(&s, 1000) / 100.0f;
+		ck_nvf(nvf_insert_batch(db, NULL, v, 500, 8, NULL, NULL));
+		nvf_txn *t;
+		ck_nvf(nvf_txn_begin(&t, db, 0));
+		for (uint64_t id = 0; id < 500; id++)
+			ck_nvf(nvf_delete(db, t, id));
+		ck_nvf(nvf_txn_commit(t));
+		ck_nvf(nvf_insert_batch(db, NULL, v, 500, 8, NULL, NULL)); /* ids 500..999 */
+		ck_nvf(nvf_txn_begin(&t, db, 0));
+		for (uint64_t id = 500 + (uint64_t)round % 2; id < 1000; id += 2)
+			ck_nvf(nvf_delete(db, t, id));
+		ck_nvf(nvf_txn_commit(t));
+		nvf_check_report rep;
+		if (nvf_check(db, &rep) != 0) {
+			fprintf(stderr, "round %d: %s\n", round, rep.problem);
+			bad++;
+		}
+		uint64_t keep = 1 - (uint64_t)round % 2;
+		nvf_result r[1];
+		size_t n;
+		ck_nvf(nvf_search(db, NULL, v + keep * 8, 8, 1, NULL, r, &n));
+		if (n != 1 || r[0].distance != 0.0f) {
+			fprintf(stderr, "round %d: the search found %zu results\n", round, n);
+			bad++;
+		}
+		ck_nvf(nvf_db_close(db));
+	}
+	ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
 START_TEST(test_random_operations_keep_the_graph_sound)
 {
 	/* A small collection, many transactions of inserts, updates and deletes, the
@@ -626,6 +671,7 @@ int main(void)
 	tcase_add_test(tc, test_single_thread_build_is_deterministic);
 	tcase_add_test(tc, test_update_relinks_the_node);
 	tcase_add_test(tc, test_k_past_the_count_returns_every_record);
+	tcase_add_test(tc, test_emptied_then_refilled_graph_keeps_an_entry);
 	tcase_add_test(tc, test_random_operations_keep_the_graph_sound);
 	tcase_add_test(tc, test_every_metric_on_the_graph);
 	tcase_add_test(tc, test_reindex_flat_to_hnsw_and_back);

@@ -1087,19 +1087,23 @@ static int finish_removal(nvf_txn *txn, nvf_hnsw *g, uint64_t x)
 		while (top > 0 && g->h.per_level[top] == 0)
 			top--;
 		g->h.per_level[level]++;
-		for (int l = level; l >= 0 && ne == NVF_HNSW_NO_ENTRY; l--) {
-			const uint32_t *lk = links_of(g, x, l, &n);
-			for (uint32_t i = 0; i < n && ne == NVF_HNSW_NO_ENTRY; i++)
-				if (node0(g, lk[i])->level == top && !is_tomb(g, lk[i]))
-					ne = lk[i];
-		}
-		for (uint64_t r = 0; ne == NVF_HNSW_NO_ENTRY && r < nvf__array_rows(g->g0); r++) {
-			struct nvf_hnsw_node0 *z = node0(g, r);
-			if (r != x && (z->flags & NVF_HNSW_LINKED) && z->level == top && !is_tomb(g, r))
-				ne = r;
+		/* The highest level that keeps a live node: the others at `top` may all be
+		 * tombstones of this same transaction, leaving lower levels only. */
+		for (; top >= 0 && ne == NVF_HNSW_NO_ENTRY; top--) {
+			for (int l = level < top ? level : top; l >= 0 && ne == NVF_HNSW_NO_ENTRY; l--) {
+				const uint32_t *lk = links_of(g, x, l, &n);
+				for (uint32_t i = 0; i < n && ne == NVF_HNSW_NO_ENTRY; i++)
+					if (node0(g, lk[i])->level == top && !is_tomb(g, lk[i]))
+						ne = lk[i];
+			}
+			for (uint64_t r = 0; ne == NVF_HNSW_NO_ENTRY && r < nvf__array_rows(g->g0); r++) {
+				struct nvf_hnsw_node0 *z = node0(g, r);
+				if (r != x && (z->flags & NVF_HNSW_LINKED) && z->level == top && !is_tomb(g, r))
+					ne = r;
+			}
 		}
 		g->h.entry = ne;
-		g->h.max_level = ne == NVF_HNSW_NO_ENTRY ? 0 : (uint32_t)top;
+		g->h.max_level = ne == NVF_HNSW_NO_ENTRY ? 0 : node0(g, ne)->level;
 	}
 	for (int l = 0; l <= level && rc == 0; l++)
 		rc = set_links(txn, g, x, l, NULL, 0);
