@@ -830,13 +830,19 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 
 static int move_row_bytes(nvf_txn *txn, nvf_array *a, uint64_t from, uint64_t to)
 {
-	if (!a || from >= nvf__array_rows(a))
+	uint64_t rows = a ? nvf__array_rows(a) : 0;
+	if (!a || (from >= rows && to >= rows))
 		return 0;
 	uint8_t *dst;
 	int rc = nvf__array_row_mut(a, txn, to, &dst);
-	if (rc == 0)
+	if (rc != 0)
+		return rc;
+	/* A row the array never reached reads as zeros: so does its new place. */
+	if (from >= rows)
+		memset(dst, 0, a->stride);
+	else
 		memcpy(dst, nvf__array_row(a, from), a->stride); /* read after the write access */
-	return rc;
+	return 0;
 }
 
 int nvf__coll_pack(nvf_txn *txn, nvf_coll *c, uint64_t *moved)
