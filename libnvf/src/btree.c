@@ -295,6 +295,42 @@ int nvf__tree_page_min(nvf_txn *txn, uint64_t pgno, int level, uint64_t *key)
 	return 0;
 }
 
+int nvf__tree_unshared(nvf_txn *txn, uint64_t pgno, int level, const struct nvf_disk_tree *o,
+			const nvf_unshared_ops *ops)
+{
+	uint64_t kmin, there;
+	int rc = nvf__tree_page_min(txn, pgno, level, &kmin);
+	if (rc == 0)
+		rc = nvf__tree_page_at(txn, o, kmin, level, &there);
+	if (rc != 0 || there == pgno)
+		return rc; /* shared, and all below it */
+	const uint8_t *p;
+	if ((rc = tpage(txn, pgno, level == 1 ? NVF_PAGE_LEAF : NVF_PAGE_BRANCH, &p)) != 0)
+		return rc;
+	if (ops->page && (rc = ops->page(ops->ctx, pgno, ph(p)->txnid)) != 0)
+		return rc;
+	if (level > 1) {
+		uint16_t nk = ph(p)->nkeys;
+		for (uint16_t i = 0; i < nk && rc == 0; i++)
+			rc = nvf__tree_unshared(txn, ents(p)[i].child, level - 1, o, ops);
+		return rc;
+	}
+	nvf_cursor cur;
+	struct nvf_disk_tree one = {.root = pgno, .depth = 1};
+	for (rc = nvf__cursor_seek(&cur, txn, &one, 0); rc == 0 && cur.valid; rc = nvf__cursor_next(&cur)) {
+		uint64_t key;
+		nvf_val v, ov;
+		if ((rc = nvf__cursor_get(&cur, &key, &v)) != 0)
+			break;
+		int orc = nvf__tree_get(txn, o, key, &ov);
+		if (orc != 0 && orc != NVF_ENOTFOUND)
+			return orc;
+		if ((rc = ops->entry(ops->ctx, pgno, key, &v, orc == 0 ? &ov : NULL)) != 0)
+			break;
+	}
+	return rc;
+}
+
 /* ---- copy-on-write ---- */
 
 static int touch(nvf_txn *txn, uint64_t pgno, uint16_t type, uint8_t **out, uint64_t *newpg)

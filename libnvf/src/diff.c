@@ -27,41 +27,12 @@ static bool same_val(const nvf_val *a, const nvf_val *b)
 	return memcmp(a->data, b->data, (size_t)a->len) == 0;
 }
 
-/* The keys of tree page pgno's subtree whose value differs in tree o (or is not
- * there), skipping subtrees o shares. */
-static int changed_keys(nvf_txn *txn, uint64_t pgno, int level, const struct nvf_disk_tree *o, u64vec *out)
+/* A key whose value differs in the other tree (or is not there). */
+static int key_differs(void *ctx, uint64_t pgno, uint64_t key, const nvf_val *v, const nvf_val *ov)
 {
-	uint64_t kmin, there;
-	int rc = nvf__tree_page_min(txn, pgno, level, &kmin);
-	if (rc == 0)
-		rc = nvf__tree_page_at(txn, o, kmin, level, &there);
-	if (rc != 0 || there == pgno)
-		return rc;
-	const uint8_t *p;
-	if ((rc = nvf__page_ref(txn, pgno, 1, &p)) != 0)
-		return rc;
-	const struct nvf_disk_page *h = (const struct nvf_disk_page *)p;
-	if (level > 1) {
-		const struct nvf_disk_branch_ent *e = (const struct nvf_disk_branch_ent *)(p + sizeof(*h));
-		uint16_t nk = h->nkeys;
-		for (uint16_t i = 0; i < nk && rc == 0; i++)
-			rc = changed_keys(txn, e[i].child, level - 1, o, out);
-		return rc;
-	}
-	nvf_cursor cur;
-	struct nvf_disk_tree one = {.root = pgno, .depth = 1};
-	for (rc = nvf__cursor_seek(&cur, txn, &one, 0); rc == 0 && cur.valid; rc = nvf__cursor_next(&cur)) {
-		uint64_t key;
-		nvf_val v, ov;
-		if ((rc = nvf__cursor_get(&cur, &key, &v)) != 0)
-			break;
-		int orc = nvf__tree_get(txn, o, key, &ov);
-		if (orc != 0 && orc != NVF_ENOTFOUND)
-			return orc;
-		if ((orc == NVF_ENOTFOUND || !same_val(&v, &ov)) && (rc = NVF_VEC_PUSH(*out, key)) != 0)
-			break;
-	}
-	return rc;
+	(void)pgno;
+	u64vec *out = ctx;
+	return ov && same_val(v, ov) ? 0 : NVF_VEC_PUSH(*out, key);
 }
 
 /* Keys that differ between trees a and b, both ways (sorted, each once). */
@@ -84,11 +55,12 @@ static void sort_unique(u64vec *v)
 
 static int tree_diff(nvf_txn *txn, const struct nvf_disk_tree *a, const struct nvf_disk_tree *b, u64vec *out)
 {
+	nvf_unshared_ops ops = {NULL, key_differs, out};
 	int rc = 0;
 	if (a->root)
-		rc = changed_keys(txn, a->root, a->depth, b, out);
+		rc = nvf__tree_unshared(txn, a->root, a->depth, b, &ops);
 	if (rc == 0 && b->root)
-		rc = changed_keys(txn, b->root, b->depth, a, out);
+		rc = nvf__tree_unshared(txn, b->root, b->depth, a, &ops);
 	sort_unique(out);
 	return rc;
 }

@@ -297,6 +297,17 @@ uint32_t nvf__tree_max_inline(const nvf_db *db);
 int nvf__tree_get(nvf_txn *txn, const struct nvf_disk_tree *t, uint64_t key, nvf_val *out);
 int nvf__tree_page_at(nvf_txn *txn, const struct nvf_disk_tree *t, uint64_t key, int level, uint64_t *out);
 int nvf__tree_page_min(nvf_txn *txn, uint64_t pgno, int level, uint64_t *key);
+/* The pages of the subtree at pgno (level) that tree o does not share (a page both
+ * reach is shared with all below it: pages never change once committed): page() for
+ * each (may be NULL), entry() for each entry of their leaves, with o's value for
+ * the key (NULL if o has none). Restore and diff are built on it. */
+typedef struct nvf_unshared_ops {
+	int (*page)(void *ctx, uint64_t pgno, uint64_t txnid);
+	int (*entry)(void *ctx, uint64_t pgno, uint64_t key, const nvf_val *v, const nvf_val *ov);
+	void *ctx;
+} nvf_unshared_ops;
+int nvf__tree_unshared(nvf_txn *txn, uint64_t pgno, int level, const struct nvf_disk_tree *o,
+		       const nvf_unshared_ops *ops);
 int nvf__tree_put(nvf_txn *txn, struct nvf_disk_tree *t, uint64_t key, const void *data,
 		  uint64_t len, unsigned flags, uint8_t **reserve);
 int nvf__tree_del(nvf_txn *txn, struct nvf_disk_tree *t, uint64_t key);

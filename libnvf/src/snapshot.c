@@ -449,6 +449,7 @@ typedef struct {
 	/* PENDING runs by first page: what the snapshot has and the current state not */
 	struct cand { uint64_t pgno, key; } *cand;
 	size_t ncand;
+	bool catalog_level; /* walking the catalog itself (its values are descriptors) */
 } rwalk;
 
 static int cmp_cand(const void *a, const void *b)
@@ -477,55 +478,56 @@ static int only(rwalk *w, uint64_t pgno, uint64_t npages, uint64_t txnid)
 	return NVF_VEC_PUSH(w->txn->pend_del, w->cand[a].key);
 }
 
-static int diff_page(rwalk *w, uint64_t pgno, int level, const struct nvf_disk_tree *o, bool catalog)
+static int only_page(void *ctx, uint64_t pgno, uint64_t txnid)
 {
-	nvf_txn *txn = w->txn;
-	uint64_t kmin, there;
-	int rc = nvf__tree_page_min(txn, pgno, level, &kmin);
-	if (rc == 0)
-		rc = nvf__tree_page_at(txn, o, kmin, level, &there);
-	if (rc != 0 || there == pgno)
-		return rc; /* shared, and all below it */
-	const uint8_t *p;
-	if ((rc = nvf__page_ref(txn, pgno, 1, &p)) != 0)
-		return rc;
-	const struct nvf_disk_page *h = (const struct nvf_disk_page *)p;
-	if ((rc = only(w, pgno, 1, h->txnid)) != 0)
-		return rc;
-	if (level > 1) {
-		const struct nvf_disk_branch_ent *e = (const struct nvf_disk_branch_ent *)(p + sizeof(*h));
-		uint16_t nk = h->nkeys;
-		for (uint16_t i = 0; i < nk && rc == 0; i++)
-			rc = diff_page(w, e[i].child, level - 1, o, catalog);
-		return rc;
+	return only(ctx, pgno, 1, txnid);
+}
+
+static int only_entry(void *ctx, uint64_t pgno, uint64_t key, const nvf_val *v, const nvf_val *ov);
+
+static nvf_unshared_ops plain_ops(rwalk *w)
+{
+	return (nvf_unshared_ops){only_page, only_entry, w};
+}
+
+/* A leaf entry of a page only the walked state has: its extent, unless the other
+ * state's value is the same extent; in the catalog, the tree it describes, against
+ * the other state's tree of that id. */
+static int only_entry(void *ctx, uint64_t pgno, uint64_t key, const nvf_val *v, const nvf_val *ov)
+{
+	rwalk *w = ctx;
+	int rc = 0;
+	if (v->extent && !(ov && ov->extent && ov->ref.pgno == v->ref.pgno)) {
+		uint64_t np = nvf__pages_for(w->txn->db, v->ref.len);
+		if ((rc = only(w, v->ref.pgno, np ? np : 1, v->ref.txnid)) != 0)
+			return rc;
 	}
-	nvf_cursor cur;
-	struct nvf_disk_tree one = {.root = pgno, .depth = 1};
-	for (rc = nvf__cursor_seek(&cur, txn, &one, 0); rc == 0 && cur.valid; rc = nvf__cursor_next(&cur)) {
-		uint64_t key;
-		nvf_val v, ov;
-		if ((rc = nvf__cursor_get(&cur, &key, &v)) != 0)
-			break;
-		int orc = nvf__tree_get(txn, o, key, &ov);
-		if (orc != 0 && orc != NVF_ENOTFOUND)
-			return orc;
-		if (v.extent && !(orc == 0 && ov.extent && ov.ref.pgno == v.ref.pgno)) {
-			uint64_t np = nvf__pages_for(txn->db, v.ref.len);
-			if ((rc = only(w, v.ref.pgno, np ? np : 1, v.ref.txnid)) != 0)
-				break;
-		}
-		if (catalog) {
-			struct nvf_disk_tree sub, osub = {0};
-			if (v.len != sizeof(sub) || (orc == 0 && ov.len != sizeof(osub)))
-				return nvf__corrupt(pgno, "catalog entry %llu has %llu bytes", (unsigned long long)key,
-						    (unsigned long long)v.len);
-			memcpy(&sub, v.data, sizeof(sub));
-			if (orc == 0)
-				memcpy(&osub, ov.data, sizeof(osub));
-			if (sub.root && (rc = diff_page(w, sub.root, sub.depth, &osub, false)) != 0)
-				break;
-		}
-	}
+	if (!w->catalog_level)
+		return 0;
+	struct nvf_disk_tree sub, osub = {0};
+	if (v->len != sizeof(sub) || (ov && ov->len != sizeof(osub)))
+		return nvf__corrupt(pgno, "catalog entry %llu has %llu bytes", (unsigned long long)key,
+				    (unsigned long long)v->len);
+	memcpy(&sub, v->data, sizeof(sub));
+	if (ov)
+		memcpy(&osub, ov->data, sizeof(osub));
+	if (!sub.root)
+		return 0;
+	nvf_unshared_ops ops = plain_ops(w);
+	w->catalog_level = false; /* the trees the catalog describes hold plain values */
+	rc = nvf__tree_unshared(w->txn, sub.root, sub.depth, &osub, &ops);
+	w->catalog_level = true;
+	return rc;
+}
+
+/* The pages of catalog tree t (with the trees it describes) that tree o's state
+ * does not have. */
+static int diff_catalog(rwalk *w, const struct nvf_disk_tree *t, const struct nvf_disk_tree *o)
+{
+	nvf_unshared_ops ops = plain_ops(w);
+	w->catalog_level = true;
+	int rc = t->root ? nvf__tree_unshared(w->txn, t->root, t->depth, o, &ops) : 0;
+	w->catalog_level = false;
 	return rc;
 }
 
@@ -574,10 +576,10 @@ int nvf_snapshot_restore(nvf_db *db, const char *name)
 		qsort(w.cand, w.ncand, sizeof(*w.cand), cmp_cand);
 	/* What only the current state has is freed (readers of it keep it by the
 	 * lifetime rule); what only the snapshot has leaves PENDING. */
-	if (txn->catalog.root && (rc = diff_page(&w, txn->catalog.root, txn->catalog.depth, &rec.catalog, true)) != 0)
+	if ((rc = diff_catalog(&w, &txn->catalog, &rec.catalog)) != 0)
 		goto out;
 	w.unpend = true;
-	if (rec.catalog.root && (rc = diff_page(&w, rec.catalog.root, rec.catalog.depth, &txn->catalog, true)) != 0)
+	if ((rc = diff_catalog(&w, &rec.catalog, &txn->catalog)) != 0)
 		goto out;
 	txn->catalog = rec.catalog;
 	rc = nvf_txn_commit(txn);
