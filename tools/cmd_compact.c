@@ -64,13 +64,7 @@ static int cmd_compact(const struct command *cmd, int argc, char **argv)
 static int cmd_backup(const struct command *cmd, int argc, char **argv)
 {
 	(void)cmd;
-	static const struct option opts[] = {
-		HELP_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		common_option(c, argv);
+	help_only(argc, argv);
 	static const char *const names[] = { "DB", "DEST" };
 	char **pos = positionals(argc, argv, 2, names);
 	nvf_db *db;

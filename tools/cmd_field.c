@@ -33,13 +33,7 @@ static int field_list(int argc, char **argv)
 			json_array_append_new(a, o);
 		}
 		nvf_free(f);
-		char *s = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(a);
-		if (!s)
-			return error("out of memory");
-		puts(s);
-		free(s);
-		return EXIT_SUCCESS;
+		return print_json(a) ? EXIT_ERROR : EXIT_SUCCESS;
 	}
 	for (size_t i = 0; i < n; i++)
 		printf("%-30s %-9s %" PRIu64 " values, %" PRIu64 " entries, %" PRIu64 " unindexed\n", f[i].path,

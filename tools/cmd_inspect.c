@@ -205,13 +205,7 @@ static int inspect_page(raw *r, uint64_t pg)
 static int cmd_inspect(const struct command *cmd, int argc, char **argv)
 {
 	(void)cmd;
-	static const struct option opts[] = {
-		HELP_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		common_option(c, argv);
+	help_only(argc, argv);
 	int npos = argc - optind;
 	if (npos < 1)
 		usage_error("missing DB");

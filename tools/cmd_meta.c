@@ -73,13 +73,7 @@ static int meta_get(int argc, char **argv)
 /* meta set / meta patch: one call in its own transaction. */
 static int meta_change(int argc, char **argv, bool patch)
 {
-	static const struct option opts[] = {
-		HELP_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		common_option(c, argv);
+	help_only(argc, argv);
 	static const char *const names[] = { "DB", "ID", "JSON" };
 	char **pos = positionals(argc, argv, 3, names);
 	uint64_t id = parse_id(pos[1]);
@@ -150,13 +144,7 @@ static int cmd_tag(const struct command *cmd, int argc, char **argv)
 	const char *w = sub_command(argc, argv, words);
 	argc--;
 	argv++;
-	static const struct option opts[] = {
-		HELP_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		common_option(c, argv);
+	help_only(argc, argv);
 	bool list = strcmp(w, "list") == 0;
 	static const char *const names[] = { "DB", "ID", "TAG" };
 	if (argc - optind < (list ? 2 : 3))

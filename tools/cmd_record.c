@@ -147,13 +147,7 @@ static int cmd_put(const struct command *cmd, int argc, char **argv)
 static int cmd_delete(const struct command *cmd, int argc, char **argv)
 {
 	(void)cmd;
-	static const struct option opts[] = {
-		HELP_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		common_option(c, argv);
+	help_only(argc, argv);
 	if (optind >= argc)
 		usage_error("missing DB");
 	if (optind + 1 >= argc)

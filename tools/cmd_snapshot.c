@@ -38,13 +38,7 @@ static int snap_list(int argc, char **argv)
 			json_array_append_new(a, o);
 		}
 		nvf_free(s);
-		char *t = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(a);
-		if (!t)
-			return error("out of memory");
-		puts(t);
-		free(t);
-		return EXIT_SUCCESS;
+		return print_json(a) ? EXIT_ERROR : EXIT_SUCCESS;
 	}
 	if (n)
 		printf("%-24s %10s %-20s %12s %14s  %s\n", "name", "txnid", "created (UTC)", "records", "bytes only", "doc");
@@ -103,13 +97,7 @@ static int snap_create(int argc, char **argv)
 
 static int snap_named(int argc, char **argv, bool restore)
 {
-	static const struct option opts[] = {
-		HELP_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		common_option(c, argv);
+	help_only(argc, argv);
 	static const char *const names[] = { "DB", "NAME" };
 	char **pos = positionals(argc, argv, 2, names);
 	nvf_db *db;

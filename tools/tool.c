@@ -246,6 +246,17 @@ void progress_watch_stop(progress_watch *w)
 	free(w);
 }
 
+void help_only(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		HELP_OPTION,
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		common_option(c, argv);
+}
+
 uint64_t parse_id(const char *arg)
 {
 	return parse_num("ID", arg, 0, UINT64_MAX - 1);

@@ -87,6 +87,8 @@ enum {
 void print_usage(const struct command *cmd, FILE *f);
 /* --help, and getopt_long's complaints as usage errors. */
 void common_option(int c, char **argv);
+/* The options of a command that has none but -h/--help. */
+void help_only(int argc, char **argv);
 /* A command with sub-commands (meta get, field add...): returns the word of
  * words[1..] (NULL-terminated) that argv[1] is; words[0] names them in messages.
  * -h or --help anywhere before "--" shows the command's help, as for the others. */
@@ -150,7 +152,7 @@ int open_rdonly(const char *path, nvf_db **db);
 /* Parse [--json] DB (info, check, and the like). */
 const char *json_and_db(int argc, char **argv, bool *json);
 json_t *juint(uint64_t v);
-/* Print a JSON object indented and free it; nonzero if it could not be printed. */
+/* Print a JSON value (object or array) indented and free it; nonzero if it could not be printed. */
 int print_json(json_t *o);
 /* Check a vector read from a file before the library does, to name its record. */
 int check_record(const float *v, size_t dim, const nvf_info *info, const char *file, uint64_t rec);

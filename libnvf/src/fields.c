@@ -700,6 +700,40 @@ static int check_indexable(const nvf_path *p, int type)
 	return 0;
 }
 
+/* The ops that put every record's keys for index x into `into` (as its index idx):
+ * building an index, and check's expectation of what one holds. */
+static int index_ops(nvf_txn *txn, nvf_coll *c, fidx *x, struct nvf_fields *into, uint32_t idx)
+{
+	uint64_t rows = nvf__array_rows(c->vec);
+	nvf_buf *tmp = nvf__eval_tmp();
+	if (!tmp)
+		return nvf__oom();
+	if (rows > (uint64_t)UINT32_MAX + 1)
+		return nvf__err(NVF_EFULL, "field indexes address rows below 2^32; the collection has %llu",
+				(unsigned long long)rows);
+	vkeys keys = {0};
+	int rc = 0;
+	for (uint64_t r = 0; r < rows && rc == 0; r++) {
+		uint64_t id;
+		memcpy(&id, nvf__array_row(c->rowids, r), 8);
+		if (id == NVF_ROW_FREE)
+			continue;
+		nvf_payload pl;
+		int has = nvf__meta_payload(txn, c, r, id, tmp, &pl);
+		bool un;
+		if (has < 0)
+			rc = has;
+		else if (has && (rc = payload_keys(x, &pl, &keys, &un)) == 0) {
+			for (size_t k = 0; k < keys.n && rc == 0; k++)
+				rc = push_op(into, idx, (uint32_t)r, &keys.v[k], true, false);
+			if (rc == 0 && un)
+				rc = push_op(into, idx, (uint32_t)r, NULL, true, true);
+		}
+	}
+	NVF_VEC_FREE(keys);
+	return rc;
+}
+
 int nvf_field_add(nvf_db *db, nvf_txn *txn, const char *path, int type)
 {
 	nvf_path p;
@@ -740,31 +774,8 @@ int nvf_field_add(nvf_db *db, nvf_txn *txn, const char *path, int type)
 	uint32_t me = (uint32_t)(F->idx.n - 1);
 	rc = postings_tree(txn, nx, true);
 	/* Build over every record that has a payload. */
-	uint64_t rows = nvf__array_rows(c->vec);
-	nvf_buf *tmp = nvf__eval_tmp();
-	vkeys keys = {0};
-	if (rc == 0 && !tmp)
-		rc = nvf__oom();
-	if (rc == 0 && rows > (uint64_t)UINT32_MAX + 1)
-		rc = nvf__err(NVF_EFULL, "field indexes address rows below 2^32; the collection has %llu", (unsigned long long)rows);
-	for (uint64_t r = 0; r < rows && rc == 0; r++) {
-		uint64_t id;
-		memcpy(&id, nvf__array_row(c->rowids, r), 8);
-		if (id == NVF_ROW_FREE)
-			continue;
-		nvf_payload pl;
-		int has = nvf__meta_payload(txn, c, r, id, tmp, &pl);
-		bool un;
-		if (has < 0)
-			rc = has;
-		else if (has && (rc = payload_keys(nx, &pl, &keys, &un)) == 0) {
-			for (size_t k = 0; k < keys.n && rc == 0; k++)
-				rc = push_op(F, me, (uint32_t)r, &keys.v[k], true, false);
-			if (rc == 0 && un)
-				rc = push_op(F, me, (uint32_t)r, NULL, true, true);
-		}
-	}
-	NVF_VEC_FREE(keys);
+	if (rc == 0)
+		rc = index_ops(txn, c, nx, F, me);
 	if (rc == 0)
 		rc = write_record(txn, F, nx);
 	if (rc == 0)
@@ -1205,34 +1216,16 @@ int nvf__fields_check(nvf_txn *txn, nvf_coll *c)
 	if (!F)
 		return 0;
 	int rc = 0;
-	uint64_t rows = nvf__array_rows(c->vec);
-	nvf_buf *tmp = nvf__eval_tmp();
-	if (!tmp)
-		return nvf__oom();
 	for (size_t i = 0; i < F->idx.n && rc == 0; i++) {
 		fidx *x = &F->idx.v[i];
 		struct nvf_fields want = {0};
-		vkeys keys = {0};
-		if ((rc = postings_tree(txn, x, false)) != 0)
-			break;
-		for (uint64_t r = 0; r < rows && rc == 0; r++) {
-			uint64_t id;
-			memcpy(&id, nvf__array_row(c->rowids, r), 8);
-			if (id == NVF_ROW_FREE)
-				continue;
-			nvf_payload pl;
-			int has = nvf__meta_payload(txn, c, r, id, tmp, &pl);
-			bool un;
-			if (has < 0)
-				rc = has;
-			else if (has && (rc = payload_keys(x, &pl, &keys, &un)) == 0) {
-				for (size_t k = 0; k < keys.n && rc == 0; k++)
-					rc = push_op(&want, 0, (uint32_t)r, &keys.v[k], true, false);
-				if (rc == 0 && un)
-					rc = push_op(&want, 0, (uint32_t)r, NULL, true, true);
-			}
+		if ((rc = postings_tree(txn, x, false)) == 0 && (rc = index_ops(txn, c, x, &want, 0)) != 0) {
+			for (size_t k = 0; k < want.ops.n; k++)
+				free(want.ops.v[k].str);
+			NVF_VEC_FREE(want.ops);
 		}
-		NVF_VEC_FREE(keys);
+		if (rc != 0)
+			break;
 		/* Group the expected ops by key and compare with the tree in order. */
 		if (rc == 0 && want.ops.n > 1)
 			qsort(want.ops.v, want.ops.n, sizeof(fop), cmp_op);
