@@ -1,0 +1,192 @@
+"""Threads: many Python threads search one handle while another thread writes through
+it; every answer must be one the model allows at some state. Writers of one file wait
+for each other."""
+import threading
+
+import numpy as np
+import pytest
+
+from nusterdb import NusterDB
+from conftest import assert_knn_matches, make_db
+
+DIM = 16
+N_BASE = 1500
+
+
+def test_readers_and_a_writer_share_one_handle(tmp_path):
+    rng = np.random.default_rng(77)
+    X = rng.standard_normal((N_BASE, DIM)).astype(np.float32)
+    Q = rng.standard_normal((40, DIM)).astype(np.float32)
+    # The writer's vectors are far from every query (all components about +50), so
+    # whatever it has committed, the k nearest of every query are base records.
+    far = (50.0 + rng.standard_normal((400, DIM))).astype(np.float32)
+    base_ids = np.arange(N_BASE)
+    with make_db(tmp_path / "t.nvf", DIM, index="flat") as db:
+        db.add_items(X, ids=base_ids)
+        want = [db.search(q, k=10) for q in Q]
+        for q, w in zip(Q, want):
+            assert_knn_matches("euclidean", X, base_ids, q, w, 10)
+        want_knn = db.knn(Q, k=10)
+        stop = threading.Event()
+        errors = []
+        counts = []
+
+        def reader(seed):
+            r = np.random.default_rng(seed)
+            try:
+                while not stop.is_set():
+                    j = int(r.integers(0, len(Q)))
+                    got = db.search(Q[j], k=10)
+                    if got != want[j]:
+                        errors.append(("search", j, got, want[j]))
+                    ids, dist = db.knn(Q, k=10)
+                    if not (np.array_equal(ids, want_knn[0]) and np.array_equal(dist, want_knn[1])):
+                        errors.append(("knn", ids, dist))
+                    n = len(db)
+                    if not (N_BASE <= n <= N_BASE + len(far)):
+                        errors.append(("count", n))
+                    counts.append(n)
+                    v = db.get(int(r.integers(0, N_BASE)))
+                    if v is None:
+                        errors.append(("get", None))
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(("exception", repr(e)))
+
+        def writer():
+            try:
+                for start in range(0, len(far), 50):
+                    ids = np.arange(10_000 + start, 10_000 + start + 50)
+                    db.add_items(far[start:start + 50], ids=ids)
+                    for i in ids[::2]:
+                        db.update(int(i), far[start])
+                    for i in ids[::5]:
+                        db.delete(int(i))
+                    db.update_metadata(int(ids[1]), {"w": start})
+            except Exception as e:  # pragma: no cover
+                errors.append(("writer", repr(e)))
+
+        readers = [threading.Thread(target=reader, args=(s,)) for s in range(4)]
+        for t in readers:
+            t.start()
+        w = threading.Thread(target=writer)
+        w.start()
+        w.join()
+        stop.set()
+        for t in readers:
+            t.join()
+        assert not errors, errors[:3]
+        assert len(counts) > 0
+        assert len(db) == N_BASE + len(far) - len(far) // 5
+        for q, wnt in zip(Q, want):
+            assert db.search(q, k=10) == wnt
+
+
+def test_hnsw_readers_during_inserts(tmp_path):
+    rng = np.random.default_rng(78)
+    X = rng.standard_normal((1000, DIM)).astype(np.float32)
+    more = rng.standard_normal((1000, DIM)).astype(np.float32)
+    Q = rng.standard_normal((20, DIM)).astype(np.float32)
+    with make_db(tmp_path / "h.nvf", DIM, index="hnsw") as db:
+        db.add_items(X, ids=np.arange(1000))
+        stop = threading.Event()
+        errors = []
+
+        def reader():
+            try:
+                while not stop.is_set():
+                    ids, dist = db.knn(Q, k=10)
+                    # well-formed: sorted rows of distinct existing ids with true distances
+                    for q, ri, rd in zip(Q, ids, dist):
+                        if (ri < 0).any() or len(set(ri.tolist())) != 10:
+                            errors.append(("ids", ri))
+                        if not np.all(np.diff(rd) >= 0):
+                            errors.append(("order", rd))
+                        allx = np.concatenate([X, more])
+                        true = np.sqrt(((allx[ri] - q) ** 2).sum(axis=1))
+                        if not np.allclose(rd, true, rtol=1e-3, atol=1e-3):
+                            errors.append(("dist", ri, rd, true))
+            except Exception as e:  # pragma: no cover
+                errors.append(("exception", repr(e)))
+
+        ts = [threading.Thread(target=reader) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for start in range(0, 1000, 100):
+            db.add_items(more[start:start + 100], ids=np.arange(1000 + start, 1100 + start))
+        stop.set()
+        for t in ts:
+            t.join()
+        assert not errors, errors[:3]
+        assert len(db) == 2000
+
+
+def test_two_writer_threads_on_one_handle(tmp_path):
+    with make_db(tmp_path / "w.nvf", DIM) as db:
+        errors = []
+
+        def writer(base):
+            r = np.random.default_rng(base)
+            try:
+                for j in range(100):
+                    db.add(base + j, r.standard_normal(DIM).astype(np.float32), {"b": base})
+            except Exception as e:  # pragma: no cover
+                errors.append(repr(e))
+
+        ts = [threading.Thread(target=writer, args=(b,)) for b in (0, 1000, 2000)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors
+        assert len(db) == 300
+        assert all(db.get_metadata(b + j).to_dict() == {"b": b} for b in (0, 1000, 2000) for j in range(100))
+
+
+def test_writers_on_two_handles_wait_for_each_other(tmp_path):
+    path = str(tmp_path / "two.nvf")
+    make_db(path, DIM).close()
+    a, b = NusterDB.open(path), NusterDB.open(path)
+    try:
+        errors = []
+
+        def writer(db, base):
+            r = np.random.default_rng(base)
+            try:
+                for j in range(0, 200, 20):
+                    db.add_items(r.standard_normal((20, DIM)).astype(np.float32),
+                                 ids=np.arange(base + j, base + j + 20))
+            except Exception as e:  # pragma: no cover
+                errors.append(repr(e))
+
+        ts = [threading.Thread(target=writer, args=(a, 0)), threading.Thread(target=writer, args=(b, 5000))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors, errors
+        assert len(a) == 400 and len(b) == 400
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("n_threads", [4])
+def test_parallel_searches_equal_serial(tmp_path, n_threads):
+    rng = np.random.default_rng(80)
+    X = rng.standard_normal((1200, DIM)).astype(np.float32)
+    Q = rng.standard_normal((64, DIM)).astype(np.float32)
+    with make_db(tmp_path / "p.nvf", DIM, index="hnsw") as db:
+        db.add_items(X)
+        serial = [db.search(q, k=8) for q in Q]
+        results = [None] * len(Q)
+
+        def work(t):
+            for j in range(t, len(Q), n_threads):
+                results[j] = db.search(Q[j], k=8)
+
+        ts = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert results == serial
