@@ -142,9 +142,8 @@ def test_index_type_members():
 @pytest.mark.parametrize("name", ["IVF", "LSH", "Annoy"])
 def test_unsupported_index_types(name, tmp_path):
     p = tmp_path / "u.nvf"
-    cfg = DatabaseConfig(dim=4, index_type=getattr(IndexType, name))
     with pytest.raises(nusterdb.NotSupportedError) as e:
-        NusterDB(str(p), cfg)
+        NusterDB(str(p), DatabaseConfig(dim=4, index_type=getattr(IndexType, name)))
     assert isinstance(e.value, NotImplementedError)
     assert name in str(e.value) and "not supported" in str(e.value)
     assert not p.exists()
@@ -197,24 +196,27 @@ def test_every_codec_stores_documents(attr, name, tmp_path, tool, rng):
 
 # ---- values checked at creation ----
 
-BAD = [
-    dict(dim=0), dict(dim=65537), dict(dim=-1),
-    dict(dim=4, hnsw_config=HNSWConfig(max_layer=0)),
-    dict(dim=4, hnsw_config=HNSWConfig(max_layer=25)),
-    dict(dim=4, hnsw_config=HNSWConfig(quantize="sq9")),
-    dict(dim=4, storage_config=StorageConfiguration(page_size=1000)),
-    dict(dim=4, storage_config=StorageConfiguration(page_size=256)),
-    dict(dim=4, storage_config=StorageConfiguration(page_size=131072)),
-    dict(dim=4, durability="sometimes"),
-    dict(dim=4, distance_metric="nope"),
-]
+# Each is refused when the config or the database is made (either may check).
+BAD = {
+    "dim0": lambda: dict(dim=0),
+    "dim65537": lambda: dict(dim=65537),
+    "dim-1": lambda: dict(dim=-1),
+    "max_layer0": lambda: dict(dim=4, hnsw_config=HNSWConfig(max_layer=0)),
+    "max_layer25": lambda: dict(dim=4, hnsw_config=HNSWConfig(max_layer=25)),
+    "quantize": lambda: dict(dim=4, hnsw_config=HNSWConfig(quantize="sq9")),
+    "page1000": lambda: dict(dim=4, storage_config=StorageConfiguration(page_size=1000)),
+    "page256": lambda: dict(dim=4, storage_config=StorageConfiguration(page_size=256)),
+    "page128k": lambda: dict(dim=4, storage_config=StorageConfiguration(page_size=131072)),
+    "durability": lambda: dict(dim=4, durability="sometimes"),
+    "metric": lambda: dict(dim=4, distance_metric="nope"),
+}
 
 
-@pytest.mark.parametrize("kw", BAD, ids=[str(i) for i in range(len(BAD))])
-def test_bad_values_raise_invalid_argument(kw, tmp_path):
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_values_raise_invalid_argument(name, tmp_path):
     p = tmp_path / "bad.nvf"
     with pytest.raises(ValueError):
-        NusterDB(str(p), DatabaseConfig(**kw))
+        NusterDB(str(p), DatabaseConfig(**BAD[name]()))
     assert not p.exists()
 
 

@@ -135,7 +135,7 @@ def test_argument_reference_counts_unchanged(db):
     meta = Metadata({"m": 1}, tags=["t"])
     flt = "i < 250"
     ids = np.arange(40_000, 40_004)
-    mdl = [doc, meta, None, {"z": 1}]
+    mdl = [doc, meta, {}, {"z": 1}]
     bad = {"s": {1, 2}}
     v = Vector(q)
     args = [q, ql, Q, QF, doc, meta, flt, ids, mdl, bad, v, doc["a"], doc["b"]]
@@ -160,7 +160,7 @@ def test_argument_reference_counts_unchanged(db):
         db.add_items(Q, ids=ids, metadata=mdl)
         for i in ids:
             db.delete(int(i))
-        db.batch_insert([q, ql, v], [doc, meta, None])
+        db.batch_insert([q, ql, v], [doc, meta, {}])
         for call in (lambda: db.add(50_001, q, bad), lambda: db.add_items(Q, ids=ids, metadata=[bad] * 4),
                      lambda: db.search(q, filter="i >"), lambda: db.add(7, ql, doc)):
             try:

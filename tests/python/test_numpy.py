@@ -86,7 +86,7 @@ def test_add_items_array_array_and_memoryview(tmp_path, data):
 def test_add_items_ids_and_metadata(tmp_path, data):
     with make_db(tmp_path / "m.nvf", DIM) as db:
         ids = np.array([5, 9, 2**40, 7], dtype=np.uint64)
-        md = [{"a": 1}, Metadata({"b": 2}, tags=["x"]), None, {"d": [1, 2]}]
+        md = [{"a": 1}, Metadata({"b": 2}, tags=["x"]), {}, {"d": [1, 2]}]
         out = db.add_items(data[:4], ids=ids, metadata=md)
         assert out.tolist() == [5, 9, 2**40, 7] and out.dtype == np.int64
         assert db.get_metadata(5).to_dict() == {"a": 1}
