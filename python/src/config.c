@@ -570,7 +570,7 @@ static PyType_Slot hnsw_slots[] = {
 	{0, NULL},
 };
 static PyType_Slot flat_slots[] = {
-	REC_SLOTS(flat_new, "FlatIndexConfig(): the exact-scan index has no options.", flat_members, no_getset),
+	REC_SLOTS(flat_new, "FlatIndexConfig()\n--\n\nThe exact-scan index has no options.", flat_members, no_getset),
 	{0, NULL},
 };
 static PyType_Slot storage_slots[] = {
@@ -600,14 +600,14 @@ static PyType_Slot stats_slots[] = {
 	{0, NULL},
 };
 
-#define REC_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC)
+#define REC_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE)
 
 PyType_Spec nvfpy_hnsw_config_spec = {"nusterdb.HNSWConfig", sizeof(RecObject), 0, REC_FLAGS, hnsw_slots};
 PyType_Spec nvfpy_flat_config_spec = {"nusterdb.FlatIndexConfig", sizeof(RecObject), 0, REC_FLAGS, flat_slots};
 PyType_Spec nvfpy_storage_config_spec = {"nusterdb.StorageConfiguration", sizeof(RecObject), 0, REC_FLAGS, storage_slots};
 PyType_Spec nvfpy_database_config_spec = {"nusterdb.DatabaseConfig", sizeof(RecObject), 0, REC_FLAGS, db_slots};
 PyType_Spec nvfpy_stats_spec = {"nusterdb.DatabaseStats", sizeof(RecObject), 0,
-				REC_FLAGS | Py_TPFLAGS_DISALLOW_INSTANTIATION, stats_slots};
+				Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, stats_slots};
 
 /* Called once before the types are made (module exec). */
 void nvfpy_config_names(void)

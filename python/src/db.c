@@ -124,12 +124,26 @@ PyObject *nvfpy_resolve_path(nvfpy_state *st, PyObject *path, int create, int *e
 	struct stat sb;
 	if (b == NULL)
 		return NULL;
-	p = PyBytes_AS_STRING(b);
-	n = (size_t)PyBytes_GET_SIZE(b);
-	if (n == 0) {
+	if (PyBytes_GET_SIZE(b) == 0) {
 		Py_DECREF(b);
 		return nvfpy_raise_fmt(st, st->InvalidArgumentError, NVF_EINVAL, "the path is empty");
 	}
+	if (PyBytes_AS_STRING(b)[0] != '/') {
+		/* absolute, so that db.path (and a pickle) do not depend on the cwd */
+		char cwd[4096];
+		PyObject *abs;
+		if (getcwd(cwd, sizeof cwd) == NULL) {
+			Py_DECREF(b);
+			return PyErr_SetFromErrno(PyExc_OSError);
+		}
+		abs = PyBytes_FromFormat("%s/%s", cwd, PyBytes_AS_STRING(b));
+		Py_DECREF(b);
+		if (abs == NULL)
+			return NULL;
+		b = abs;
+	}
+	p = PyBytes_AS_STRING(b);
+	n = (size_t)PyBytes_GET_SIZE(b);
 	if (ends_with(p, n, ".nvf")) {
 		*exists = stat(p, &sb) == 0;
 		return b;
@@ -430,7 +444,11 @@ static PyObject *db_reduce(PyObject *op, PyObject *unused)
 	(void)unused;
 	if (mod == NULL)
 		return NULL;
-	fn = PyObject_GetAttrString(mod, "_reopen");
+	if (self->db == NULL) {
+		nvfpy_state *st = nvfpy_state_of(op);
+		return nvfpy_raise_fmt(st, st->ClosedError, 0, "the database %R is closed: nothing to pickle", self->path);
+	}
+	fn = nvfpy_getattr(mod, "_reopen");
 	if (fn == NULL)
 		return NULL;
 	return Py_BuildValue("(N(OOO))", fn, self->path, self->read_only ? Py_True : Py_False, self->snapshot);

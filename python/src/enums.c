@@ -46,17 +46,17 @@ int nvfpy_enum_setup(PyTypeObject *tp, const nvfpy_enum_item *items, const char 
 			return -1;
 		e->value = it->value;
 		e->item = it;
-		rc = PyObject_SetAttrString((PyObject *)tp, it->attr, (PyObject *)e);
+		rc = nvfpy_setattr((PyObject *)tp, it->attr, (PyObject *)e);
 		Py_DECREF(e);
 		if (rc < 0)
 			return -1;
 	}
 	for (const char *const *a = aliases; a != NULL && a[0] != NULL; a += 2) {
-		PyObject *o = PyObject_GetAttrString((PyObject *)tp, a[1]);
+		PyObject *o = nvfpy_getattr((PyObject *)tp, a[1]);
 		int rc;
 		if (o == NULL)
 			return -1;
-		rc = PyObject_SetAttrString((PyObject *)tp, a[0], o);
+		rc = nvfpy_setattr((PyObject *)tp, a[0], o);
 		Py_DECREF(o);
 		if (rc < 0)
 			return -1;
@@ -76,7 +76,7 @@ PyObject *nvfpy_enum_get(PyTypeObject *tp, int value)
 {
 	for (const nvfpy_enum_item *it = items_of(tp); it->attr != NULL; it++)
 		if (it->value == value)
-			return PyObject_GetAttrString((PyObject *)tp, it->attr);
+			return nvfpy_getattr((PyObject *)tp, it->attr);
 	PyErr_Format(PyExc_ValueError, "%s has no value %d", tp->tp_name, value);
 	return NULL;
 }

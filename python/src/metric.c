@@ -88,7 +88,7 @@ static PyObject *metric_similarity(PyObject *self, PyObject *const *args, Py_ssi
 static PyObject *metric_by_attr(PyObject *module, const char *attr)
 {
 	nvfpy_state *st = nvfpy_state_mod(module);
-	return PyObject_GetAttrString((PyObject *)st->DistanceMetric, attr);
+	return nvfpy_getattr((PyObject *)st->DistanceMetric, attr);
 }
 
 #define FACTORY(fn, attr)                                        \

@@ -17,6 +17,27 @@ nvfpy_state *nvfpy_state_of_type(PyTypeObject *tp)
 	return nvfpy_state_mod(mod);
 }
 
+PyObject *nvfpy_getattr(PyObject *obj, const char *name)
+{
+	PyObject *n = PyUnicode_InternFromString(name), *r;
+	if (n == NULL)
+		return NULL;
+	r = PyObject_GetAttr(obj, n);
+	Py_DECREF(n);
+	return r;
+}
+
+int nvfpy_setattr(PyObject *obj, const char *name, PyObject *value)
+{
+	PyObject *n = PyUnicode_InternFromString(name);
+	int r;
+	if (n == NULL)
+		return -1;
+	r = PyObject_SetAttr(obj, n, value);
+	Py_DECREF(n);
+	return r;
+}
+
 /* ---- errors --------------------------------------------------------------- */
 
 int nvfpy_capture(nvfpy_err *e, int rc)
@@ -63,7 +84,7 @@ static PyObject *raise_with(PyObject *exc, PyObject *args, int code, const char 
 		return NULL;
 	if (code != 0) {
 		PyObject *c = PyLong_FromLong(code);
-		if (c == NULL || PyObject_SetAttrString(inst, "code", c) < 0) {
+		if (c == NULL || nvfpy_setattr(inst, "code", c) < 0) {
 			Py_XDECREF(c);
 			Py_DECREF(inst);
 			return NULL;
@@ -73,10 +94,10 @@ static PyObject *raise_with(PyObject *exc, PyObject *args, int code, const char 
 	/* OSError subclasses built from a message alone get it as strerror too, so
 	 * that .strerror says what happened (.errno stays None: not an OS error). */
 	if (msg != NULL && PyObject_TypeCheck(inst, (PyTypeObject *)PyExc_OSError)) {
-		PyObject *se = PyObject_GetAttrString(inst, "strerror");
+		PyObject *se = nvfpy_getattr(inst, "strerror");
 		if (se == Py_None) {
 			PyObject *s = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
-			if (s == NULL || PyObject_SetAttrString(inst, "strerror", s) < 0)
+			if (s == NULL || nvfpy_setattr(inst, "strerror", s) < 0)
 				PyErr_Clear();
 			Py_XDECREF(s);
 		}
@@ -198,7 +219,7 @@ static int add_exception(PyObject *module, PyObject **slot, const char *name, co
 	/* KeyError's str() quotes its message as if it were a key: NotFoundError shows
 	 * the message as it is, like the other errors. */
 	if (base2 == PyExc_KeyError) {
-		PyObject *s = PyObject_GetAttrString(PyExc_Exception, "__str__");
+		PyObject *s = nvfpy_getattr(PyExc_Exception, "__str__");
 		if (s == NULL || PyDict_SetItemString(dict, "__str__", s) < 0) {
 			Py_XDECREF(s);
 			goto error;

@@ -61,6 +61,11 @@ nvfpy_state *nvfpy_state_of_type(PyTypeObject *tp);
 /** The module state given the module object. */
 #define nvfpy_state_mod(mod) ((nvfpy_state *)PyModule_GetState(mod))
 
+/** getattr / setattr by an interned name: the type attribute cache keeps the name
+ * it is asked with, and a fresh string per call would fill it with copies. */
+PyObject *nvfpy_getattr(PyObject *obj, const char *name);
+int nvfpy_setattr(PyObject *obj, const char *name, PyObject *value);
+
 /* ---- errors (module.c) --------------------------------------------------- */
 
 /** A libnvf failure captured where it happened (nvf_errmsg() is per thread and

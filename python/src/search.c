@@ -100,7 +100,7 @@ static PyObject *numpy_asarray(nvfpy_state *st)
 	if (st->numpy_asarray == NULL) {
 		PyObject *np = PyImport_ImportModule("numpy");
 		if (np != NULL) {
-			st->numpy_asarray = PyObject_GetAttrString(np, "asarray");
+			st->numpy_asarray = nvfpy_getattr(np, "asarray");
 			Py_DECREF(np);
 		}
 		if (st->numpy_asarray == NULL) {

@@ -418,12 +418,11 @@ PyObject *nvfpy_db_stats(PyObject *op, PyObject *const *args, Py_ssize_t nargs, 
 		goto done;
 	if (s != NULL) {
 		PyObject *kinds = Py_BuildValue(
-			"{sKsKsKsKsKsKsKsKsKsKsK}", "header", (unsigned long long)s->pages_header, "system",
+			"{sKsKsKsKsKsKsKsKsK}", "header", (unsigned long long)s->pages_header, "system",
 			(unsigned long long)s->pages_system, "vectors", (unsigned long long)s->pages_vectors, "ids",
 			(unsigned long long)s->pages_ids, "graph", (unsigned long long)s->pages_graph, "documents",
 			(unsigned long long)s->pages_documents, "fields", (unsigned long long)s->pages_fields, "free",
-			(unsigned long long)s->pages_free, "pending", (unsigned long long)s->pages_pending, "total",
-			(unsigned long long)s->pages_total, "free_runs", (unsigned long long)s->free_runs);
+			(unsigned long long)s->pages_free, "pending", (unsigned long long)s->pages_pending);
 		PyObject *levels = PyList_New(0), *hist = PyList_New(0);
 		if (set_obj(d, "pages_by_kind", kinds) < 0 || levels == NULL || hist == NULL) {
 			Py_XDECREF(levels);

@@ -215,7 +215,7 @@ static int add_static(PyObject *module, PyTypeObject *tp, PyMethodDef *defs)
 		Py_DECREF(f);
 		if (sm == NULL)
 			goto error;
-		if (PyObject_SetAttrString((PyObject *)tp, d->ml_name, sm) < 0) {
+		if (nvfpy_setattr((PyObject *)tp, d->ml_name, sm) < 0) {
 			Py_DECREF(sm);
 			goto error;
 		}
@@ -325,6 +325,11 @@ static int vec_getbuffer(PyObject *self, Py_buffer *view, int flags)
 	view->suboffsets = NULL;
 	view->internal = NULL;
 	return 0;
+}
+
+static PyObject *vec_iter(PyObject *self)
+{
+	return PySeqIter_New(self);
 }
 
 static PyObject *vec_to_list(PyObject *self, PyObject *unused)
@@ -694,6 +699,7 @@ static PyType_Slot vec_slots[] = {
 	{Py_tp_hash, NVFPY_FN(PyObject_HashNotImplemented)},
 	{Py_tp_methods, vec_methods},
 	{Py_tp_getset, vec_getset},
+	{Py_tp_iter, NVFPY_FN(vec_iter)},
 	{Py_sq_length, NVFPY_FN(vec_len)},
 	{Py_sq_item, NVFPY_FN(vec_item)},
 	{Py_mp_length, NVFPY_FN(vec_len)},
