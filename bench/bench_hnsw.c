@@ -129,44 +129,18 @@ static int open_child(const char *path, int qi)
  * open alone). */
 static double spawn_open(const char *self, const char *path, int qi, double *open)
 {
-	int fd[2];
-	if (pipe(fd) != 0) {
-		perror("bench_hnsw: pipe");
-		exit(1);
-	}
 	char qs[16], efs_[16];
 	snprintf(qs, sizeof(qs), "%d", qi);
 	snprintf(efs_, sizeof(efs_), "%d", open_ef);
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("bench_hnsw: fork");
-		exit(1);
-	}
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execl(self, self, "--queries", query_path, "--open-ef", efs_, "--open-child", path, "--query-index", qs,
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	char buf[64] = {0};
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof(buf) - 1 && (r = read(fd[0], buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)r;
-	close(fd[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || len == 0) {
+	char *const argv[] = {(char *)self, "--queries", (char *)query_path, "--open-ef", efs_, "--open-child",
+			      (char *)path, "--query-index", qs, NULL};
+	double r[2];
+	if (bench_child(argv, r) != 0) {
 		fprintf(stderr, "bench_hnsw: the open + first query child failed\n");
 		exit(1);
 	}
-	char *end;
-	double total = strtod(buf, &end);
-	*open = strtod(end, NULL);
-	return total;
+	*open = r[1];
+	return r[0];
 }
 
 static double median(double *t, int n)

@@ -19,6 +19,7 @@
 extern "C" {
 #include "vecfile.h"
 }
+#include "benchutil.h"
 
 #include <omp.h>
 #include <sys/stat.h>
@@ -125,41 +126,16 @@ static int open_child(const char *qpath, const char *path, int qi, int ef)
 // Seconds of loadIndex + first query in a new process (*open: of loadIndex alone).
 static double spawn_open(const char *self, const char *qpath, const std::string &path, int qi, int ef, double *open)
 {
-	int fd[2];
-	if (pipe(fd) != 0) {
-		perror("hnswlib_bench: pipe");
-		exit(1);
-	}
 	std::string qs = std::to_string(qi), es = std::to_string(ef);
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("hnswlib_bench: fork");
-		exit(1);
-	}
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execl(self, self, "--open-child", qpath, path.c_str(), qs.c_str(), es.c_str(), (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	char buf[64] = {0};
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof(buf) - 1 && (r = read(fd[0], buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)r;
-	close(fd[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || len == 0) {
+	char *const argv[] = {(char *)self, (char *)"--open-child", (char *)qpath, (char *)path.c_str(),
+			      (char *)qs.c_str(), (char *)es.c_str(), NULL};
+	double r[2];
+	if (bench_child(argv, r) != 0) {
 		fprintf(stderr, "hnswlib_bench: the open + first query child failed\n");
 		exit(1);
 	}
-	char *end;
-	double total = strtod(buf, &end);
-	*open = strtod(end, NULL);
-	return total;
+	*open = r[1];
+	return r[0];
 }
 
 static double median(std::vector<double> t)
@@ -184,10 +160,29 @@ static double open_median(const char *self, const char *qpath, const std::string
 	return median(t);
 }
 
+// --build-save BASE N OUT THREADS: build on the first N vectors and save (bench store's
+// open + first query, bench/bench_open.c, times the saved index).
+static int build_save(const char *bpath, size_t want, const char *out, int threads)
+{
+	size_t n, dim;
+	std::vector<float> base = load(bpath, want, &n, &dim);
+	if (n != want)
+		return 1;
+	hnswlib::L2Space space(dim);
+	hnswlib::HierarchicalNSW<float> *index;
+	double t = build(space, &index, base.data(), n, dim, threads);
+	index->saveIndex(out);
+	printf("%.9f\n", t);
+	delete index;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 6 && strcmp(argv[1], "--open-child") == 0)
 		return open_child(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+	if (argc == 6 && strcmp(argv[1], "--build-save") == 0)
+		return build_save(argv[2], (size_t)atoll(argv[3]), argv[4], atoi(argv[5]));
 	if (argc != 10) {
 		fprintf(stderr, "usage: hnswlib_bench BASE QUERIES DIR THREADS NQ EFS(10,20,..) PASSES OPEN_REPS OPEN_EF\n");
 		return 2;

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "coll.h"
 #include "nvf_int.h"
 #include "testutil.h"
 
@@ -336,6 +337,87 @@ START_TEST(test_compact_packs_the_rows_deletes_freed)
 }
 END_TEST
 
+/* The row of record id, as txn sees it. */
+static uint64_t row_of(nvf_db *db, uint64_t id)
+{
+	nvf_txn *t;
+	nvf_coll *c;
+	nvf_val v;
+	struct nvf_disk_idrec rec;
+	ck_nvf(nvf_txn_begin(&t, db, NVF_TXN_RDONLY));
+	ck_nvf(nvf__coll_get(t, &c));
+	ck_nvf(nvf__tree_get(t, &c->idmap->d, id, &v));
+	memcpy(&rec, v.data, sizeof(rec));
+	nvf_txn_abort(t);
+	return rec.row;
+}
+
+/* Compact lays an HNSW collection out in a locality order: records of two clusters
+ * far apart, inserted alternately (so rows alternate between them), come out as
+ * long runs of one cluster, and every record, document and answer is as before. */
+START_TEST(test_compact_lays_records_out_by_locality)
+{
+	char *path = tu_path(dir, "layout.nvf");
+	tu_unlink_db(path);
+	nvf_create_options co = NVF_CREATE_OPTIONS_INIT;
+	co.dim = DIM;
+	co.index = NVF_INDEX_HNSW;
+	co.hnsw_ef_construction = 64;
+	co.durability = NVF_DURABILITY_NOSYNC;
+	nvf_db *db;
+	ck_nvf(nvf_db_create(&db, path, &co));
+	enum { M = 2000 };
+	float *x = malloc((size_t)M * DIM * sizeof(float));
+	for (uint64_t id = 0; id < M; id++) {
+		vec(id, x + id * DIM);
+		x[id * DIM] += id % 2 ? 1000.0f : -1000.0f; /* the cluster: odd or even */
+	}
+	ck_nvf(nvf_insert_batch(db, NULL, x, M, DIM, NULL, NULL));
+	for (uint64_t id = 0; id < M; id += 3)
+		ck_nvf(nvf_meta_set(db, NULL, id, "{\"third\": true}"));
+	uint64_t *cluster_at = malloc(M * sizeof(uint64_t));
+	size_t switches = 0;
+	for (uint64_t id = 0; id < M; id++)
+		cluster_at[row_of(db, id)] = id % 2;
+	for (uint64_t r = 1; r < M; r++)
+		switches += cluster_at[r] != cluster_at[r - 1];
+	tu_assert(switches > M / 2, "rows already grouped before compact (%zu switches)", switches);
+	size_t n0;
+	char **want = dump(db, NULL, &n0);
+	/* The same graph under new row numbers: the same walk, where no two distances
+	 * tie (the 4-bit walk's ties are broken by row; the float walk has none). */
+	nvf_search_options so = NVF_SEARCH_OPTIONS_INIT;
+	so.full_precision = 1;
+	nvf_result before[20 * 10], after[20 * 10];
+	ck_nvf(nvf_search_batch(db, NULL, x, 20, DIM, 10, &so, before));
+	ck_nvf(nvf_db_compact(db));
+	ck_nvf(nvf_db_close(db));
+	ck_nvf(nvf_db_open(&db, path, NULL));
+	ck_nvf(nvf_check(db, NULL));
+	switches = 0;
+	for (uint64_t id = 0; id < M; id++)
+		cluster_at[row_of(db, id)] = id % 2;
+	for (uint64_t r = 1; r < M; r++)
+		switches += cluster_at[r] != cluster_at[r - 1];
+	/* Subtrees of the graph's hierarchy are runs of rows, and they rarely mix the
+	 * clusters: a few dozen runs, not one per record (about 1,000 before). */
+	tu_assert(switches <= M / 20, "%zu switches between the clusters in row order after compact", switches);
+	size_t n1;
+	char **got = dump(db, NULL, &n1);
+	same_dump(want, n0, got, n1, "after the relayout");
+	ck_nvf(nvf_search_batch(db, NULL, x, 20, DIM, 10, &so, after));
+	for (int i = 0; i < 200; i++)
+		tu_assert(before[i].id == after[i].id && before[i].distance == after[i].distance,
+			  "result %d: id %llu, then %llu", i, (unsigned long long)before[i].id, (unsigned long long)after[i].id);
+	ck_nvf(nvf_db_close(db));
+	free_dump(want, n0);
+	free_dump(got, n1);
+	free(cluster_at);
+	free(x);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_backup_is_a_compact_copy_taken_while_writing)
 {
 	char *path = tu_path(dir, "b.nvf"), *dest = tu_path(dir, "b-copy.nvf");
@@ -582,6 +664,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_compact_keeps_everything_and_frees_the_rest);
 	tcase_add_test(tc, test_compact_packs_the_rows_deletes_freed);
+	tcase_add_test(tc, test_compact_lays_records_out_by_locality);
 	tcase_add_test(tc, test_backup_is_a_compact_copy_taken_while_writing);
 	tcase_add_test(tc, test_a_failed_copy_changes_nothing);
 	tcase_add_test(tc, test_another_process_searching_sees_no_wrong_answer);

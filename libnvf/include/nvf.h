@@ -759,7 +759,10 @@ NVF_API int nvf_db_backup(nvf_db *db, const char *dest);
 
 /**
  * Compact in place: the file is rewritten without its free and pending pages and the
- * copy renamed over it. Holds the write lock throughout (other writers wait or get
+ * copy renamed over it. Without named snapshots the records are also laid out again:
+ * an HNSW collection's in a locality order of its graph (a first query in a new
+ * process touches few pages), a flat one's packed into the rows deletes freed; the
+ * rewritten state is held in memory until copied (about the file's size). Holds the write lock throughout (other writers wait or get
  * NVF_ELOCKED). Afterwards every handle opened on the file before (this one too, and
  * those of other processes) answers its next transaction with NVF_ESTALE: close it
  * and open the path again. Transactions open during the compaction finish on the old

@@ -915,3 +915,80 @@ int nvf__coll_pack(nvf_txn *txn, nvf_coll *c, uint64_t *moved)
 	NVF_VEC_FREE(holes);
 	return rc == 0 ? 0 : nvf__txn_fail(txn, rc);
 }
+
+/* A row of base's array a0 copied into row `to` of a (the same array in txn). */
+static int copy_row_from(nvf_txn *txn, nvf_array *a, const nvf_array *a0, uint64_t from, uint64_t to)
+{
+	if (!a)
+		return 0;
+	uint8_t *dst;
+	int rc = nvf__array_row_mut(a, txn, to, &dst);
+	if (rc != 0)
+		return rc;
+	if (!a0 || from >= nvf__array_rows(a0))
+		memset(dst, 0, a->stride); /* a row the array never reached reads as zeros */
+	else
+		memcpy(dst, nvf__array_row(a0, from), a->stride);
+	return 0;
+}
+
+int nvf__coll_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t *old_of_new, uint64_t live)
+{
+	uint64_t rows = nvf__array_rows(base->vec);
+	if (live != c->idmap->d.count)
+		return nvf__txn_fail(txn, nvf__corrupt(0, "relayout: %llu rows ordered, %llu records",
+						       (unsigned long long)live, (unsigned long long)c->idmap->d.count));
+	uint64_t *new_of_old = malloc((rows ? rows : 1) * sizeof(uint64_t));
+	if (!new_of_old)
+		return nvf__txn_fail(txn, nvf__oom());
+	memset(new_of_old, 0xff, (rows ? rows : 1) * sizeof(uint64_t));
+	int rc = 0;
+	for (uint64_t r = 0; r < live && rc == 0; r++) {
+		if (old_of_new[r] >= rows || new_of_old[old_of_new[r]] != UINT64_MAX)
+			rc = nvf__corrupt(0, "relayout: row %llu ordered twice or out of range",
+					  (unsigned long long)old_of_new[r]);
+		else
+			new_of_old[old_of_new[r]] = r;
+	}
+	/* Everything a row holds, from the state before (base: the pages this
+	 * transaction has not written), then the graph and the id map. */
+	for (uint64_t r = 0; r < live && rc == 0; r++) {
+		uint64_t from = old_of_new[r];
+		if ((rc = copy_row_from(txn, c->vec, base->vec, from, r)) != 0 ||
+		    (rc = copy_row_from(txn, c->norms, base->norms, from, r)) != 0 ||
+		    (rc = copy_row_from(txn, c->rowids, base->rowids, from, r)) != 0 ||
+		    (rc = copy_row_from(txn, c->meta, base->meta, from, r)) != 0)
+			break;
+		uint64_t id;
+		memcpy(&id, nvf__array_row(base->rowids, from), 8);
+		nvf_val v;
+		struct nvf_disk_idrec rec;
+		if ((rc = nvf__tree_get(txn, &c->idmap->d, id, &v)) != 0 || v.len != sizeof(rec)) {
+			rc = rc ? rc : nvf__corrupt(0, "id %llu: record of %llu bytes", (unsigned long long)id,
+						    (unsigned long long)v.len);
+			break;
+		}
+		memcpy(&rec, v.data, sizeof(rec));
+		rec.row = r;
+		rc = nvf__tree_put(txn, &c->idmap->d, id, &rec, sizeof(rec), 0, NULL);
+	}
+	if (rc == 0)
+		rc = nvf__hnsw_permute(txn, c, base, old_of_new, new_of_old, live);
+	while (rc == 0 && c->freerows->d.count > 0) {
+		nvf_cursor cur;
+		uint64_t r;
+		nvf_val v;
+		if ((rc = nvf__cursor_seek(&cur, txn, &c->freerows->d, 0)) != 0 || !cur.valid ||
+		    (rc = nvf__cursor_get(&cur, &r, &v)) != 0)
+			break;
+		rc = nvf__tree_del(txn, &c->freerows->d, r);
+	}
+	nvf_array *arrays[] = {c->vec, c->norms, c->rowids, c->meta};
+	for (size_t i = 0; i < NVF_ARRAY_LEN(arrays) && rc == 0; i++)
+		if (arrays[i])
+			rc = nvf__array_truncate(arrays[i], txn, live);
+	if (rc == 0)
+		rc = nvf__arrays_err(txn);
+	free(new_of_old);
+	return rc == 0 ? 0 : nvf__txn_fail(txn, rc);
+}

@@ -89,6 +89,17 @@ void nvf__coll_free(nvf_coll *c);
  * array ends at the live count. Field indexes hold rows: the caller rebuilds them. */
 int nvf__coll_pack(nvf_txn *txn, nvf_coll *c, uint64_t *moved);
 
+/* Compaction of an HNSW collection: lay the live records out in a locality order.
+ * nvf__layout_order (layout.c) computes it from a collection c as txn sees it:
+ * *order (malloc'd) lists the live rows, *n of them. nvf__coll_permute then rewrites
+ * txn's collection so that row r holds what row old_of_new[r] of base (the same
+ * state, read through another transaction: it is read while txn writes) held:
+ * vectors, norms, ids, metadata, graph nodes with every link renamed, the id map;
+ * free rows are gone and every array ends at live. Field indexes hold rows: the
+ * caller rebuilds them. */
+int nvf__layout_order(nvf_txn *txn, nvf_coll *c, uint64_t **order, uint64_t *n);
+int nvf__coll_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t *old_of_new, uint64_t live);
+
 /* The collection as txn sees it (cached in the transaction). */
 int nvf__coll_get(nvf_txn *txn, nvf_coll **out);
 

@@ -415,22 +415,44 @@ int nvf_db_backup(nvf_db *db, const char *dest)
 	return rc;
 }
 
+/* An HNSW collection's records in a locality order (layout.c), read from base, the
+ * state txn started from. */
+static int relayout(nvf_db *db, nvf_txn *txn, nvf_coll *c)
+{
+	nvf_txn *rt;
+	nvf_coll *base;
+	uint64_t *order = NULL, n = 0;
+	int rc = nvf_txn_begin(&rt, db, NVF_TXN_RDONLY);
+	if (rc != 0)
+		return rc;
+	if ((rc = nvf__coll_get(rt, &base)) == 0 && (rc = nvf__layout_order(rt, base, &order, &n)) == 0)
+		rc = nvf__coll_permute(txn, c, base, order, n);
+	free(order);
+	nvf_txn_abort(rt);
+	return rc;
+}
+
 /* Before the copy, in the compaction's own write transaction (never committed to the
- * old file: the copy is made from its pages in memory): the records above the live
- * count move into the rows deletes freed (coll.c), so that the arrays, and the copy,
- * end at the live count; the field indexes, which hold rows, are rebuilt. Not with
- * snapshots: they keep their rows, and the copy shares their pages. */
+ * old file: the copy is made from its pages in memory): an HNSW collection's records
+ * are laid out in a locality order, so that a first query touches few pages; a flat
+ * one's records above the live count move into the rows deletes freed (coll.c). Either
+ * way the arrays, and the copy, end at the live count; the field indexes, which hold
+ * rows, are rebuilt. Not with snapshots: they keep their rows, and the copy shares
+ * their pages. */
 static int pack(nvf_db *db, nvf_txn *txn)
 {
 	nvf_coll *c;
 	uint64_t moved = 0;
 	int rc;
-	if (txn->snapshots.count > 0 || (rc = nvf__coll_get(txn, &c)) != 0 || c->freerows->d.count == 0)
+	if (txn->snapshots.count > 0 || (rc = nvf__coll_get(txn, &c)) != 0)
+		return 0;
+	bool graph = c->hnsw && c->idmap->d.count > 1;
+	if (!graph && c->freerows->d.count == 0)
 		return 0;
 	nvf_field_info *f = NULL;
 	size_t nf = 0;
 	if ((rc = nvf_field_list(db, txn, &f, &nf)) == 0)
-		rc = nvf__coll_pack(txn, c, &moved);
+		rc = graph ? relayout(db, txn, c) : nvf__coll_pack(txn, c, &moved);
 	for (size_t i = 0; i < nf && rc == 0; i++)
 		if ((rc = nvf_field_drop(db, txn, f[i].path)) == 0)
 			rc = nvf_field_add(db, txn, f[i].path, f[i].type);

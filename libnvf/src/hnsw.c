@@ -1626,6 +1626,112 @@ int nvf__hnsw_move(nvf_txn *txn, nvf_coll *c, uint64_t from, uint64_t to)
 	return 0;
 }
 
+int nvf__hnsw_level(nvf_coll *c, uint64_t row)
+{
+	return nvf__hnsw_linked(c, row) ? node0(c->hnsw, row)->level : 0;
+}
+
+bool nvf__hnsw_linked(nvf_coll *c, uint64_t row)
+{
+	nvf_hnsw *g = c->hnsw;
+	return g && row < nvf__array_rows(g->g0) && (node0(g, row)->flags & NVF_HNSW_LINKED);
+}
+
+uint64_t nvf__hnsw_entry(nvf_coll *c)
+{
+	return c->hnsw ? c->hnsw->h.entry : NVF_HNSW_NO_ENTRY;
+}
+
+const uint32_t *nvf__hnsw_links(nvf_coll *c, uint64_t row, int level, uint32_t *n)
+{
+	*n = 0;
+	if (!nvf__hnsw_linked(c, row) || level > node0(c->hnsw, row)->level)
+		return NULL;
+	return links_of(c->hnsw, row, level, n);
+}
+
+/* Rename n links through new_of_old (every one must name a record). */
+static int rename_links(uint32_t *l, uint32_t n, const uint64_t *new_of_old, uint64_t brows, uint64_t live,
+			uint64_t from)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (l[i] >= brows || new_of_old[l[i]] >= live)
+			return nvf__corrupt(0, "row %llu links to row %u, which holds no record", (unsigned long long)from,
+					    l[i]);
+		l[i] = (uint32_t)new_of_old[l[i]];
+	}
+	return 0;
+}
+
+int nvf__hnsw_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t *old_of_new,
+		      const uint64_t *new_of_old, uint64_t live)
+{
+	nvf_hnsw *g = c->hnsw, *b = base->hnsw;
+	if (!g || !b)
+		return 0;
+	uint64_t brows = nvf__array_rows(b->g0), bup = nvf__array_rows(b->up);
+	uint32_t slot = 0; /* upper lists are dealt out again in the new row order */
+	int rc = 0;
+	for (uint64_t r = 0; r < live && rc == 0; r++) {
+		uint64_t from = old_of_new[r];
+		uint8_t *dst;
+		if ((rc = nvf__array_row_mut(g->g0, txn, r, &dst)) != 0)
+			break;
+		if (from >= brows) { /* a row the graph never reached */
+			memset(dst, 0, g->g0->stride);
+			continue;
+		}
+		memcpy(dst, nvf__array_row(b->g0, from), g->g0->stride);
+		struct nvf_hnsw_node0 *z = (struct nvf_hnsw_node0 *)(void *)dst;
+		if (!(z->flags & NVF_HNSW_LINKED))
+			continue;
+		/* Links name rows: rename them, level 0 in the new record, the upper
+		 * lists as they are copied to their new slots. */
+		if ((rc = rename_links((uint32_t *)(z + 1), z->n, new_of_old, brows, live, from)) != 0)
+			break;
+		uint32_t old = z->upper;
+		int levels = z->level;
+		if (levels == 0)
+			continue;
+		if ((uint64_t)old + (uint64_t)levels > bup) {
+			rc = nvf__corrupt(0, "row %llu: upper slots %u+%d beyond %llu", (unsigned long long)from, old,
+					  levels, (unsigned long long)bup);
+			break;
+		}
+		z->upper = slot;
+		for (int l = 0; l < levels && rc == 0; l++) {
+			uint8_t *p;
+			if ((rc = nvf__array_row_mut(g->up, txn, (uint64_t)slot + (uint64_t)l, &p)) != 0)
+				break;
+			memcpy(p, nvf__array_row(b->up, (uint64_t)old + (uint64_t)l), g->up->stride);
+			struct nvf_hnsw_upper *u = (struct nvf_hnsw_upper *)(void *)p;
+			rc = rename_links((uint32_t *)(u + 1), u->n, new_of_old, brows, live, from);
+		}
+		slot += (uint32_t)levels;
+	}
+	if (rc == 0 && g->h.entry != NVF_HNSW_NO_ENTRY) {
+		if (g->h.entry >= brows || new_of_old[g->h.entry] >= live)
+			rc = nvf__corrupt(0, "the graph's entry row %llu holds no record", (unsigned long long)g->h.entry);
+		else
+			g->h.entry = new_of_old[g->h.entry];
+		g->dirty = true;
+	}
+	/* Every upper slot is in use now: none is free, the array ends at the last. */
+	while (rc == 0 && g->freeup->d.count > 0) {
+		nvf_cursor cur;
+		uint64_t key;
+		if ((rc = nvf__cursor_seek(&cur, txn, &g->freeup->d, 0)) != 0 || !cur.valid ||
+		    (rc = nvf__cursor_get(&cur, &key, NULL)) != 0)
+			break;
+		rc = nvf__tree_del(txn, &g->freeup->d, key);
+	}
+	if (rc == 0)
+		rc = nvf__array_truncate(g->g0, txn, live);
+	if (rc == 0)
+		rc = nvf__array_truncate(g->up, txn, slot);
+	return rc == 0 ? nvf__hnsw_flush(txn, c) : rc;
+}
+
 int nvf__hnsw_pack(nvf_txn *txn, nvf_coll *c, uint64_t live, const uint64_t *to)
 {
 	nvf_hnsw *g = c->hnsw;
