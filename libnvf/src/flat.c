@@ -107,7 +107,8 @@ static int cmp_result(const void *a, const void *b)
 
 void nvf__topk_finish(nvf_topk *t, int metric)
 {
-	qsort(t->h, t->n, sizeof(*t->h), cmp_result);
+	if (t->n > 1) /* qsort(NULL, 0) is undefined: a range search may find nothing */
+		qsort(t->h, t->n, sizeof(*t->h), cmp_result);
 	for (size_t i = 0; i < t->n; i++)
 		t->h[i].distance = nvf__score_to_distance(metric, t->h[i].distance);
 }
