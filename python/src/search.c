@@ -7,6 +7,9 @@
  * the GIL is taken back and signals are checked, so that Ctrl-C interrupts them
  * (a write is then aborted: nothing of the call is written).
  */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "nusterdb.h"
 
 #include <math.h>
@@ -408,12 +411,19 @@ PyObject *nvfpy_db_knn_query(PyObject *op, PyObject *const *args, Py_ssize_t nar
  * in slices; out_ids receives the ids. On any error or interrupt nothing is
  * written. Returns 0, or -1 with an exception set. */
 static int insert_rows(DBObject *self, const float *x, size_t n, size_t dim, const uint64_t *ids, nvfpy_meta *metas,
-		       uint64_t *out_ids)
+		       uint64_t *out_ids, int threads)
 {
 	nvfpy_state *st = nvfpy_state_of(self);
 	nvfpy_err e = {0, ""};
 	nvf_txn *txn = NULL;
-	size_t done = 0, slice = 256;
+	/* libnvf links a batch in parallel from 256 rows on (per thread, to keep every
+	 * thread busy): slices smaller than that would build on one core. */
+#ifdef _OPENMP
+	size_t lo = 256 * (size_t)(threads > 0 ? threads : omp_get_max_threads());
+#else
+	size_t lo = 256;
+#endif
+	size_t done = 0, slice = lo;
 	int rc, interrupted = 0;
 	PyThreadState *ts;
 	if (nvfpy_db_enter(self) < 0)
@@ -426,8 +436,18 @@ static int insert_rows(DBObject *self, const float *x, size_t n, size_t dim, con
 		double t0;
 		ts = PyEval_SaveThread();
 		t0 = now_ns();
+#ifdef _OPENMP
+		/* libnvf's parallel build uses omp_get_max_threads(), which this sets for
+		 * the calling thread only: other Python threads keep their own count. */
+		int saved = omp_get_max_threads();
+		if (threads > 0)
+			omp_set_num_threads(threads);
+#endif
 		rc = nvfpy_capture(&e, nvf_insert_batch(self->db, txn, x + done * dim, s, dim, ids != NULL ? ids + done : NULL,
 							 out_ids + done));
+#ifdef _OPENMP
+		omp_set_num_threads(saved);
+#endif
 		for (size_t i = 0; rc >= 0 && metas != NULL && i < s; i++) {
 			nvfpy_meta *m = &metas[done + i];
 			uint64_t id = out_ids[done + i];
@@ -436,7 +456,7 @@ static int insert_rows(DBObject *self, const float *x, size_t n, size_t dim, con
 			if (rc >= 0 && m->ntags > 0)
 				rc = nvfpy_capture(&e, nvf_tags_set(self->db, txn, id, (const char *const *)m->tags, m->ntags));
 		}
-		slice = next_slice(s, now_ns() - t0, 64, 1u << 20);
+		slice = next_slice(s, now_ns() - t0, lo, 1u << 20);
 		PyEval_RestoreThread(ts);
 		done += s;
 		if (rc >= 0 && PyErr_CheckSignals() < 0) {
@@ -537,7 +557,7 @@ PyObject *nvfpy_db_add_items(PyObject *op, PyObject *const *args, Py_ssize_t nar
 		PyErr_NoMemory();
 		goto error;
 	}
-	if (n > 0 && insert_rows(self, f.data, n, (size_t)f.cols, ids, metas, out) < 0)
+	if (n > 0 && insert_rows(self, f.data, n, (size_t)f.cols, ids, metas, out, threads) < 0)
 		goto error;
 	if (n == 0 && nvfpy_db_enter(self) < 0)
 		goto error;
@@ -577,7 +597,7 @@ PyObject *nvfpy_db_batch_insert(PyObject *op, PyObject *const *args, Py_ssize_t 
 		PyErr_NoMemory();
 		goto done;
 	}
-	if (n > 0 && insert_rows(self, f.data, n, (size_t)f.cols, NULL, metas, out) < 0)
+	if (n > 0 && insert_rows(self, f.data, n, (size_t)f.cols, NULL, metas, out, 0) < 0)
 		goto done;
 	l = PyList_New((Py_ssize_t)n);
 	for (size_t i = 0; l != NULL && i < n; i++) {
