@@ -5,7 +5,8 @@
 # HNSW graph built into the same file and searched, its recall against the exact
 # results, a field index and filtered searches (the planner explains its choice),
 # tags, a named snapshot searched after a delete, its diff and restore, compact,
-# backup, statistics, a reopen, a check, and what it all cost.
+# backup, statistics, a reopen, the same file from Python, a check, and what it all
+# cost.
 # Usage: tools/demo.sh BUILD_DIR
 set -eu
 build=${1:-build}
@@ -154,6 +155,24 @@ rm -f "$work/fashion-backup.nvf"
 
 step "reopen: what the file holds"
 "$tool" info "$db"
+
+step "the same file from Python (import nusterdb; /usr/bin/python3, the build's module)"
+PYTHONPATH="$build/python" /usr/bin/python3 - "$db" "$data/t10k-images-idx3-ubyte.gz" <<'PY'
+import gzip, sys
+import numpy as np
+import nusterdb
+raw = gzip.open(sys.argv[2]).read()
+queries = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 784)[:1000]
+with nusterdb.NusterDB.open(sys.argv[1], read_only=True) as db:
+    print("  >>> db =", repr(db))
+    ids, dists = db.knn(queries, k=10)   # uint8 rows, converted once to float32; all cores
+    print(f"  >>> ids, dists = db.knn(queries, k=10)   # {ids.shape} {ids.dtype}, {dists.dtype}; first row {ids[0][:5].tolist()}...")
+    hits = db.search(queries[0].astype(np.float32), k=3, filter="class = 'Sneaker'")
+    print(f"  >>> db.search(q, k=3, filter=\"class = 'Sneaker'\") -> {[(i, round(d, 1)) for i, d in hits]}")
+    print(f"  >>> db.get_metadata({hits[0][0]}).to_dict() -> {db.get_metadata(hits[0][0]).to_dict()}")
+    st = db.stats()
+    print(f"  >>> db.stats(): {st.vector_count} vectors of {st.dimension}, {st.index_type}, {st.file_size} bytes")
+PY
 
 step "verify every checksum and invariant"
 "$tool" check "$db"
