@@ -270,3 +270,35 @@ def test_dim_keyword_creates_with_defaults(tmp_path, tool):
         assert db.stats().index_type == IndexType.Hnsw
     info = tool_info(tool, p)
     assert info["dim"] == 12 and info["index"] == "hnsw" and info["hnsw"]["M"] == 16
+
+
+def test_to_dict_nests_and_round_trips():
+    h = HNSWConfig(max_nb_connection=8, ef_search=33)
+    s = StorageConfiguration(compression="zstd", page_size=8192)
+    c = DatabaseConfig(dim=16, index_type="hnsw", distance_metric="cosine", hnsw_config=h,
+                       storage_config=s)
+    d = c.to_dict()
+    assert d["dim"] == 16 and d["index_type"] == "hnsw" and d["distance_metric"] == "cosine"
+    assert d["hnsw_config"] == h.to_dict() and d["hnsw_config"]["max_nb_connection"] == 8
+    assert d["storage_config"] == s.to_dict() and d["storage_config"]["compression"] == "zstd"
+    assert c.page_size == 8192
+    again = DatabaseConfig(dim=16, index_type=d["index_type"], distance_metric=d["distance_metric"],
+                           hnsw_config=d["hnsw_config"], storage_config=d["storage_config"])
+    assert again == c and again.to_dict() == d
+    assert HNSWConfig(max_nb_connection=8, ef_search=33) == h
+    assert HNSWConfig(max_nb_connection=9) != h
+    assert StorageConfiguration(compression="zstd", page_size=8192) == s
+    assert FlatIndexConfig() == FlatIndexConfig()
+    assert DatabaseConfig(dim=16) != DatabaseConfig(dim=17)
+
+
+def test_database_config_reports_the_file(tmp_path):
+    cfg = DatabaseConfig(dim=8, index_type="flat", distance_metric="manhattan", compression="lz4",
+                         storage_config=StorageConfiguration(page_size=16384))
+    with NusterDB(str(tmp_path / "c.nvf"), cfg) as db:
+        path = db.path
+    with NusterDB.open(path) as db:
+        c = db.config
+        assert c.dim == 8 and c.index_type == IndexType.Flat
+        assert c.distance_metric == DistanceMetric.Manhattan
+        assert c.compression == Compression.LZ4 and c.page_size == 16384

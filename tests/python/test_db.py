@@ -418,3 +418,71 @@ def test_read_only_open_of_missing_file(tmp_path):
 def test_sync(filled):
     filled.add(200, np.zeros(8, np.float32))
     assert filled.sync() is None
+
+
+# ---- attributes, upsert, damaged and replaced files ----
+
+def test_handle_attributes(tmp_path):
+    p = tmp_path / "attrs.nvf"
+    with NusterDB(str(p), DatabaseConfig(dim=6, distance_metric="cosine", index_type="flat")) as db:
+        assert os.path.isabs(db.path) and os.path.samefile(db.path, p)
+        assert db.dim == 6 and db.dimension == 6
+        assert db.distance_metric == nusterdb.DistanceMetric.Cosine
+        assert db.index_type == nusterdb.IndexType.Flat
+        assert isinstance(db.config, DatabaseConfig) and db.config.dim == 6
+        assert db.read_only is False and db.snapshot_name is None and db.closed is False
+        db.add(1, [1, 2, 3, 4, 5, 6])
+        db.create_snapshot("s")
+    assert db.closed is True
+    with NusterDB(str(p), read_only=True) as ro:
+        assert ro.read_only is True and ro.snapshot_name is None
+    with NusterDB(str(p), snapshot="s") as at:
+        assert at.read_only is True and at.snapshot_name == "s" and at.dim == 6
+
+
+def test_upsert_without_metadata_keeps_document_and_tags(flatdb):
+    flatdb.add(1, np.ones(8, np.float32), Metadata({"a": 1}, tags=["t"]))
+    flatdb.upsert(1, np.zeros(8, np.float32))
+    m = flatdb.get_metadata(1)
+    assert m.to_dict() == {"a": 1} and m.tags() == ["t"] and m.version == 2
+    assert flatdb.get(1).to_list() == [0.0] * 8
+    flatdb.upsert(1, np.ones(8, np.float32), {"b": 2})
+    m = flatdb.get_metadata(1)
+    assert m.to_dict() == {"b": 2} and m.tags() == []
+    flatdb.upsert(2, np.ones(8, np.float32))
+    assert flatdb.get_metadata(2).to_dict() == {} and len(flatdb) == 2
+
+
+def test_damaged_meta_records_raise_corrupt_error(tmp_path):
+    p = tmp_path / "d.nvf"
+    with NusterDB(str(p), DatabaseConfig(dim=4, index_type="flat")) as db:
+        db.add(1, [1, 2, 3, 4])
+        page = db.stats().page_size
+    with open(p, "r+b") as f:  # both meta records (docs/FORMAT.md section 3)
+        for off in (128, page + 128):
+            f.seek(off)
+            f.write(b"\xff" * 200)
+    for f in (lambda: NusterDB.open(str(p)), lambda: NusterDB(str(p), read_only=True)):
+        with pytest.raises(nusterdb.CorruptError) as e:
+            f()
+        assert isinstance(e.value, OSError) and e.value.code < 0
+        assert "page" in str(e.value)
+
+
+def test_compacted_by_another_handle_is_stale(tmp_path):
+    p = str(tmp_path / "st.nvf")
+    with make_db(p, 4) as db:
+        db.add_items(np.eye(4, dtype=np.float32))
+    a, b = NusterDB.open(p), NusterDB.open(p)
+    try:
+        assert len(a) == 4
+        b.compact()
+        assert len(b) == 4
+        with pytest.raises(nusterdb.StaleError) as e:
+            a.count()
+        assert isinstance(e.value, OSError)
+    finally:
+        a.close()
+        b.close()
+    with NusterDB.open(p) as c:
+        assert len(c) == 4

@@ -322,3 +322,18 @@ def test_knn_matches_model_for_other_metrics(tmp_path, rng):
             for q, ri, rd in zip(Q, ids, dist):
                 d = model_distances(metric, X, q)
                 np.testing.assert_allclose(rd, np.sort(d)[:5], rtol=1e-4, atol=1e-4)
+
+
+def test_huge_ids(tmp_path):
+    big = 2**64 - 2
+    with make_db(tmp_path / "big.nvf", DIM) as db:
+        db.add(big, np.ones(DIM, np.float32))
+        db.add(5, np.zeros(DIM, np.float32))
+        ids, _ = db.knn(np.ones((1, DIM), np.float32), k=2)
+        assert ids.tolist() == [[np.array(big, dtype=np.uint64).astype(np.int64).item(), 5]]
+        assert ids[0, 0] == -2
+        assert db.search(np.ones(DIM, np.float32), k=1)[0][0] == big
+        # the next assigned id would be past the largest: a hard limit, said plainly
+        with pytest.raises(nusterdb.FullError):
+            db.batch_insert([np.ones(DIM, np.float32)])
+        assert len(db) == 2

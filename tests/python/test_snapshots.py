@@ -278,3 +278,41 @@ def test_stats_against_model(tmp_path, rng, tool):
         assert list(dd.hnsw_levels) == tool_stats["hnsw_nodes_per_level"]
         assert isinstance(dd.free_pages, int)
         assert list(dd.degree_histogram) == tool_stats["hnsw_degree0"]
+
+
+def test_snapshot_times(flatdb):
+    import time
+    t0 = time.time()
+    flatdb.create_snapshot("t")
+    s = flatdb.snapshots()[0]
+    assert isinstance(s["created_at"], int) and isinstance(s["created_at_us"], int)
+    assert s["created_at_us"] // 1_000_000 == s["created_at"]
+    assert int(t0) - 1 <= s["created_at"] <= time.time() + 1
+
+
+def test_backup_destination_maps_like_paths(tmp_path, rng):
+    with make_db(tmp_path / "src.nvf", DIM) as db:
+        db.add_items(rng.standard_normal((20, DIM)).astype(np.float32))
+        db.backup(str(tmp_path / "bk"))  # a directory path: bk/db.nvf
+        assert (tmp_path / "bk" / "db.nvf").is_file()
+        with pytest.raises(nusterdb.ExistsError):
+            db.backup(str(tmp_path / "bk"))
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "x.txt").write_text("keep")
+        with pytest.raises(nusterdb.NotADatabaseError):
+            db.backup(str(other))
+        assert os.listdir(other) == ["x.txt"]
+    with NusterDB(str(tmp_path / "bk")) as b:
+        assert len(b) == 20
+
+
+def test_detailed_stats_fields(flatdb):
+    s = flatdb.stats()
+    assert s.pages_by_kind is None and s.free_pages is None
+    assert s.hnsw_levels is None and s.degree_histogram is None
+    d = flatdb.stats(detailed=True)
+    assert set(d.pages_by_kind) == {"header", "system", "vectors", "ids", "graph", "documents",
+                                    "fields", "free", "pending"}
+    assert sum(d.pages_by_kind.values()) == d.pages
+    assert d.to_dict()["pages_by_kind"] == d.pages_by_kind
