@@ -2,10 +2,12 @@
 it; every answer must be one the model allows at some state. Writers of one file wait
 for each other."""
 import threading
+import time
 
 import numpy as np
 import pytest
 
+import nusterdb
 from nusterdb import NusterDB
 from conftest import assert_knn_matches, make_db
 
@@ -190,3 +192,76 @@ def test_parallel_searches_equal_serial(tmp_path, n_threads):
         for t in ts:
             t.join()
         assert results == serial
+
+
+def _long_knn_db(tmp_path):
+    rng = np.random.default_rng(81)
+    db = make_db(tmp_path / "long.nvf", 32)
+    db.add_items(rng.standard_normal((20000, 32)).astype(np.float32))
+    Q = rng.standard_normal((20000, 32)).astype(np.float32)
+    return db, Q
+
+
+def _run_in_thread(f):
+    started = threading.Event()
+    out = {}
+
+    def body():
+        started.set()
+        try:
+            out["result"] = f()
+        except Exception as e:  # pragma: no cover - reported by the caller
+            out["error"] = e
+
+    t = threading.Thread(target=body)
+    t.start()
+    started.wait()
+    return t, out
+
+
+@pytest.mark.parametrize("call", ["knn", "add_items"])
+def test_the_gil_is_released_during_long_calls(call, tmp_path):
+    """While another thread is inside a long call, this thread keeps running Python
+    code: it counts how many loop turns it gets before the call returns. With the GIL
+    held for the call it would get almost none."""
+    db, Q = _long_knn_db(tmp_path)
+    try:
+        if call == "knn":
+            f = lambda: db.knn(Q, k=10, threads=1)  # noqa: E731
+        else:
+            X = np.random.default_rng(82).standard_normal((20000, 32)).astype(np.float32)
+            f = lambda: db.add_items(X)  # noqa: E731
+        t, out = _run_in_thread(f)
+        turns = 0
+        while t.is_alive():
+            turns += 1
+        t.join()
+        assert "error" not in out, out
+        assert turns > 10_000, turns
+    finally:
+        db.close()
+
+
+def test_close_while_another_thread_is_inside_a_call(tmp_path):
+    db, Q = _long_knn_db(tmp_path)
+    t, out = _run_in_thread(lambda: db.knn(Q, k=10, threads=1))
+    try:
+        time.sleep(0.3)  # let the call get under way (a delay, not a measurement)
+        while t.is_alive() and not getattr(db, "closed", False):
+            try:
+                db.close()
+            except nusterdb.BusyError:
+                break
+        else:
+            pytest.fail("close() succeeded or the call ended before close() was refused")
+        assert db.closed is False
+        assert len(db) == 20000  # the handle stays open and usable
+        with pytest.raises(nusterdb.BusyError):
+            db.compact()
+    finally:
+        t.join()
+    assert "error" not in out, out
+    assert out["result"][0].shape == (20000, 10)
+    db.compact()
+    db.close()
+    assert db.closed is True
