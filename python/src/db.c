@@ -5,7 +5,7 @@
  *
  * Every call that reads or writes the file runs with the GIL released; Python
  * objects are converted to C data before, and results built after. Writes run in
- * an explicit write transaction (NVF_TXN_WAIT) that holds everything one call
+ * an explicit write transaction (waiting up to the handle's timeout for the writer lock) that holds everything one call
  * changes, aborted on any error: after an exception the database is as it was.
  */
 #include "nusterdb.h"
@@ -13,9 +13,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <structmember.h>
@@ -43,15 +45,56 @@ void nvfpy_db_leave(DBObject *self)
 	self->inflight--;
 }
 
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int nvfpy_db_retry(DBObject *self, int rc, double *start, unsigned *attempt, nvfpy_err *e)
+{
+	if (rc != NVF_ELOCKED)
+		return 0;
+	double now = mono_now();
+	if (*start == 0)
+		*start = now;
+	if (self->timeout >= 0 && now - *start >= self->timeout) {
+		/* libnvf's message speaks of C flags: say it in this API's terms. */
+		snprintf(e->msg, sizeof e->msg,
+			 "another process or handle holds the writer lock of the database (waited %.1f s: the timeout= "
+			 "of NusterDB() or NusterDB.open() says how long a write waits; None waits as long as it takes)",
+			 now - *start);
+		return 0;
+	}
+	/* Polling: libnvf either waits for good or not at all, and a timeout is what
+	 * users of sqlite3 and LMDB wrappers expect. */
+	unsigned ms = *attempt < 6 ? 1u << *attempt : 50u;
+	(*attempt)++;
+	struct timespec ts = {0, (long)ms * 1000000L};
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 int nvfpy_db_wbegin(DBObject *self, nvf_txn **txn, nvfpy_err *e)
 {
 	int rc;
-	PyThread_acquire_lock(self->wlock, WAIT_LOCK);
-	rc = nvf_txn_begin(txn, self->db, NVF_TXN_WAIT);
-	if (rc < 0) {
-		nvfpy_capture(e, rc);
-		PyThread_release_lock(self->wlock);
+	double start = mono_now();
+	unsigned attempt = 0;
+	/* Threads of this process first (the handle has one writer at a time)... */
+	PY_TIMEOUT_T us = self->timeout < 0 ? -1 : (PY_TIMEOUT_T)(self->timeout * 1e6);
+	if (PyThread_acquire_lock_timed(self->wlock, us, 0) != PY_LOCK_ACQUIRED) {
+		e->rc = NVF_ELOCKED;
+		snprintf(e->msg, sizeof e->msg, "another thread of this process is writing through this handle (waited %.1f s, the handle's timeout)",
+			 self->timeout);
+		return NVF_ELOCKED;
 	}
+	/* ...then other processes, up to what is left of the timeout. */
+	do
+		rc = nvfpy_capture(e, nvf_txn_begin(txn, self->db, 0));
+	while (nvfpy_db_retry(self, rc, &start, &attempt, e));
+	if (rc < 0)
+		PyThread_release_lock(self->wlock);
 	return rc;
 }
 
@@ -197,15 +240,34 @@ static int open_handle(DBObject *self, const char *file, const char *snap, nvfpy
 {
 	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
 	int rc;
-	oo.flags = NVF_OPEN_LOCK_WAIT | (self->read_only ? NVF_OPEN_RDONLY : 0u);
+	oo.flags = self->read_only ? NVF_OPEN_RDONLY : 0u; /* writes wait in nvfpy_db_wbegin, up to the timeout */
 	oo.durability = self->durability;
 	oo.snapshot = snap;
 	rc = nvf_db_open(&self->db, file, &oo);
 	return nvfpy_capture(e, rc);
 }
 
+/* timeout=: None (wait for good) or seconds >= 0; *out < 0 for None. */
+static int timeout_in(nvfpy_state *st, PyObject *obj, double *out)
+{
+	if (obj == Py_None) {
+		*out = -1;
+		return 0;
+	}
+	double t = PyFloat_AsDouble(obj);
+	if (t == -1 && PyErr_Occurred())
+		return -1;
+	if (!(t >= 0) || isinf(t)) {
+		nvfpy_raise_fmt(st, st->InvalidArgumentError, NVF_EINVAL,
+				"timeout = %R: seconds >= 0, or None to wait as long as it takes", obj);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
 static PyObject *db_make(nvfpy_state *st, PyTypeObject *tp, PyObject *path, PyObject *config, PyObject *dimobj,
-			 int read_only, PyObject *snapshot, int may_create)
+			 int read_only, PyObject *snapshot, int may_create, double timeout)
 {
 	DBObject *self = NULL;
 	PyObject *file = NULL, *defconf = NULL;
@@ -266,6 +328,7 @@ static PyObject *db_make(nvfpy_state *st, PyTypeObject *tp, PyObject *path, PyOb
 	if (self == NULL)
 		goto error;
 	self->read_only = read_only;
+	self->timeout = timeout;
 	self->durability = have_conf ? conf.durability : NVF_DURABILITY_FULL;
 	self->snapshot = Py_NewRef(snapshot);
 	self->wlock = PyThread_allocate_lock();
@@ -327,25 +390,29 @@ error:
 
 static PyObject *db_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"path", "config", "dim", "read_only", "snapshot", NULL};
+	static char *kwlist[] = {"path", "config", "dim", "read_only", "snapshot", "timeout", NULL};
 	nvfpy_state *st = nvfpy_state_of_type(tp);
-	PyObject *path, *config = Py_None, *dim = Py_None, *snapshot = Py_None;
+	PyObject *path, *config = Py_None, *dim = Py_None, *snapshot = Py_None, *to = NULL;
 	int read_only = 0;
-	if (st == NULL || !PyArg_ParseTupleAndKeywords(args, kw, "O|O$OpO:NusterDB", kwlist, &path, &config, &dim,
-						       &read_only, &snapshot))
+	double timeout = NVFPY_DEFAULT_TIMEOUT;
+	if (st == NULL || !PyArg_ParseTupleAndKeywords(args, kw, "O|O$OpOO:NusterDB", kwlist, &path, &config, &dim,
+						       &read_only, &snapshot, &to) ||
+	    (to != NULL && timeout_in(st, to, &timeout) < 0))
 		return NULL;
-	return db_make(st, tp, path, config, dim, read_only, snapshot, 1);
+	return db_make(st, tp, path, config, dim, read_only, snapshot, 1, timeout);
 }
 
 static PyObject *db_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
 {
-	static const char *const kwlist[] = {"path", "read_only", "snapshot", NULL};
+	static const char *const kwlist[] = {"path", "read_only", "snapshot", "timeout", NULL};
 	nvfpy_state *st = nvfpy_state_mod(module);
-	PyObject *path, *snapshot = Py_None;
+	PyObject *path, *snapshot = Py_None, *to = NULL;
 	int read_only = 0;
-	if (!nvfpy_parse(args, nargs, kw, "O|$pO:open", kwlist, &path, &read_only, &snapshot))
+	double timeout = NVFPY_DEFAULT_TIMEOUT;
+	if (!nvfpy_parse(args, nargs, kw, "O|$pOO:open", kwlist, &path, &read_only, &snapshot, &to) ||
+	    (to != NULL && timeout_in(st, to, &timeout) < 0))
 		return NULL;
-	return db_make(st, st->NusterDB, path, Py_None, Py_None, read_only, snapshot, 0);
+	return db_make(st, st->NusterDB, path, Py_None, Py_None, read_only, snapshot, 0, timeout);
 }
 
 int nvfpy_db_reopen(DBObject *self, const char *file, nvfpy_err *e)
@@ -451,7 +518,12 @@ static PyObject *db_reduce(PyObject *op, PyObject *unused)
 	fn = nvfpy_getattr(mod, "_reopen");
 	if (fn == NULL)
 		return NULL;
-	return Py_BuildValue("(N(OOO))", fn, self->path, self->read_only ? Py_True : Py_False, self->snapshot);
+	PyObject *to = self->timeout < 0 ? Py_NewRef(Py_None) : PyFloat_FromDouble(self->timeout);
+	if (to == NULL) {
+		Py_DECREF(fn);
+		return NULL;
+	}
+	return Py_BuildValue("(N(OOON))", fn, self->path, self->read_only ? Py_True : Py_False, self->snapshot, to);
 }
 
 static PyObject *db_repr(PyObject *op)

@@ -156,17 +156,18 @@ PyObject *nvfpy_raise_fmt(nvfpy_state *st, PyObject *exc, int code, const char *
 
 /* ---- module functions ---------------------------------------------------- */
 
-/* _reopen(path, read_only, snapshot): what a pickled NusterDB calls on the other
- * side (NusterDB.__reduce__). */
+/* _reopen(path, read_only, snapshot, timeout): what a pickled NusterDB calls on the
+ * other side (NusterDB.__reduce__). */
 static PyObject *mod_reopen(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	static const char *const kwlist[] = {"path", "read_only", "snapshot", NULL};
+	static const char *const kwlist[] = {"path", "read_only", "snapshot", "timeout", NULL};
 	nvfpy_state *st = nvfpy_state_mod(module);
-	PyObject *path, *snapshot = Py_None, *kw, *pos, *res;
+	PyObject *path, *snapshot = Py_None, *timeout = Py_None, *kw, *pos, *res;
 	int read_only = 0;
-	if (!nvfpy_parse(args, nargs, kwnames, "O|pO:_reopen", kwlist, &path, &read_only, &snapshot))
+	if (!nvfpy_parse(args, nargs, kwnames, "O|pOO:_reopen", kwlist, &path, &read_only, &snapshot, &timeout))
 		return NULL;
-	kw = Py_BuildValue("{sOsO}", "read_only", read_only ? Py_True : Py_False, "snapshot", snapshot);
+	kw = Py_BuildValue("{sOsOsO}", "read_only", read_only ? Py_True : Py_False, "snapshot", snapshot, "timeout",
+			   timeout);
 	pos = PyTuple_Pack(1, path);
 	if (kw == NULL || pos == NULL) {
 		Py_XDECREF(kw);

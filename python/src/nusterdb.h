@@ -250,6 +250,9 @@ typedef struct DBObject {
 	PyObject *config;      /* DatabaseConfig */
 	int read_only;
 	int durability;
+	/* Seconds a write waits for another process's writer lock (or this handle's,
+	 * held by another thread) before LockedError; < 0: forever. */
+	double timeout;
 	uint32_t dim;
 	int metric, index;
 	/* Calls in progress with the GIL released (counted with the GIL held): close()
@@ -275,6 +278,13 @@ int nvfpy_db_wbegin(DBObject *self, nvf_txn **txn, nvfpy_err *e);
 /** Commit (or abort if rc < 0) and release the writer lock; returns the result.
  * Without the GIL. */
 int nvfpy_db_wend(DBObject *self, nvf_txn *txn, int rc, nvfpy_err *e);
+/** For a libnvf call that takes the writer lock itself (restore, compact): after it
+ * returned rc, whether to call it again. On NVF_ELOCKED it sleeps a little (1 ms,
+ * doubling to 50 ms) and says yes until the handle's timeout has passed since
+ * *start (0: set now); then it adds how long it waited to e's message. Without the
+ * GIL. */
+#define NVFPY_DEFAULT_TIMEOUT 5.0 /* seconds, as Python's sqlite3.connect */
+int nvfpy_db_retry(DBObject *self, int rc, double *start, unsigned *attempt, nvfpy_err *e);
 /** Compile a filter expression (None: *out = NULL); FilterError for bad syntax. */
 int nvfpy_filter_in(nvfpy_state *st, PyObject *obj, nvf_filter **out);
 /** Open the handle again on file (after a compaction); without the GIL, alone on

@@ -202,8 +202,12 @@ PyObject *nvfpy_db_restore_snapshot(PyObject *op, PyObject *const *args, Py_ssiz
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	/* restore makes its own write transaction: no other writer of this handle */
+	double start = 0;
+	unsigned attempt = 0;
 	PyThread_acquire_lock(self->wlock, WAIT_LOCK);
-	rc = nvfpy_capture(&e, nvf_snapshot_restore(self->db, name));
+	do
+		rc = nvfpy_capture(&e, nvf_snapshot_restore(self->db, name));
+	while (nvfpy_db_retry(self, rc, &start, &attempt, &e));
 	PyThread_release_lock(self->wlock);
 	Py_END_ALLOW_THREADS
 	nvfpy_db_leave(self);
@@ -300,10 +304,14 @@ PyObject *nvfpy_db_compact(PyObject *op, PyObject *const *args, Py_ssize_t nargs
 	self->exclusive = 1;
 	Py_BEGIN_ALLOW_THREADS
 	nvf_txn *txn;
+	double start = 0;
+	unsigned attempt = 0;
 	PyThread_acquire_lock(self->wlock, WAIT_LOCK);
 	rc = 0;
 	if (retrain) {
-		rc = nvfpy_capture(&e, nvf_txn_begin(&txn, self->db, NVF_TXN_WAIT));
+		do
+			rc = nvfpy_capture(&e, nvf_txn_begin(&txn, self->db, 0));
+		while (nvfpy_db_retry(self, rc, &start, &attempt, &e));
 		if (rc >= 0) {
 			rc = nvfpy_capture(&e, nvf_doc_dict_train(self->db, txn, 0));
 			if (rc < 0)
@@ -312,8 +320,11 @@ PyObject *nvfpy_db_compact(PyObject *op, PyObject *const *args, Py_ssize_t nargs
 				rc = nvfpy_capture(&e, nvf_txn_commit(txn));
 		}
 	}
-	if (rc >= 0)
-		rc = nvfpy_capture(&e, nvf_db_compact(self->db));
+	if (rc >= 0) {
+		do
+			rc = nvfpy_capture(&e, nvf_db_compact(self->db));
+		while (nvfpy_db_retry(self, rc, &start, &attempt, &e));
+	}
 	if (rc >= 0)
 		rc = nvfpy_db_reopen(self, PyBytes_AS_STRING(file), &e);
 	PyThread_release_lock(self->wlock);
