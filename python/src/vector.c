@@ -11,7 +11,7 @@
 
 static PyObject *vec_alloc(nvfpy_state *st, Py_ssize_t dim, float **data)
 {
-	float *d;
+	float *d = NULL;
 	if (dim < 1) {
 		return nvfpy_raise_fmt(st, st->InvalidArgumentError, NVF_EINVAL,
 				       "a vector has at least one component (dimension %zd)", dim);
@@ -44,7 +44,7 @@ static PyObject *vec_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	PyObject *data, *out;
 	nvfpy_floats f;
 	VectorObject *v;
-	float *d;
+	float *d = NULL;
 	if (st == NULL || !PyArg_ParseTupleAndKeywords(args, kwds, "O:Vector", kwlist, &data))
 		return NULL;
 	if (nvfpy_vector_in(st, data, &f) < 0)
@@ -96,7 +96,7 @@ static PyObject *vec_zeros(PyObject *module, PyObject *const *args, Py_ssize_t n
 	static const char *const kwlist[] = {"dim", NULL};
 	nvfpy_state *st = nvfpy_state_mod(module);
 	Py_ssize_t dim;
-	float *d;
+	float *d = NULL;
 	PyObject *v;
 	if (!nvfpy_parse(args, nargs, kw, "n:zeros", kwlist, &dim) || dim_arg(st, dim) < 0)
 		return NULL;
@@ -111,7 +111,7 @@ static PyObject *vec_ones(PyObject *module, PyObject *const *args, Py_ssize_t na
 	static const char *const kwlist[] = {"dim", NULL};
 	nvfpy_state *st = nvfpy_state_mod(module);
 	Py_ssize_t dim;
-	float *d;
+	float *d = NULL;
 	PyObject *v;
 	if (!nvfpy_parse(args, nargs, kw, "n:ones", kwlist, &dim) || dim_arg(st, dim) < 0)
 		return NULL;
@@ -147,7 +147,7 @@ static PyObject *vec_random(PyObject *module, PyObject *const *args, Py_ssize_t 
 	double lo = -1.0, hi = 1.0;
 	PyObject *seed = Py_None, *v;
 	uint64_t state;
-	float *d;
+	float *d = NULL;
 	int err, rc;
 	if (!nvfpy_parse(args, nargs, kw, "n|ddO:random", kwlist, &dim, &lo, &hi, &seed) || dim_arg(st, dim) < 0)
 		return NULL;
@@ -172,7 +172,7 @@ static PyObject *vec_unit_random(PyObject *module, PyObject *const *args, Py_ssi
 	Py_ssize_t dim;
 	PyObject *seed = Py_None, *v;
 	uint64_t state;
-	float *d;
+	float *d = NULL;
 	int err, rc;
 	if (!nvfpy_parse(args, nargs, kw, "n|O:unit_random", kwlist, &dim, &seed) || dim_arg(st, dim) < 0)
 		return NULL;
@@ -439,7 +439,7 @@ static int other_vector(nvfpy_state *st, VectorObject *self, PyObject *other, nv
 /* self op other (other a vector or a number); scalar_left: other op self. */
 static PyObject *arith(nvfpy_state *st, VectorObject *self, PyObject *other, int op, int scalar_left, int strict)
 {
-	float *d;
+	float *d = NULL;
 	PyObject *out;
 	int rc = 0;
 	if (PyFloat_Check(other) || (PyLong_Check(other)) || (!strict && PyNumber_Check(other) && !PyObject_CheckBuffer(other) &&
@@ -508,7 +508,7 @@ static PyObject *nb_div(PyObject *a, PyObject *b) { return binop(a, b, OP_DIV); 
 static PyObject *nb_neg(PyObject *self)
 {
 	VectorObject *v = (VectorObject *)self;
-	float *d;
+	float *d = NULL;
 	PyObject *out = vec_alloc(nvfpy_state_of(self), v->dim, &d);
 	if (out != NULL)
 		nvf_vec_mul_scalar(d, v->data, -1.0f, (size_t)v->dim);
@@ -578,7 +578,7 @@ static PyObject *m_normalize(PyObject *self, PyObject *u)
 {
 	VectorObject *v = (VectorObject *)self;
 	nvfpy_state *st = nvfpy_state_of(self);
-	float *d;
+	float *d = NULL;
 	PyObject *out = vec_alloc(st, v->dim, &d);
 	(void)u;
 	if (out == NULL)
