@@ -122,7 +122,9 @@ def test_repeated_calls_do_not_grow(name, db):
     assert grown < 10 * 1024, [str(s) for s in snap1.compare_to(snap0, "lineno")[:5]]
     # Under AddressSanitizer (LD_PRELOAD) freed memory sits in its quarantine: RSS says nothing.
     if "libasan" not in os.environ.get("LD_PRELOAD", ""):
-        assert rss1 - rss0 < 24 * 1024 * 1024, (rss0, rss1)
+        # C allocations (libnvf's malloc) are invisible to tracemalloc: a leak of a few
+        # KiB per call (a result buffer, a document) shows here.
+        assert rss1 - rss0 < 4 * 1024 * 1024, (rss0, rss1)
 
 
 def test_argument_reference_counts_unchanged(db):
