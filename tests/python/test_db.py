@@ -128,10 +128,17 @@ def test_creating_without_config_or_dim_is_refused(tmp_path):
     assert not p.exists()
 
 
-def test_missing_parent_directory_is_an_os_error(tmp_path):
-    with pytest.raises(OSError) as e:
-        NusterDB(str(tmp_path / "no" / "such" / "x.nvf"), dim=4)
-    assert e.value.errno == errno.ENOENT
+def test_missing_parent_directory_is_a_storage_error(tmp_path):
+    target = str(tmp_path / "no" / "such" / "x.nvf")
+    with pytest.raises(nusterdb.StorageError) as e:
+        NusterDB(target, dim=4)
+    assert isinstance(e.value, OSError)
+    assert e.value.errno == errno.ENOENT and e.value.code == -errno.ENOENT
+    assert e.value.filename == target
+    with make_db(tmp_path / "src.nvf", 4) as db:
+        with pytest.raises(nusterdb.StorageError) as e:
+            db.backup(target)
+        assert e.value.errno == errno.ENOENT and e.value.filename == target
 
 
 def test_pathlike_accepted(tmp_path):

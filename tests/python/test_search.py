@@ -265,3 +265,20 @@ def test_hnsw_default_ef_search_from_config(tmp_path, tool):
     with make_db(tmp_path / "ef.nvf", 8, index="hnsw", hnsw_ef_search=123) as db:
         path = db.path
     assert tool_info(tool, path)["hnsw"]["ef_search"] == 123
+
+
+def test_hnsw_builds_are_reproducible_with_a_seed(tmp_path):
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((1500, 16)).astype(np.float32)
+    Q = rng.standard_normal((30, 16)).astype(np.float32)
+    out = []
+    for n in range(2):
+        with make_db(tmp_path / f"seed{n}.nvf", 16, index="hnsw",
+                     hnsw_config=nusterdb.HNSWConfig(seed=1234, ef_search=16)) as db:
+            db.add_items(X[:700])
+            for x in X[700:900]:
+                db.insert(x)
+            db.add_items(X[900:])
+            out.append(db.knn(Q, k=10))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
