@@ -6,6 +6,7 @@
  * 1; bad usage is one line on stderr with exit 2. Only the public API of libnvf
  * (nvf.h) is used. */
 #include "tool.h"
+#include "importer.h"
 #include "vecfile.h"
 
 #include <errno.h>
@@ -62,12 +63,7 @@ __attribute__((format(printf, 1, 2), noreturn)) void usage_error(const char *fmt
  * none: for those, it is trusted only if it names the same OS error. */
 const char *why(int rc)
 {
-	const char *m = nvf_errmsg(), *s = nvf_strerror(rc);
-	if (!m || !*m)
-		return s;
-	if (rc < 0 && rc > -1000 && !strstr(m, s))
-		return s;
-	return m;
+	return import_why(rc);
 }
 
 /* An error of the library about a database file: "PATH: message", without
@@ -485,17 +481,9 @@ int print_json(json_t *o)
  * vector's place in a batch; checking here first names the record in the file. */
 int check_record(const float *v, size_t dim, const nvf_info *info, const char *file, uint64_t rec)
 {
-	bool finite_only = !(info->flags & NVF_CREATE_ALLOW_NONFINITE);
-	for (size_t i = 0; i < dim; i++) {
-		if (finite_only && !isfinite(v[i]))
-			return error("%s: record %" PRIu64 ": component %zu is %s (the collection rejects non-finite "
-				     "values; create it with --allow-nonfinite to allow them)",
-				     file, rec, i, isnan(v[i]) ? "NaN" : "infinite");
-		if (info->metric == NVF_METRIC_JACCARD && v[i] < 0)
-			return error("%s: record %" PRIu64 ": component %zu is negative (%g); jaccard needs "
-				     "non-negative vectors",
-				     file, rec, i, (double)v[i]);
-	}
+	char err[IMPORT_ERRLEN];
+	if (import_check_record(v, dim, info, file, rec, err) != 0)
+		return error("%s", err);
 	return 0;
 }
 
