@@ -399,9 +399,12 @@ class NusterDB:
         dim: int | None = None,
         read_only: bool = False,
         snapshot: str | None = None,
+        timeout: float | None = 5.0,
     ) -> None: ...
     @staticmethod
-    def open(path: _Path, *, read_only: bool = False, snapshot: str | None = None) -> NusterDB: ...
+    def open(
+        path: _Path, *, read_only: bool = False, snapshot: str | None = None, timeout: float | None = 5.0
+    ) -> NusterDB: ...
     @property
     def path(self) -> str: ...
     @property

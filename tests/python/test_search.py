@@ -267,29 +267,31 @@ def test_hnsw_default_ef_search_from_config(tmp_path, tool):
     assert tool_info(tool, path)["hnsw"]["ef_search"] == 123
 
 
-def _seeded_build(path, X, Q, batches):
+def _seeded_build(path, X, Q, batches, threads):
     with make_db(path, 16, index="hnsw", hnsw_config=nusterdb.HNSWConfig(seed=1234, ef_search=16)) as db:
         for b in batches:
             if b is None:
                 for x in X[:200]:
                     db.insert(x)
             else:
-                db.add_items(X[b])
+                db.add_items(X[b], threads=threads)
         return db.knn(Q, k=10)
 
 
-@pytest.mark.parametrize("plan", ["inserts_and_small_batches", "one_large_batch"])
+@pytest.mark.parametrize("plan", ["inserts_and_small_batches", "one_large_batch_1_thread",
+                                  "one_large_batch_every_core"])
 def test_hnsw_builds_are_reproducible_with_a_seed(plan, tmp_path):
     """docs/PYTHON.md: `seed` is the level generator's seed, builds are reproducible.
     Small batches link one record at a time; a batch of 256 or more links in parallel."""
     rng = np.random.default_rng(6)
     X = rng.standard_normal((1500, 16)).astype(np.float32)
     Q = rng.standard_normal((30, 16)).astype(np.float32)
-    if plan == "one_large_batch":
+    threads = 1 if plan.endswith("1_thread") else 0
+    if plan.startswith("one_large_batch"):
         batches = [slice(0, 1500)]
     else:
         batches = [None] + [slice(s, s + 100) for s in range(200, 1500, 100)]
-    a = _seeded_build(tmp_path / "a.nvf", X, Q, batches)
-    b = _seeded_build(tmp_path / "b.nvf", X, Q, batches)
+    a = _seeded_build(tmp_path / "a.nvf", X, Q, batches, threads)
+    b = _seeded_build(tmp_path / "b.nvf", X, Q, batches, threads)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])

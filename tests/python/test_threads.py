@@ -265,3 +265,61 @@ def test_close_while_another_thread_is_inside_a_call(tmp_path):
     db.compact()
     db.close()
     assert db.closed is True
+
+
+LOCK_HOLDER = """
+import sys
+import numpy as np
+import nusterdb
+db = nusterdb.NusterDB.open(sys.argv[1])
+X = np.random.default_rng(2).standard_normal((300000, 16)).astype(np.float32)
+print("start", flush=True)
+try:
+    db.add_items(X)  # one long write transaction, holding the writer lock
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+db.close()
+"""
+
+
+def test_writer_lock_of_another_process(tmp_path):
+    """docs/PYTHON.md: a write waits `timeout` seconds for another process's writer
+    lock, then raises LockedError with nothing changed; timeout=None waits for good."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    path = str(tmp_path / "lock.nvf")
+    with make_db(path, DIM, index="hnsw") as db:
+        db.add(1, np.ones(DIM, np.float32), {"a": 1})
+    child = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert child.stdout.readline() == "start\n", child.stderr.read() if child.poll() is not None else ""
+        time.sleep(0.5)  # let the child's transaction begin (a delay, not a measurement)
+        for t in (0, 0.2):
+            with NusterDB.open(path, timeout=t) as db:
+                with pytest.raises(nusterdb.LockedError) as e:
+                    db.add(2, np.zeros(DIM, np.float32))
+                assert isinstance(e.value, OSError)
+                with pytest.raises(nusterdb.LockedError):
+                    db.update_metadata(1, {"a": 2})
+                assert len(db) == 1 and db.get(2) is None
+                assert db.get_metadata(1).to_dict() == {"a": 1}
+                assert db.search(np.ones(DIM, np.float32), k=1)[0][0] == 1  # reads go on
+        with NusterDB.open(path, timeout=None) as db:
+            waiter = threading.Thread(target=lambda: db.add(3, np.zeros(DIM, np.float32)))
+            waiter.start()
+            time.sleep(0.3)
+            assert waiter.is_alive()  # still waiting for the lock
+            child.send_signal(signal.SIGINT)  # the child's call aborts and frees the lock
+            waiter.join(timeout=120)
+            assert not waiter.is_alive()
+            assert 3 in db and len(db) == 2
+        out, err = child.communicate(timeout=120)
+        assert out.strip() == "interrupted", (out, err)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
