@@ -860,34 +860,78 @@ static PyGetSetDef db_getset[] = {
 
 #define KW(name, fn, doc) {name, NVFPY_FASTKW(fn), METH_FASTCALL | METH_KEYWORDS, doc}
 
+/* Docstrings start with a text signature ("name($self, ...)\n--\n\n", as Argument
+ * Clinic writes them): help() and inspect.signature() show the arguments, and
+ * mypy.stubtest checks the stubs against them. */
+#define SIG(sig, doc) sig "\n--\n\n" doc
+
 static PyMethodDef db_methods[] = {
-	KW("add", db_add, "add(id, vector, metadata=None): ExistsError if the id exists."),
-	KW("insert", db_insert, "insert(vector, metadata=None) -> the new id."),
-	KW("batch_insert", nvfpy_db_batch_insert, "batch_insert(vectors, metadata_list=None) -> the new ids."),
-	KW("upsert", db_upsert, "upsert(id, vector, metadata=None): metadata None keeps the document and tags."),
-	KW("get", db_get, "get(id) -> the Vector, or None."),
-	KW("get_metadata", db_get_metadata, "get_metadata(id) -> the Metadata, or None."),
-	KW("update", db_update, "update(id, vector): NotFoundError if missing."),
-	KW("update_metadata", db_update_metadata, "update_metadata(id, metadata): replaces document and tags."),
-	KW("delete", db_delete, "delete(id) -> True if deleted, False if there was no such record."),
-	{"count", db_count, METH_NOARGS, "Live records."},
-	KW("search", nvfpy_db_search, "search(query, k=10, ef_search=None, filter=None) -> [(id, distance), ...]"),
-	KW("range_search", nvfpy_db_range_search, "range_search(query, radius, filter=None) -> [(id, distance), ...]"),
-	KW("add_items", nvfpy_db_add_items, "add_items(X, ids=None, metadata=None, threads=0) -> int64 ids."),
-	KW("knn", nvfpy_db_knn, "knn(Q, k=1, ef=None, filter=None, threads=0) -> (ids, distances)."),
-	KW("knn_query", nvfpy_db_knn_query, "knn_query(Q, k=1, num_threads=-1, filter=None): hnswlib's spelling."),
-	KW("create_snapshot", nvfpy_db_create_snapshot, "create_snapshot(name=None) -> the name."),
-	KW("snapshot", nvfpy_db_snapshot, "snapshot(name, metadata=None) -> the name."),
-	{"list_snapshots", nvfpy_db_list_snapshots, METH_NOARGS, "The snapshots' names, oldest first."},
-	{"snapshots", nvfpy_db_snapshots, METH_NOARGS, "The snapshots as dicts."},
-	KW("delete_snapshot", nvfpy_db_delete_snapshot, "delete_snapshot(name)."),
-	KW("restore_snapshot", nvfpy_db_restore_snapshot, "restore_snapshot(name)."),
-	KW("diff", nvfpy_db_diff, "diff(from_snapshot, to_snapshot=None) -> dict of id lists."),
-	KW("compact", nvfpy_db_compact, "compact(retrain_dict=False): rewrite the file in place."),
-	KW("backup", nvfpy_db_backup, "backup(dest): a consistent copy while writers go on."),
-	KW("stats", nvfpy_db_stats, "stats(detailed=False) -> DatabaseStats."),
-	{"sync", nvfpy_db_sync, METH_NOARGS, "Make every commit durable."},
-	{"close", db_close, METH_NOARGS, "Close the handle (idempotent; BusyError while other threads use it)."},
+	KW("add", db_add, SIG("add($self, /, id, vector, metadata=None)",
+			      "Add a record under id (an int, 0 to 2**64 - 2). vector: a Vector, a list of numbers or a\n"
+			      "float buffer; metadata: a Metadata or a dict. ExistsError if the id exists.")),
+	KW("insert", db_insert, SIG("insert($self, /, vector, metadata=None)",
+				    "Add a record under a new id (one past the largest ever used) and return it.")),
+	KW("batch_insert", nvfpy_db_batch_insert,
+	   SIG("batch_insert($self, /, vectors, metadata_list=None)",
+	       "Add one record per vector (a list of vectors or a 2-D buffer) in one transaction, with\n"
+	       "metadata_list[i] (None, or one Metadata or dict per vector); return their new ids.")),
+	KW("upsert", db_upsert, SIG("upsert($self, /, id, vector, metadata=None)",
+				    "Add the record, or replace its vector; metadata None keeps its document and tags.")),
+	KW("get", db_get, SIG("get($self, /, id)", "The record's Vector, or None if there is no such record (as dict.get).")),
+	KW("get_metadata", db_get_metadata, SIG("get_metadata($self, /, id)",
+						"The record's Metadata (document, tags, times, version), or None.")),
+	KW("update", db_update, SIG("update($self, /, id, vector)", "Replace the record's vector; NotFoundError if missing.")),
+	KW("update_metadata", db_update_metadata,
+	   SIG("update_metadata($self, /, id, metadata)",
+	       "Replace the record's document and tags; NotFoundError if missing.")),
+	KW("delete", db_delete, SIG("delete($self, /, id)", "Delete the record: True if it was deleted, False if it did not exist.")),
+	{"count", db_count, METH_NOARGS, SIG("count($self, /)", "The number of live records.")},
+	KW("search", nvfpy_db_search,
+	   SIG("search($self, /, query, k=10, ef_search=None, filter=None)",
+	       "The k nearest records as [(id, distance), ...], nearest first. ef_search: the HNSW beam\n"
+	       "(None: the collection's default); filter: an expression of docs/FILTER.md over the\n"
+	       "documents. k larger than the count returns every record.")),
+	KW("range_search", nvfpy_db_range_search,
+	   SIG("range_search($self, /, query, radius, filter=None)",
+	       "Every record within radius of the query (distance <= radius), nearest first.")),
+	KW("add_items", nvfpy_db_add_items,
+	   SIG("add_items($self, /, X, ids=None, metadata=None, threads=0)",
+	       "hnswlib's batch insert: X a (n, dim) or (dim,) buffer (C-contiguous float32 is read in\n"
+	       "place), ids a buffer of n ints (None: new ids), metadata one dict or Metadata per row;\n"
+	       "one transaction, the GIL released, threads=0 every core. Returns the ids (int64 array).")),
+	KW("knn", nvfpy_db_knn,
+	   SIG("knn($self, /, Q, k=1, ef=None, filter=None, threads=0)",
+	       "hnswlib's batch search: Q a (nq, dim) or (dim,) buffer; returns (ids, distances), two\n"
+	       "(nq, k) arrays of int64 and float32, padded with -1 / inf only where fewer than k\n"
+	       "records exist (or pass the filter). The GIL is released; threads=0 every core.")),
+	KW("knn_query", nvfpy_db_knn_query,
+	   SIG("knn_query($self, /, Q, k=1, num_threads=-1, filter=None)", "knn in hnswlib's spelling.")),
+	KW("create_snapshot", nvfpy_db_create_snapshot,
+	   SIG("create_snapshot($self, /, name=None)", "Name the current state (no copy); returns the name (generated if None).")),
+	KW("snapshot", nvfpy_db_snapshot,
+	   SIG("snapshot($self, /, name, metadata=None)",
+	       "create_snapshot with a document describing the snapshot (a dict or Metadata).")),
+	{"list_snapshots", nvfpy_db_list_snapshots, METH_NOARGS, SIG("list_snapshots($self, /)", "The snapshots' names, oldest first.")},
+	{"snapshots", nvfpy_db_snapshots, METH_NOARGS,
+	 SIG("snapshots($self, /)", "The snapshots as dicts: name, txnid, created_at, records, metadata, bytes_held.")},
+	KW("delete_snapshot", nvfpy_db_delete_snapshot,
+	   SIG("delete_snapshot($self, /, name)", "Delete a snapshot; NotFoundError for an unknown name.")),
+	KW("restore_snapshot", nvfpy_db_restore_snapshot,
+	   SIG("restore_snapshot($self, /, name)", "Make the snapshot's state the current one, in one commit.")),
+	KW("diff", nvfpy_db_diff,
+	   SIG("diff($self, /, from_snapshot, to_snapshot=None)",
+	       "The ids added, removed, vector_changed and doc_changed between two states (None: the\n"
+	       "current one).")),
+	KW("compact", nvfpy_db_compact,
+	   SIG("compact($self, /, retrain_dict=False)",
+	       "Rewrite the file without free space (records laid out for locality) and replace it\n"
+	       "atomically; the handle moves to the new file.")),
+	KW("backup", nvfpy_db_backup,
+	   SIG("backup($self, /, dest)", "Copy a consistent committed state to dest (a new file) while writers go on.")),
+	KW("stats", nvfpy_db_stats, SIG("stats($self, /, detailed=False)", "A DatabaseStats (detailed: page accounting and graph shape).")),
+	{"sync", nvfpy_db_sync, METH_NOARGS, SIG("sync($self, /)", "Make every commit durable.")},
+	{"close", db_close, METH_NOARGS,
+	 SIG("close($self, /)", "Close the handle (idempotent; BusyError while other threads use it).")},
 	{"__enter__", db_enter_cm, METH_NOARGS, NULL},
 	{"__exit__", (PyCFunction)(void (*)(void))db_exit_cm, METH_FASTCALL, NULL},
 	{"__reduce__", db_reduce, METH_NOARGS, NULL},
@@ -895,7 +939,9 @@ static PyMethodDef db_methods[] = {
 };
 
 static PyMethodDef db_static_methods[] = {
-	KW("open", db_open, "NusterDB.open(path, *, read_only=False, snapshot=None): never creates."),
+	KW("open", db_open, SIG("open(path, *, read_only=False, snapshot=None, timeout=5.0)",
+				"Open an existing database (never creates: FileNotFoundError). snapshot: a named\n"
+				"snapshot, read-only; timeout: seconds a write waits for the writer lock.")),
 	{NULL, NULL, 0, NULL},
 };
 
@@ -910,8 +956,9 @@ static PyMemberDef db_members[] = {
 };
 
 static PyType_Slot db_slots[] = {
-	{Py_tp_doc, (void *)"NusterDB(path, config=None, *, dim=None, read_only=False, snapshot=None)\n\n"
-			    "A database: one .nvf file (docs/PYTHON.md)."},
+	{Py_tp_doc, (void *)SIG("NusterDB(path, config=None, *, dim=None, read_only=False, snapshot=None, timeout=5.0)",
+				"A database: one .nvf file (docs/PYTHON.md). Opens the database at path, or creates it\n"
+				"from config (or dim=). A path without .nvf names a directory holding db.nvf.")},
 	{Py_tp_new, NVFPY_FN(db_new)},
 	{Py_tp_dealloc, NVFPY_FN(db_dealloc)},
 	{Py_tp_traverse, NVFPY_FN(db_traverse)},
