@@ -217,7 +217,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct nfs *fs = FS(req);
 	struct nfs_node n;
 	int rc = nfs_node_of(ino, &n);
-	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+	if (rc == 0 && n.kind == K_MEM && (to_set & FUSE_SET_ATTR_MODE) && !(to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		rc = nfs_mem_chmod(fs, n.id, attr->st_mode); /* cp -p, shutil.copy: a query file is its writer's */
+	else if (rc == 0 && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		rc = EPERM; /* owner and mode are the database file's */
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if (n.kind == K_MEM) {

@@ -97,19 +97,24 @@ int main(int argc, char **argv)
 	int ret = 1;
 	memset(&opts, 0, sizeof(opts));
 
-	if (fuse_opt_parse(&args, &c, cli_opts, cli_proc) != 0)
-		return 2;
+	if (fuse_opt_parse(&args, &c, cli_opts, cli_proc) != 0) {
+		ret = 2;
+		goto out;
+	}
 	if (c.help) {
 		usage(stdout);
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (!c.db || !c.mnt) {
 		usage(stderr);
-		return 2;
+		ret = 2;
+		goto out;
 	}
 	if (c.k < 1 || c.k > 100000 || c.max_results < 1 || c.timeout < 0 || c.poll_ms < 1 || c.max_query < 1) {
 		fprintf(stderr, "nusterfs: an option is out of range (see nusterfs -h)\n");
-		return 2;
+		ret = 2;
+		goto out;
 	}
 	/* A daemon killed without unmounting leaves its mount point answering ENOTCONN
 	 * to everything: say so and how to clear it, rather than "bad mount point". */
@@ -123,16 +128,19 @@ int main(int argc, char **argv)
 				c.mnt, strerror(e), c.mnt, c.mnt);
 		else
 			fprintf(stderr, "nusterfs: %s: %s\n", c.mnt, strerror(e));
-		return 1;
+		ret = 1;
+		goto out;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "nusterfs: %s: not a directory\n", c.mnt);
-		return 1;
+		ret = 1;
+		goto out;
 	}
 	char dbpath[PATH_MAX];
 	if (!realpath(c.db, dbpath)) {
 		fprintf(stderr, "nusterfs: %s: %s\n", c.db, strerror(errno));
-		return 1;
+		ret = 1;
+		goto out;
 	}
 	fs.o.db_path = dbpath;
 	fs.o.mountpoint = c.mnt;

@@ -391,6 +391,18 @@ int nfs_mem_truncate(struct nfs *fs, struct mfile *f, off_t size)
 	return rc;
 }
 
+int nfs_mem_chmod(struct nfs *fs, uint64_t serial, mode_t mode)
+{
+	(void)fs;
+	pthread_mutex_lock(&mu);
+	struct mnode *m = by_serial(serial);
+	int rc = !m ? ENOENT : m->role == M_OUTPUT || m->role == M_ERROR ? EPERM : 0;
+	if (rc == 0)
+		m->mode = mode & 07777;
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
 int nfs_mem_truncate_ino(struct nfs *fs, uint64_t serial, off_t size)
 {
 	pthread_mutex_lock(&mu);

@@ -157,6 +157,7 @@ int nfs_mem_read(struct mfile *m, char *buf, size_t size, off_t off, size_t *got
 int nfs_mem_write(struct nfs *fs, struct mfile *m, const char *buf, size_t size, off_t off);
 int nfs_mem_truncate(struct nfs *fs, struct mfile *m, off_t size);
 int nfs_mem_truncate_ino(struct nfs *fs, uint64_t serial, off_t size);
+int nfs_mem_chmod(struct nfs *fs, uint64_t serial, mode_t mode);
 /* At close: run the query or the import if data came since the last close. */
 int nfs_mem_flush(struct nfs *fs, struct mfile *m);
 int nfs_mem_readdir(struct nfs *fs, fuse_req_t req, enum nfs_kind dir, char *buf, size_t size, off_t off,
