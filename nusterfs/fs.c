@@ -374,9 +374,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		return;
 	}
 	if (n.kind == K_INFO || n.kind == K_ERRORS || n.kind == K_KNN) {
+		/* Replied from a copy: once the kernel has the reply, the RELEASE that
+		 * frees the text may run in another thread while this one is still
+		 * inside fuse_reply_buf (ASan's writev check reads the buffer after it). */
 		struct made *m = (struct made *)(uintptr_t)fi->fh;
 		size_t from = (size_t)off < m->len ? (size_t)off : m->len;
-		fuse_reply_buf(req, m->text + from, m->len - from < size ? m->len - from : size);
+		size_t cnt = m->len - from < size ? m->len - from : size;
+		char *copy = malloc(cnt ? cnt : 1);
+		if (!copy) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(copy, m->text + from, cnt);
+		fuse_reply_buf(req, copy, cnt);
+		free(copy);
 		return;
 	}
 	char *text;

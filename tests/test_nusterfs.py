@@ -103,10 +103,9 @@ class Mount:
     def stop(self):
         if self.proc is None:
             return
-        if os.path.ismount(self.dir) or self.proc.poll() is not None:
-            r = subprocess.run(["fusermount3", "-u", self.dir], capture_output=True)
-            if r.returncode != 0:
-                subprocess.run(["fusermount3", "-u", "-z", self.dir], capture_output=True)
+        r = subprocess.run(["fusermount3", "-u", self.dir], capture_output=True)
+        if r.returncode != 0 and os.path.ismount(self.dir):
+            subprocess.run(["fusermount3", "-u", "-z", self.dir], capture_output=True)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -116,6 +115,7 @@ class Mount:
         self.stderr = err
         rc = self.proc.returncode
         self.proc = None
+        wait_for(lambda: not os.path.ismount(self.dir), what="the unmount")
         os.rmdir(self.dir)
         if self.clean:
             assert rc == 0, f"nusterfs exited {rc}: {err}"
