@@ -176,3 +176,35 @@ PY
 
 step "verify every checksum and invariant"
 "$tool" check "$db"
+
+step "nusterfs: the same file mounted as a directory, one query with echo and cat"
+fs="$build/nusterfs/nusterfs"
+if [ ! -x "$fs" ]; then
+	echo "nusterfs was not built (libfuse3 missing): skipping this part"
+elif [ ! -w /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+	echo "no usable /dev/fuse or fusermount3 here (a container without FUSE?): skipping this part"
+else
+	mnt=$(mktemp -d "${TMPDIR:-/tmp}/nusterfs-demo.XXXXXX")
+	# Unmounted whatever happens next.
+	trap 'fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null' EXIT INT TERM
+	echo "\$ nusterfs $db $mnt -o ro"
+	"$fs" "$db" "$mnt" -o ro
+	echo "\$ ls $mnt; cat $mnt/info"
+	ls "$mnt"
+	cat "$mnt/info"
+	echo "\$ ls $mnt/vectors | wc -l; cat $mnt/meta/42.json"
+	ls "$mnt/vectors" | wc -l
+	cat "$mnt/meta/42.json"
+	# The query: record 42's own vector (784 floats of a raw float32 file) as JSON.
+	vec=$(/usr/bin/python3 -c 'import struct, sys; d = open(sys.argv[1], "rb").read(); print("[" + ", ".join("%g" % x for x in struct.unpack("<%df" % (len(d) // 4), d)) + "]")' "$mnt/vectors/42")
+	echo "\$ echo '{\"vector\": [$(echo "$vec" | cut -c2-40)...], \"k\": 5}' > $mnt/queries/q.json"
+	echo "{\"vector\": $vec, \"k\": 5}" > "$mnt/queries/q.json"
+	echo "\$ cat $mnt/queries/q.result.json"
+	cat "$mnt/queries/q.result.json"
+	echo "\$ cat $mnt/knn/3/42.json"
+	cat "$mnt/knn/3/42.json"
+	echo "\$ fusermount3 -u $mnt"
+	fusermount3 -u "$mnt"
+	rmdir "$mnt"
+	trap - EXIT INT TERM
+fi
