@@ -212,14 +212,47 @@ static inline void unlock_row(nvf_hnsw *g, uint64_t row)
 }
 
 /* Copy a node's links at a level (under its lock while building in parallel). */
-static uint32_t copy_links(nvf_hnsw *g, uint64_t row, int level, uint32_t *out)
+/* A node's links at a level, copied out (under its lock during a parallel build).
+ * Everything read here comes from the file, whose pages a search does not verify: a
+ * level above the node's, an upper slot or a count out of range, or a link to a row
+ * beyond the graph (one flipped byte does it) gives no links and sets *bad (the row),
+ * so that the walk ends with NVF_ECORRUPT instead of reading outside the map. */
+static uint32_t copy_links(nvf_hnsw *g, uint64_t row, int level, uint32_t *out, uint64_t *bad)
 {
-	uint32_t n;
+	uint32_t n = 0;
+	uint64_t rows = nvf__array_rows(g->g0);
+	if (row >= rows) {
+		*bad = row;
+		return 0;
+	}
 	lock_row(g, row);
-	uint32_t *l = links_of(g, row, level, &n);
-	memcpy(out, l, n * sizeof(uint32_t));
+	const struct nvf_hnsw_node0 *z = node0(g, row);
+	if (level > z->level || (level > 0 && (uint64_t)z->upper + (uint64_t)level > nvf__array_rows(g->up))) {
+		*bad = row;
+	} else {
+		uint32_t *l = links_of(g, row, level, &n);
+		if (n > max_links(g, level)) {
+			*bad = row;
+			n = 0;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			if (l[i] >= rows) {
+				*bad = row;
+				n = 0;
+				break;
+			}
+			out[i] = l[i];
+		}
+	}
 	unlock_row(g, row);
 	return n;
+}
+
+/* What a walk that met damaged links (copy_links) returns. */
+static int damaged(uint64_t row)
+{
+	return nvf__corrupt(0, "HNSW: the links of row %llu are damaged (nvf-tool check names the page)",
+			    (unsigned long long)row);
 }
 
 /* Writable records. Outside the parallel build a chunk is copied on first write;
@@ -458,6 +491,7 @@ typedef struct query {
 	uint64_t ndist;        /* distances computed (searches count them for explain) */
 	uint64_t nvisit;       /* nodes expanded */
 	size_t k;              /* results wanted (ACORN walks through failing nodes until it has them) */
+	uint64_t bad;          /* a row whose links are damaged (copy_links), or UINT64_MAX */
 } query;
 
 static inline float qdist(query *Q, uint64_t row)
@@ -482,7 +516,7 @@ static void greedy(query *Q, int level, uint32_t *cur, float *curd, uint32_t *bu
 {
 	for (bool changed = true; changed;) {
 		changed = false;
-		uint32_t n = copy_links(Q->g, *cur, level, buf);
+		uint32_t n = copy_links(Q->g, *cur, level, buf, &Q->bad);
 		for (uint32_t i = 0; i < n; i++) {
 			float d = qdist(Q, buf[i]);
 			if (d < *curd || (d == *curd && buf[i] < *cur)) {
@@ -516,7 +550,7 @@ static void search_level(query *Q, scratch *s, int level, size_t ef, const cand 
 		if (Q->ndist > max_dist)
 			break;
 		Q->nvisit++;
-		uint32_t n = copy_links(Q->g, c.r, level, s->links);
+		uint32_t n = copy_links(Q->g, c.r, level, s->links, &Q->bad);
 		for (uint32_t i = 0; i < n; i++)
 			if (s->visited[s->links[i]] != s->epoch)
 				prefetch_row(Q->c, Q->g, Q->p.quant, s->links[i]);
@@ -685,10 +719,14 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 			return rc && rc != NVF_ENOTFOUND ? rc : nvf__err(NVF_ECORRUPT, "HNSW record missing or damaged");
 		}
 		memcpy(&g->h, v.data, sizeof(g->h));
+		/* Walks check links against the graph's rows and index the visited
+		 * tags and the vectors with them: neither may be shorter. */
 		if ((g->h.entry != NVF_HNSW_NO_ENTRY && g->h.entry >= nvf__array_rows(g->g0)) ||
-		    g->h.max_level >= NVF_HNSW_MAX_LEVEL) {
-			rc = nvf__err(NVF_ECORRUPT, "HNSW entry point %llu / top level %u out of range",
-				      (unsigned long long)g->h.entry, g->h.max_level);
+		    g->h.max_level >= NVF_HNSW_MAX_LEVEL || nvf__array_rows(g->g0) > nvf__array_rows(c->vec) ||
+		    (g->h.entry != NVF_HNSW_NO_ENTRY && node0(g, g->h.entry)->level < g->h.max_level)) {
+			rc = nvf__err(NVF_ECORRUPT, "HNSW entry point %llu / top level %u / %llu graph rows out of range",
+				      (unsigned long long)g->h.entry, g->h.max_level,
+				      (unsigned long long)nvf__array_rows(g->g0));
 			free(g);
 			return rc;
 		}
@@ -829,7 +867,7 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	/* The beam search walks on the 4-bit codes (if any); what it finds is measured
 	 * exactly before the heuristic chooses, which keeps the graph as good as a
 	 * float32 build at a fraction of the reads. */
-	query Q = {c, g, {0}, NULL, NULL, x, 0, 0, 0};
+	query Q = {c, g, {0}, NULL, NULL, x, 0, 0, 0, UINT64_MAX};
 	probe_init_q(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb, true);
 	uint32_t cur = (uint32_t)ep;
 	float curd = qdist(&Q, cur);
@@ -846,6 +884,10 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 			s->epoch = 1;
 		}
 		search_level(&Q, s, l, g->efc, &entry, 1, &nr, UINT64_MAX);
+		if (Q.bad != UINT64_MAX) {
+			rc = damaged(Q.bad);
+			break;
+		}
 		/* Results out of the heap, measured exactly; the nearest is the next
 		 * level's entry. */
 		for (size_t i = 0; i < nr; i++) {
@@ -1023,7 +1065,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 		free(lx);
 		return nvf__oom();
 	}
-	query Q = {c, g, {0}, NULL, NULL, x, 0, 0, 0};
+	query Q = {c, g, {0}, NULL, NULL, x, 0, 0, 0, UINT64_MAX};
 	probe_init(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb);
 	uint32_t cur = (uint32_t)g->h.entry;
 	float curd = qdist(&Q, cur);
@@ -1031,7 +1073,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 		greedy(&Q, l, &cur, &curd, s->links);
 	cand entry = {curd, cur};
 	for (int l = level; l >= 0 && rc == 0 && node0(g, x)->indeg > 0; l--) {
-		uint32_t nx = copy_links(g, x, l, lx);
+		uint32_t nx = copy_links(g, x, l, lx, &Q.bad);
 		size_t nr = 0;
 		if (++s->epoch == 0) {
 			memset(s->visited, 0, s->vcap * sizeof(uint32_t));
@@ -1040,6 +1082,10 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 		/* A narrow search: the commit's sweep catches what it misses. */
 		if (entry.r != x)
 			search_level(&Q, s, l, g->m0, &entry, 1, &nr, UINT64_MAX);
+		if (Q.bad != UINT64_MAX) {
+			rc = damaged(Q.bad);
+			break;
+		}
 		size_t np = 0;
 		for (size_t i = 0; i < nr; i++)
 			pool[np++] = s->res[i];
@@ -1287,7 +1333,7 @@ static void search_acorn(query *Q, scratch *s, size_t ef, const cand *entries, s
 		if (Q->ndist > max_dist)
 			break;
 		Q->nvisit++;
-		uint32_t n = copy_links(Q->g, c.r, 0, s->links);
+		uint32_t n = copy_links(Q->g, c.r, 0, s->links, &Q->bad);
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t r = s->links[i];
 			if (s->visited[r] == s->epoch)
@@ -1320,7 +1366,7 @@ static void search_acorn(query *Q, scratch *s, size_t ef, const cand *entries, s
 					heap_push(s->cand, &nc, cr, false);
 				}
 				/* Look through it: its neighbours are the candidates. */
-				nn = copy_links(Q->g, r, 0, s->links2);
+				nn = copy_links(Q->g, r, 0, s->links2, &Q->bad);
 				next = s->links2;
 			}
 			for (uint32_t j = 0; j < nn; j++) {
@@ -1363,7 +1409,7 @@ int nvf__hnsw_scan(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t
 	scratch *s = get_scratch(nvf__array_rows(c->vec), width, g->m0, g->nb);
 	if (!s)
 		return nvf__oom();
-	query Q = {c, g, {0}, NULL, NULL, UINT64_MAX, 0, 0, k};
+	query Q = {c, g, {0}, NULL, NULL, UINT64_MAX, 0, 0, k, UINT64_MAX};
 	float qn2 = c->k->norm_sq(q, c->cfg.dim);
 	probe_init_q(c, g, &Q.p, q, qn2, s->pb, true);
 	/* The width nearest by their codes (a max-heap), then measured exactly. */
@@ -1420,7 +1466,7 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 		return nvf__oom();
 	/* Walk on the 4-bit codes (if any): 400 bytes a step instead of the 3 KB
 	 * vector; the ef nodes found are then ranked by their exact distances. */
-	query Q = {c, g, {0}, pred && nvf__rowpred_any(pred) ? pred : NULL, &ectx, UINT64_MAX, 0, 0, k};
+	query Q = {c, g, {0}, pred && nvf__rowpred_any(pred) ? pred : NULL, &ectx, UINT64_MAX, 0, 0, k, UINT64_MAX};
 	float qn2 = c->k->norm_sq(q, c->cfg.dim);
 	probe_init_q(c, g, &Q.p, q, qn2, s->pb, !full_precision);
 	uint32_t cur = (uint32_t)g->h.entry;
@@ -1472,6 +1518,10 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 	if (work) {
 		work[0] += Q.ndist;
 		work[1] += Q.nvisit;
+	}
+	if (Q.bad != UINT64_MAX) {
+		*nout = 0;
+		return damaged(Q.bad);
 	}
 	return ectx.err;
 }
@@ -1642,12 +1692,27 @@ uint64_t nvf__hnsw_entry(nvf_coll *c)
 	return c->hnsw ? c->hnsw->h.entry : NVF_HNSW_NO_ENTRY;
 }
 
-const uint32_t *nvf__hnsw_links(nvf_coll *c, uint64_t row, int level, uint32_t *n)
+int nvf__hnsw_links(nvf_coll *c, uint64_t row, int level, const uint32_t **out, uint32_t *n)
 {
 	*n = 0;
+	*out = NULL;
 	if (!nvf__hnsw_linked(c, row) || level > node0(c->hnsw, row)->level)
-		return NULL;
-	return links_of(c->hnsw, row, level, n);
+		return 0;
+	nvf_hnsw *g = c->hnsw;
+	const struct nvf_hnsw_node0 *z = node0(g, row);
+	uint64_t rows = nvf__array_rows(g->g0);
+	if (level > 0 && (uint64_t)z->upper + (uint64_t)level > nvf__array_rows(g->up))
+		return damaged(row);
+	uint32_t m;
+	const uint32_t *l = links_of(g, row, level, &m);
+	if (m > max_links(g, level))
+		return damaged(row);
+	for (uint32_t i = 0; i < m; i++)
+		if (l[i] >= rows)
+			return damaged(row);
+	*out = l;
+	*n = m;
+	return 0;
 }
 
 /* Rename n links through new_of_old (every one must name a record). */

@@ -73,11 +73,12 @@ int nvf__hnsw_attach(nvf_txn *txn, nvf_coll *c, uint64_t row);
 int nvf__hnsw_move(nvf_txn *txn, nvf_coll *c, uint64_t from, uint64_t to);
 int nvf__hnsw_pack(nvf_txn *txn, nvf_coll *c, uint64_t live, const uint64_t *to);
 /* Read access for compaction's layout (layout.c): whether row is a node of the graph,
- * its top level (0 if it is none), its links at a level (NULL, *n 0 above its top),
- * the entry row (NVF_HNSW_NO_ENTRY if the graph is empty). */
+ * its top level (0 if it is none), its links at a level (none above its top;
+ * NVF_ECORRUPT for a count, slot or link out of range), the entry row
+ * (NVF_HNSW_NO_ENTRY if the graph is empty). */
 bool nvf__hnsw_linked(nvf_coll *c, uint64_t row);
 int nvf__hnsw_level(nvf_coll *c, uint64_t row);
-const uint32_t *nvf__hnsw_links(nvf_coll *c, uint64_t row, int level, uint32_t *n);
+int nvf__hnsw_links(nvf_coll *c, uint64_t row, int level, const uint32_t **links, uint32_t *n);
 uint64_t nvf__hnsw_entry(nvf_coll *c);
 /* Compaction's relayout (coll.c): node records come from base's rows old_of_new[r]
  * to rows r < live, every link and the entry point renamed through new_of_old; the

@@ -40,23 +40,26 @@
 
 /* The nearest of row's candidates (its links at level, or their links with two_hop)
  * whose top level is above level; NONE if none. */
+/* Rows come from links nvf__hnsw_links checked against the graph's rows, which the
+ * graph's open checked against the vectors'. */
 static const float *vec_of(nvf_coll *c, uint64_t row)
 {
 	return (const float *)(const void *)nvf__array_row(c->vec, row);
 }
 
-static uint64_t parent_among(nvf_coll *c, uint64_t row, int level, bool two_hop, float *bestd_out)
+static int parent_among(nvf_coll *c, uint64_t row, int level, bool two_hop, uint64_t *best_out, float *bestd_out)
 {
 	uint32_t n;
-	const uint32_t *l = nvf__hnsw_links(c, row, level, &n);
+	const uint32_t *l;
+	int rc = nvf__hnsw_links(c, row, level, &l, &n);
 	uint64_t best = NONE;
 	float bestd = 0;
 	const float *v = vec_of(c, row);
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
 		uint32_t m = 1;
 		const uint32_t *cand = &l[i];
-		if (two_hop)
-			cand = nvf__hnsw_links(c, l[i], level, &m);
+		if (two_hop && (rc = nvf__hnsw_links(c, l[i], level, &cand, &m)) != 0)
+			break;
 		for (uint32_t j = 0; j < m; j++) {
 			if (nvf__hnsw_level(c, cand[j]) <= level)
 				continue;
@@ -68,29 +71,32 @@ static uint64_t parent_among(nvf_coll *c, uint64_t row, int level, bool two_hop,
 			}
 		}
 	}
+	*best_out = best;
 	*bestd_out = bestd;
-	return best;
+	return rc;
 }
 
-/* The nearest node at level + 1 to row, greedily from p (at distance d). */
-static uint64_t nearest_above(nvf_coll *c, uint64_t row, int level, uint64_t p, float d)
+/* The nearest node at level + 1 to row, greedily from *p (at distance d). */
+static int nearest_above(nvf_coll *c, uint64_t row, int level, uint64_t *p, float d)
 {
 	const float *v = vec_of(c, row);
-	for (bool moved = true; moved;) {
+	int rc = 0;
+	for (bool moved = true; moved && rc == 0;) {
 		moved = false;
 		uint32_t n;
-		const uint32_t *l = nvf__hnsw_links(c, p, level + 1, &n);
+		const uint32_t *l;
+		rc = nvf__hnsw_links(c, *p, level + 1, &l, &n);
 		for (uint32_t i = 0; i < n; i++) {
 			float e;
 			nvf_distance(c->cfg.metric, v, vec_of(c, l[i]), c->cfg.dim, &e);
 			if (e < d) {
-				p = l[i];
+				*p = l[i];
 				d = e;
 				moved = true;
 			}
 		}
 	}
-	return p;
+	return rc;
 }
 
 int nvf__layout_order(nvf_txn *txn, nvf_coll *c, uint64_t **out, uint64_t *nout)
@@ -108,14 +114,18 @@ int nvf__layout_order(nvf_txn *txn, nvf_coll *c, uint64_t **out, uint64_t *nout)
 			continue;
 		int level = nvf__hnsw_level(c, r);
 		float d = 0;
-		uint64_t p = parent_among(c, r, level, false, &d);
-		if (p == NONE)
-			p = parent_among(c, r, level, true, &d);
+		uint64_t p;
+		if ((rc = parent_among(c, r, level, false, &p, &d)) != 0)
+			break;
+		if (p == NONE && (rc = parent_among(c, r, level, true, &p, &d)) != 0)
+			break;
 		if (p == NONE && nvf__hnsw_level(c, entry) > level) {
 			p = entry;
 			nvf_distance(c->cfg.metric, vec_of(c, r), vec_of(c, p), c->cfg.dim, &d);
 		}
-		parent[r] = p == NONE ? entry : nearest_above(c, r, level, p, d);
+		if (p != NONE && (rc = nearest_above(c, r, level, &p, d)) != 0)
+			break;
+		parent[r] = p == NONE ? entry : p;
 		first[parent[r] + 2]++;
 	}
 	if (rc == 0)
