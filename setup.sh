@@ -20,7 +20,7 @@ esac
 PY=/usr/bin/python3
 PACKAGES="gcc g++ meson ninja-build pkg-config
 libxxhash-dev libzstd-dev liblz4-dev libsnappy-dev libjansson-dev libroaring-dev zlib1g-dev
-libfuse3-dev fuse3 check python3-dev python3-numpy python3-pytest python3-mesonpy python3-mypy scdoc man-db
+libfuse3-dev fuse3 check python3-dev python3-numpy python3-pytest python3-mesonpy python3-mypy python3-distributed python3-dask scdoc man-db
 libopenblas0-pthread dataset-fashion-mnist"
 if [ "$what" = deps ]; then
 	PACKAGES="$PACKAGES $*"
