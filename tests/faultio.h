@@ -11,6 +11,7 @@
 #include "nvf_int.h"
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 enum fio_mode {
@@ -26,6 +27,14 @@ typedef struct fio_undo {
 	uint8_t *old; /* what was there (zeros beyond the old end of file) */
 } fio_undo;
 
+/* The size each file had at its last sync (a compaction or a backup writes a second
+ * file through the same layer): by inode, since descriptors are reused. */
+typedef struct fio_file {
+	dev_t dev;
+	ino_t ino;
+	uint64_t synced_size;
+} fio_file;
+
 typedef struct faultio {
 	nvf_io io;
 	long writes, syncs;     /* operations so far */
@@ -35,7 +44,9 @@ typedef struct faultio {
 	enum fio_mode mode;
 	uint64_t rng;
 	bool crashed;
-	uint64_t synced_size;   /* file size at the last sync */
+	uint64_t synced_size;   /* the database file's size at open (its entry in files) */
+	fio_file files[16];
+	size_t nfiles;
 	fio_undo *log;
 	size_t nlog, caplog;
 } faultio;
@@ -51,6 +62,24 @@ static uint64_t fio_fsize(int fd)
 {
 	struct stat st;
 	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* The file behind fd; a file first met now counts as synced at its current size. */
+static fio_file *fio_file_of(faultio *f, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		abort();
+	for (size_t i = 0; i < f->nfiles; i++)
+		if (f->files[i].dev == st.st_dev && f->files[i].ino == st.st_ino)
+			return &f->files[i];
+	if (f->nfiles == NVF_ARRAY_LEN(f->files))
+		abort();
+	fio_file *x = &f->files[f->nfiles++];
+	x->dev = st.st_dev;
+	x->ino = st.st_ino;
+	x->synced_size = (uint64_t)st.st_size;
+	return x;
 }
 
 /* Apply the crash to the file: newest write first, so that each restore puts back
@@ -88,13 +117,20 @@ static void fio_crash(faultio *f, int fd)
 		if (keep < u->len && pwrite(u->fd, u->old + keep, u->len - keep, (off_t)(u->off + keep)) < 0)
 			abort();
 	}
-	if (f->mode == FIO_DROP && ftruncate(fd, (off_t)f->synced_size) != 0)
-		abort();
+	/* Every file written since its last sync goes back to its synced size. */
+	if (f->mode == FIO_DROP) {
+		if (ftruncate(fd, (off_t)fio_file_of(f, fd)->synced_size) != 0)
+			abort();
+		for (size_t i = 0; i < f->nlog; i++)
+			if (ftruncate(f->log[i].fd, (off_t)fio_file_of(f, f->log[i].fd)->synced_size) != 0)
+				abort();
+	}
 	fio_forget(f);
 }
 
 static int fio_record(faultio *f, int fd, uint64_t off, size_t len)
 {
+	(void)fio_file_of(f, fd); /* its synced size, before this write */
 	if (f->nlog == f->caplog) {
 		f->caplog = f->caplog ? 2 * f->caplog : 64;
 		f->log = realloc(f->log, f->caplog * sizeof(*f->log));
@@ -163,9 +199,11 @@ static int fio_sync(void *ctx, int fd)
 		fio_crash(f, fd);
 		return -EIO;
 	}
-	/* A real fdatasync adds nothing to what the model needs: skip it for speed. */
+	/* A real fdatasync adds nothing to what the model needs: skip it for speed.
+	 * It forgets the undo log of every file, not only this one's: the workloads
+	 * never leave unsynced writes in one file while they sync another. */
 	fio_forget(f);
-	f->synced_size = fio_fsize(fd);
+	fio_file_of(f, fd)->synced_size = fio_fsize(fd);
 	return 0;
 }
 
@@ -178,6 +216,11 @@ static void fio_init(faultio *f, const char *path)
 	f->io.truncate = fio_truncate;
 	f->io.ctx = f;
 	f->synced_size = tu_file_size(path);
+	int fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		fio_file_of(f, fd)->synced_size = f->synced_size;
+		close(fd);
+	}
 }
 
 static void fio_fini(faultio *f)

@@ -7,7 +7,10 @@
  *    reopened, nvf_check()ed, and its content compared with a model of the last
  *    committed state, or of the one in flight if its meta reached the disk.
  *    The same with an HNSW collection through the public API: vectors, documents
- *    (set, patched, removed), tags and two field indexes kept in step.
+ *    (set, patched, removed), tags and two field indexes kept in step, with a
+ *    compaction (records laid out again, the file replaced by rename) after every
+ *    10th transaction and a backup after every 15th: a crash inside either leaves
+ *    the path opening at a committed state.
  * 2. Real crashes: a child process commits in a loop and is killed with SIGKILL at
  *    random moments, at least 100 times; each time the file is reopened, checked and
  *    compared with the model at the child's last acknowledged commit (or the next).
@@ -524,6 +527,14 @@ static void make_hnsw(const char *path)
 	ck_nvf(nvf_db_close(db));
 }
 
+/* Every COMPACT_EVERY-th transaction is followed by a compaction (the new file is
+ * written through io: a crash in it leaves the old file, whole, under the path; the
+ * records are laid out again, links renamed) and the handle reopened; every
+ * BACKUP_EVERY-th by a backup to a new file (a crash in it leaves the source as it
+ * was). */
+#define COMPACT_EVERY 10
+#define BACKUP_EVERY 15
+
 static int run_hnsw(const char *path, const hmodel *states, int ntxn, uint64_t seed, const nvf_io *io)
 {
 	nvf_db *db;
@@ -542,6 +553,20 @@ static int run_hnsw(const char *path, const hmodel *states, int ntxn, uint64_t s
 		if (nvf_txn_commit(txn) != 0)
 			break;
 		done = i;
+		if (i % BACKUP_EVERY == 0) {
+			char dest[4200];
+			snprintf(dest, sizeof(dest), "%s.backup-%d", path, i);
+			unlink(dest);
+			if (nvf_db_backup(db, dest) != 0)
+				break;
+		}
+		if (i % COMPACT_EVERY == 0) {
+			if (nvf_db_compact(db) != 0)
+				break;
+			nvf_db_close(db);
+			if (nvf__db_open_io(&db, path, NULL, io) != 0)
+				return done;
+		}
 	}
 	nvf_db_close(db);
 	return done;
