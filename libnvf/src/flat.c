@@ -339,10 +339,15 @@ int nvf__flat_search_batch(nvf_txn *txn, nvf_coll *c, const float *qs, size_t nq
 		kk = (size_t)live;
 	uint64_t rows_per = c->vec->mask + 1;
 	int nt = nthreads(threads, (uint64_t)nq * nvf__array_rows(c->vec) * dim);
-	size_t qb = QBLOCK;
-	while (qb > 4 && (nq + qb - 1) / qb < (size_t)nt)
-		qb /= 2;
-	size_t nblocks = (nq + qb - 1) / qb;
+	/* Blocks of at most QBLOCK queries, as many as a multiple of the threads and
+	 * of even size: 150 queries on 2 threads are 75 + 75, not 128 + 22 (a
+	 * caller that slices a batch, like the Python module, sends such counts). */
+	size_t nblocks = (nq + QBLOCK - 1) / QBLOCK;
+	nblocks = (nblocks + (size_t)nt - 1) / (size_t)nt * (size_t)nt;
+	if (nblocks > nq)
+		nblocks = nq;
+	size_t qb = (nq + nblocks - 1) / nblocks;
+	nblocks = (nq + qb - 1) / qb;
 	block_ctx b = {c, qs, nq, k, kk, out};
 	int rc = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
