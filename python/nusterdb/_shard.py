@@ -25,7 +25,17 @@ from ._core import DatabaseConfig, NusterDB
 def _resolve(x: Any) -> Any:
     # A distributed.Future unpickled on a worker binds to the worker's client.
     if type(x).__name__ == "Future" and hasattr(x, "result"):
-        return x.result()
+        x = x.result()
+    return _aligned(x)
+
+
+def _aligned(x: Any) -> Any:
+    """An array as the extension may read it in place. Dask hands over arrays that are
+    views into its message buffers, at any byte offset; the extension reads a float32
+    buffer without checking its alignment (UBSan: "load of misaligned address" in
+    nvf__coll_check_vector), so a misaligned one is copied here."""
+    if isinstance(x, np.ndarray) and not (x.flags.aligned and x.flags.c_contiguous):
+        return np.require(x, requirements=["C", "A"])
     return x
 
 
@@ -58,10 +68,10 @@ class Shard:
 
     # -- records -----------------------------------------------------------------------
     def add(self, id: int, vector: Any, metadata: Any = None) -> None:
-        self.db.add(id, vector, metadata)
+        self.db.add(id, _aligned(vector), metadata)
 
     def upsert(self, id: int, vector: Any, metadata: Any = None) -> None:
-        self.db.upsert(id, vector, metadata)
+        self.db.upsert(id, _aligned(vector), metadata)
 
     def add_items(self, X: Any, ids: Any, metadata: Any = None, threads: int = 0) -> int:
         X = _resolve(X)
@@ -81,7 +91,7 @@ class Shard:
         return id in self.db
 
     def update(self, id: int, vector: Any) -> None:
-        self.db.update(id, vector)
+        self.db.update(id, _aligned(vector))
 
     def update_metadata(self, id: int, metadata: Any) -> None:
         self.db.update_metadata(id, metadata)
@@ -94,10 +104,10 @@ class Shard:
 
     # -- search ------------------------------------------------------------------------
     def search(self, query: Any, k: int, ef_search: int | None, filter: str | None) -> list[tuple[int, float]]:
-        return self.db.search(query, k=k, ef_search=ef_search, filter=filter)
+        return self.db.search(_aligned(query), k=k, ef_search=ef_search, filter=filter)
 
     def range_search(self, query: Any, radius: float, filter: str | None) -> list[tuple[int, float]]:
-        return self.db.range_search(query, radius, filter=filter)
+        return self.db.range_search(_aligned(query), radius, filter=filter)
 
     def knn(self, Q: Any, k: int, ef: int | None, filter: str | None,
             threads: int) -> tuple[np.ndarray, np.ndarray, float]:
