@@ -601,6 +601,34 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, rc);
 }
 
+/* rename(2): within /queries and /ingest a file is renamed (and runs or is imported
+ * if its new name says so, memdir.c). Across directories EXDEV, so that mv copies and
+ * unlinks through the paths that work; elsewhere the layout's names are fixed. */
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct nfs *fs = FS(req);
+	struct nfs_node dir, ndir;
+	int rc = nfs_node_of(parent, &dir);
+	if (rc == 0)
+		rc = nfs_node_of(newparent, &ndir);
+	if (rc != 0)
+		;
+	else if (parent != newparent)
+		rc = EXDEV;
+	else if (dir.slot != 0)
+		rc = EROFS; /* a snapshot */
+	else if (dir.kind == K_QUERYDIR || dir.kind == K_INGESTDIR)
+		rc = nfs_mem_rename(fs, dir.kind, name, newname, flags);
+	else if (dir.kind == K_KNNDIR || dir.kind == K_KNNK)
+		rc = EROFS;
+	else
+		/* /vectors, /meta (an id is not renamed: copy the record and rm it), the
+		 * snapshots' names, the root's fixed names */
+		rc = fs->o.read_only ? EROFS : EPERM;
+	fuse_reply_err(req, rc);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	(void)ino;
@@ -633,5 +661,6 @@ const struct fuse_lowlevel_ops nfs_ops = {
 	.unlink = op_unlink,
 	.mkdir = op_mkdir,
 	.rmdir = op_rmdir,
+	.rename = op_rename,
 	.statfs = op_statfs,
 };

@@ -16,6 +16,12 @@ bool nfs_ingest_name_ok(const char *name)
 	return import_is_jsonl(name) || vecfile_format_guess(name) != VF_AUTO;
 }
 
+bool nfs_ingest_error_name(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 6 && strcmp(name + n - 6, ".error") == 0;
+}
+
 int nfs_ingest_run(struct nfs *fs, const char *name, int fd, char *err, size_t errlen)
 {
 	if (fs->o.read_only) {

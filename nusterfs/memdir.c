@@ -1,6 +1,7 @@
 /* The files of /queries and /ingest live in the daemon's memory (an ingest file's
  * bytes in a spool file): a query file, its sidecar of options, its outputs, an
- * ingest file until it is imported, and .error files. Each has a serial number for
+ * ingest file until it is imported, .error files, and files under other names
+ * (q.tmp) that wait for a rename to a name that runs or imports them. Each has a serial number for
  * its inode, a lookup count the kernel's FORGETs bring down and a count of opens; an
  * unlinked file is freed when both reach zero, as a real file system frees an
  * unlinked inode once nobody holds it. One mutex guards them all: every operation
@@ -28,7 +29,7 @@ struct mnode {
 	mode_t mode;
 	struct timespec mtime;
 	uint64_t nlookup, run_seq;
-	unsigned opens;
+	unsigned opens, writers; /* writers: the opens for writing */
 	bool linked, dirty, busy;
 	struct mnode *next_dir;  /* the directory's list, in creation order */
 	struct mnode *next_hash;
@@ -200,14 +201,14 @@ int nfs_mem_create(struct nfs *fs, enum nfs_kind dir, const char *name, mode_t m
 	int role;
 	if (dir == K_QUERYDIR) {
 		role = nfs_query_role(name);
-		if (role < 0 || role == M_OUTPUT)
-			return EINVAL;
+		if (role == M_OUTPUT)
+			return EINVAL; /* the daemon's */
 	} else {
 		if (fs->o.read_only)
 			return EROFS;
-		if (!nfs_ingest_name_ok(name))
+		if (nfs_ingest_error_name(name))
 			return EINVAL;
-		role = M_INGEST;
+		role = M_INGEST; /* spooled; imported at close if its name says a format */
 	}
 	int fd = -1;
 	if (role == M_INGEST && (fd = spool_open(fs)) < 0) {
@@ -266,6 +267,7 @@ int nfs_mem_open(struct nfs *fs, uint64_t serial, int flags, struct mfile **out)
 		rc = EROFS; /* results are the daemon's: remove them, do not edit them */
 	} else {
 		m->opens++;
+		m->writers += wr;
 		f->node = m;
 		f->writable = wr;
 		if (wr && (flags & O_TRUNC)) {
@@ -288,6 +290,7 @@ void nfs_mem_release(struct nfs *fs, struct mfile *f)
 	(void)fs;
 	pthread_mutex_lock(&mu);
 	f->node->opens--;
+	f->node->writers -= f->writable;
 	maybe_free(f->node);
 	pthread_mutex_unlock(&mu);
 	free(f);
@@ -435,7 +438,8 @@ static void trim_results(struct nfs *fs)
 		size_t bl = strlen(base);
 		for (struct mnode *m = queries, *next; m; m = next) {
 			next = m->next_dir;
-			if (m == oldest || (m->role == M_OUTPUT && strncmp(m->name, base, bl) == 0 && m->name[bl] == '.'))
+			if (m == oldest || (m->role == M_OUTPUT && strncmp(m->name, base, bl) == 0 && m->name[bl] == '.' &&
+					    nfs_query_role(m->name) == M_OUTPUT))
 				unlink_node(m);
 		}
 		free(base);
@@ -504,32 +508,48 @@ static char *base_of(const char *name)
 	return b;
 }
 
-int nfs_mem_flush(struct nfs *fs, struct mfile *f)
+/* Does a file of role role named name run (a query) or import (an ingest file)? */
+static bool runs(enum mrole role, const char *name)
 {
-	pthread_mutex_lock(&mu);
-	struct mnode *m = f->node;
-	/* The first flush carrying data runs it; a flush without new data (a second
-	 * descriptor's close, an fsync) does nothing. */
-	if (!f->writable || !m->dirty || m->busy || !m->linked || (m->role != M_QUERY && m->role != M_INGEST)) {
-		pthread_mutex_unlock(&mu);
-		return 0;
-	}
+	return role == M_QUERY || (role == M_INGEST && nfs_ingest_name_ok(name));
+}
+
+/* Give a file a new name and role (mu held); a file of that name is replaced. */
+static void rename_node(struct mnode *m, char *nn, enum mrole role)
+{
+	struct mnode *old = by_name(m->dir, nn);
+	if (old && old != m)
+		unlink_node(old); /* its openers keep it */
+	free(m->name);
+	m->name = nn;
+	if (m->role == M_QUERY && role != M_QUERY)
+		m->run_seq = 0;
+	m->role = role;
+	clock_gettime(CLOCK_REALTIME, &m->mtime);
+}
+
+/* Run a query file or import an ingest file, called with mu held and m not busy;
+ * returns with mu released (m may be freed by then). The search or the import runs
+ * outside the lock. At a close (as NULL) it runs under its name. At a rename it runs
+ * as the file named as (role role) would, and only once it succeeded is it renamed
+ * to as (takes as): a rename that fails leaves the names as they were. */
+static int run_node(struct nfs *fs, struct mnode *m, char *as, enum mrole role, unsigned flags)
+{
 	m->dirty = false;
 	m->busy = true;
 	m->opens++; /* held while the lock is dropped */
-	char *name = strdup(m->name);
+	char *name = strdup(as ? as : m->name);
 	char *data = NULL;
 	size_t len = m->len;
 	int fd = -1, rc = 0;
-	if (m->role == M_QUERY && name && (data = malloc(len + 1))) {
-		memcpy(data, m->data, len);
+	if (!as)
+		role = m->role;
+	if (role == M_QUERY && name && (data = malloc(len + 1))) {
+		memcpy(data, m->data ? m->data : "", len);
 		data[len] = 0;
-	} else if (m->role == M_INGEST) {
+	} else if (role == M_INGEST) {
 		fd = dup(m->spool);
 	}
-	enum mrole role = m->role;
-	if (role == M_QUERY)
-		m->run_seq = ++run_counter;
 	pthread_mutex_unlock(&mu);
 
 	char *base = name ? base_of(name) : NULL;
@@ -543,8 +563,16 @@ int nfs_mem_flush(struct nfs *fs, struct mfile *f)
 		size_t el = strlen(name) + 8;
 		char *errname = malloc(el);
 		rc = nfs_ingest_run(fs, name, fd, err, sizeof(err));
-		/* Imported or not, the file leaves /ingest; a failure leaves NAME.error. */
-		nfs_mem_remove(fs, K_INGESTDIR, name);
+		/* Imported or not, the file leaves /ingest (this file: the name may have
+		 * been taken by another since), and a rename's target with it; a failure
+		 * leaves NAME.error, and the file where it was if it came by a rename. */
+		pthread_mutex_lock(&mu);
+		if (m->linked && (!as || rc == 0))
+			unlink_node(m); /* not freed: opens is held */
+		struct mnode *old = as && rc == 0 ? by_name(K_INGESTDIR, as) : NULL;
+		if (old && !old->busy)
+			unlink_node(old);
+		pthread_mutex_unlock(&mu);
 		if (errname) {
 			snprintf(errname, el, "%s.error", name);
 			nfs_mem_remove(fs, K_INGESTDIR, errname);
@@ -569,11 +597,108 @@ int nfs_mem_flush(struct nfs *fs, struct mfile *f)
 	pthread_mutex_lock(&mu);
 	m->busy = false;
 	m->opens--;
-	if (role == M_QUERY)
+	if (role == M_QUERY) {
+		if (as && rc == 0 && m->linked) {
+			struct mnode *old = by_name(m->dir, as);
+			if (old && old != m && (flags & RENAME_NOREPLACE))
+				rc = EEXIST; /* created while the query ran */
+			else if (old && old != m && old->busy)
+				rc = EBUSY;
+			else
+				rename_node(m, as, M_QUERY), as = NULL;
+		}
+		if (m->role == M_QUERY)
+			m->run_seq = ++run_counter;
 		trim_results(fs);
+	}
+	free(as);
 	maybe_free(m);
 	pthread_mutex_unlock(&mu);
 	return rc;
+}
+
+int nfs_mem_flush(struct nfs *fs, struct mfile *f)
+{
+	pthread_mutex_lock(&mu);
+	struct mnode *m = f->node;
+	/* The first flush carrying data runs it; a flush without new data (a second
+	 * descriptor's close, an fsync) does nothing. A file under a name that does not
+	 * run (q.tmp, a sidecar) keeps its data for a rename. */
+	if (!f->writable || !m->dirty || m->busy || !m->linked || !runs(m->role, m->name)) {
+		pthread_mutex_unlock(&mu);
+		return 0;
+	}
+	return run_node(fs, m, NULL, m->role, 0);
+}
+
+/* The role a file of role from takes under the name to, or EPERM: a written file
+ * may become a query, a sidecar or a plain file, never an output; an output (or an
+ * ingest's error report) stays the daemon's, read-only, under any name that does
+ * not run. */
+static int renamed_role(enum nfs_kind dir, enum mrole from, const char *to, enum mrole *out)
+{
+	if (dir == K_INGESTDIR) {
+		if (from == M_ERROR ? nfs_ingest_name_ok(to) : nfs_ingest_error_name(to))
+			return EPERM;
+		*out = from;
+		return 0;
+	}
+	int r = nfs_query_role(to);
+	if (from == M_OUTPUT) {
+		if (r == M_QUERY || r == M_SIDECAR)
+			return EPERM;
+		*out = M_OUTPUT;
+		return 0;
+	}
+	if (r == M_OUTPUT)
+		return EPERM;
+	*out = (enum mrole)r;
+	return 0;
+}
+
+int nfs_mem_rename(struct nfs *fs, enum nfs_kind dir, const char *name, const char *newname, unsigned flags)
+{
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	if (dir == K_INGESTDIR && fs->o.read_only)
+		return EROFS;
+	pthread_mutex_lock(&mu);
+	struct mnode *m = by_name(dir, name), *old = by_name(dir, newname);
+	enum mrole role = M_PLAIN;
+	char *nn = NULL;
+	int rc = 0;
+	if (!m)
+		rc = ENOENT;
+	else if (m == old)
+		rc = 0; /* the same file: nothing to do */
+	else if (old && (flags & RENAME_NOREPLACE))
+		rc = EEXIST;
+	else if (m->busy || (old && old->busy))
+		rc = EBUSY; /* its search or import is running */
+	else if ((rc = renamed_role(dir, m->role, newname, &role)) == 0 && !(nn = strdup(newname)))
+		rc = ENOMEM;
+	if (rc != 0 || m == old) {
+		pthread_mutex_unlock(&mu);
+		if (rc == EPERM)
+			nfs_log("%s/%s: cannot be renamed to %s (the outputs and .error files are the daemon's)",
+				dir == K_QUERYDIR ? "queries" : "ingest", name, newname);
+		return rc;
+	}
+	if (!runs(role, nn) || m->writers > 0) {
+		/* Renamed; one still being written runs at its writer's close, under the
+		 * new name. */
+		rename_node(m, nn, role);
+		if (runs(role, nn))
+			m->dirty = true;
+		pthread_mutex_unlock(&mu);
+		return 0;
+	}
+	/* As if it had been written under the new name and closed: it runs now. A file
+	 * that is no valid query or import gives EBADMSG where a close gives EINVAL:
+	 * rename's EINVAL means another thing to its callers (mv says "a subdirectory
+	 * of itself"; gnulib retries a RENAME_NOREPLACE without the flag). */
+	rc = run_node(fs, m, nn, role, flags);
+	return rc == EINVAL ? EBADMSG : rc;
 }
 
 int nfs_mem_readdir(struct nfs *fs, fuse_req_t req, enum nfs_kind dir, char *buf, size_t size, off_t off,

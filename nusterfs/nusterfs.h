@@ -143,12 +143,17 @@ int nfs_made_text(struct nfs *fs, const struct nfs_node *n, char **out, size_t *
 /* ---- memdir.c: /queries and /ingest ---- */
 
 struct mfile;
-enum mrole { M_QUERY, M_SIDECAR, M_OUTPUT, M_INGEST, M_ERROR };
+/* M_PLAIN: a file of /queries under a name that is no query's (q.tmp): kept, never run. */
+enum mrole { M_QUERY, M_SIDECAR, M_OUTPUT, M_INGEST, M_ERROR, M_PLAIN };
 int nfs_mem_lookup(struct nfs *fs, enum nfs_kind dir, const char *name, struct nfs_node *out);
 int nfs_mem_stat(struct nfs *fs, uint64_t serial, struct stat *st);
 int nfs_mem_create(struct nfs *fs, enum nfs_kind dir, const char *name, mode_t mode, uid_t uid, gid_t gid,
 		   struct nfs_node *out);
 int nfs_mem_unlink(struct nfs *fs, enum nfs_kind dir, const char *name);
+/* rename(2) within /queries or /ingest (flags: RENAME_NOREPLACE). A file renamed to a
+ * query's name runs, to an importable name in /ingest is imported, before it returns
+ * (at its writer's close if it is still open for writing): the errno is the run's. */
+int nfs_mem_rename(struct nfs *fs, enum nfs_kind dir, const char *name, const char *newname, unsigned flags);
 void nfs_mem_forget(struct nfs *fs, uint64_t serial, uint64_t nlookup);
 void nfs_mem_ref(uint64_t serial);
 int nfs_mem_open(struct nfs *fs, uint64_t serial, int flags, struct mfile **out);
@@ -173,7 +178,7 @@ void nfs_mem_remove(struct nfs *fs, enum nfs_kind dir, const char *name);
 
 /* ---- queries.c ---- */
 
-/* The role a name has in /queries: M_QUERY, M_SIDECAR, M_OUTPUT; -1 not allowed. */
+/* The role a name has in /queries: M_QUERY, M_SIDECAR, M_OUTPUT, M_PLAIN (any other). */
 int nfs_query_role(const char *name);
 /* Run a query file's bytes; outputs go into the memdir. Returns errno (0). */
 int nfs_query_run(struct nfs *fs, const char *name, const char *data, size_t len);
@@ -187,7 +192,10 @@ struct json_t *nfs_results_obj(nvf_db *db, nvf_txn *txn, const nvf_result *r, si
 
 /* ---- ingest.c ---- */
 
+/* A name whose extension says an importable format (imported at close). */
 bool nfs_ingest_name_ok(const char *name);
+/* NAME.error: the daemon's report of a failed import, never a user's file. */
+bool nfs_ingest_error_name(const char *name);
 /* Import the spooled file (fd) named name in one transaction. Returns errno (0); the
  * reason in err. */
 int nfs_ingest_run(struct nfs *fs, const char *name, int fd, char *err, size_t errlen);

@@ -7,7 +7,8 @@
  *               mount's -o k=N
  * give NAME.result.json, and for a binary batch also NAME.ids.npy (int64, -1 in
  * empty slots) and NAME.dists.npy (float32, +inf there); a query that fails gives
- * NAME.error, one line, and the errno of the close. */
+ * NAME.error, one line, and the errno of the close (of the rename: a file renamed to
+ * a query's name runs then, memdir.c). Other names (q.tmp) are plain files. */
 #include "nusterfs.h"
 #include "importer.h"
 #include "vecfile.h"
@@ -39,7 +40,7 @@ int nfs_query_role(const char *name)
 		return M_SIDECAR;
 	if (has_suffix(name, ".json") || has_suffix(name, ".npy") || has_suffix(name, ".fvecs"))
 		return M_QUERY;
-	return -1;
+	return M_PLAIN;
 }
 
 /* What a query asks, whatever its file's format. */
