@@ -369,8 +369,9 @@ def test_bad_queries(db):
         assert errno_of(lambda: write(os.path.join(qd, "fake.npy"), "not numpy")) == errno.EINVAL
         # larger than max_query: EFBIG at the write that passes it
         assert errno_of(lambda: write(os.path.join(qd, "huge.json"), " " * 70000)) == errno.EFBIG
-        # names that are not queries, outputs written by hand
-        assert errno_of(lambda: write(os.path.join(qd, "notes.txt"), "x")) == errno.EINVAL
+        # a name that is no query's is a plain file (for a rename later); outputs written by hand
+        write(os.path.join(qd, "notes.txt"), "x")
+        assert read(os.path.join(qd, "notes.txt")) == "x" and not os.path.exists(os.path.join(qd, "notes.error"))
         assert errno_of(lambda: write(os.path.join(qd, "x.result.json"), "x")) == errno.EINVAL
         assert errno_of(lambda: write(os.path.join(qd, "nan.error"), "x")) == errno.EROFS
         # odd names work
@@ -472,8 +473,171 @@ def test_ingest_accepts_what_export_writes(db, tmp_path):
         assert "record 2" in read(m.path("ingest", "inf.npy.error"))
         np.save(tmp_path / "d.npy", np.ones((2, DIM + 1), dtype=np.float32))
         assert errno_of(lambda: shutil.copyfile(tmp_path / "d.npy", m.path("ingest", "d.npy"))) == errno.EINVAL
-        assert errno_of(lambda: write(m.path("ingest", "x.txt"), "x")) == errno.EINVAL
+        # a name that says no format: kept in the spool, not imported (a rename may import it)
+        write(m.path("ingest", "x.txt"), "x")
+        assert "x.txt" in os.listdir(m.path("ingest")) and read(m.path("ingest", "x.txt")) == "x"
+        assert errno_of(lambda: write(m.path("ingest", "y.error"), "x")) == errno.EINVAL
         assert json.loads(tool("info", path, "--json").stdout)["count"] == 349
+
+
+# ---- rename -----------------------------------------------------------------------
+
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+def renameat2(old, new, flags):
+    """renameat2(2) through libc: the errno, 0 on success."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd = -100
+    rc = libc.renameat2(at_fdcwd, os.fsencode(old), at_fdcwd, os.fsencode(new), ctypes.c_uint(flags))
+    return ctypes.get_errno() if rc != 0 else 0
+
+
+def count_of(path):
+    return json.loads(tool("info", path, "--json").stdout)["count"]
+
+
+def test_rename_in_queries_runs_the_query(db, tmp_path):
+    path, v = db
+    with Mount(path) as m:
+        qd = m.path("queries")
+        q = lambda name: os.path.join(qd, name)  # noqa: E731
+        # written under a temporary name: kept, nothing runs; mv to NAME.json runs it
+        write(q("q.tmp"), json.dumps({"vector": (v[10] + 0.01).tolist(), "k": 3}))
+        assert os.listdir(qd) == ["q.tmp"]
+        subprocess.run(["mv", q("q.tmp"), q("q.json")], check=True)
+        assert sorted(os.listdir(qd)) == ["q.json", "q.result.json"]
+        ref = search_tool(path, [v[10] + 0.01], 3)[0]
+        assert json.loads(read(q("q.result.json")))["ids"] == ref["ids"]
+        # os.replace over an existing query runs it again: the file and its outputs replaced
+        text = json.dumps({"vector": v[20].tolist(), "k": 1})
+        write(q("r.tmp"), text)
+        ino = os.stat(q("r.tmp")).st_ino
+        os.replace(q("r.tmp"), q("q.json"))
+        assert sorted(os.listdir(qd)) == ["q.json", "q.result.json"]
+        assert json.loads(read(q("q.result.json")))["ids"] == [20]
+        assert read(q("q.json")) == text and os.stat(q("q.json")).st_ino == ino
+        # rsync's way: hidden temporary names, a sidecar then a binary batch
+        write(q(".b.opts.json.x1"), '{"k": 2}')
+        os.rename(q(".b.opts.json.x1"), q("b.opts.json"))
+        np.save(tmp_path / "qs.npy", v[30:33] + 0.001)
+        shutil.copyfile(tmp_path / "qs.npy", q(".b.npy.Xy12"))
+        assert not os.path.exists(q("b.result.json"))
+        os.rename(q(".b.npy.Xy12"), q("b.npy"))
+        ids = np.load(q("b.ids.npy"))
+        assert ids.shape == (3, 2) and ids[:, 0].tolist() == [30, 31, 32]
+        # between names that are no query's: only renamed
+        write(q("notes.txt"), "hello")
+        os.rename(q("notes.txt"), q("notes.old"))
+        assert read(q("notes.old")) == "hello" and not os.path.exists(q("notes.txt"))
+        os.rename(q("q.result.json"), q("q.saved"))  # an output under another name stays read-only
+        assert json.loads(read(q("q.saved")))["ids"] == [20]
+        assert errno_of(lambda: write(q("q.saved"), "x")) == errno.EROFS
+        # a bad query at the rename: EBADMSG (the close's EINVAL), NAME.error, the old name kept
+        write(q("bad.tmp"), json.dumps({"vector": [1.0, 2.0]}))
+        assert errno_of(lambda: os.rename(q("bad.tmp"), q("bad.json"))) == errno.EBADMSG
+        assert os.path.exists(q("bad.tmp")) and not os.path.exists(q("bad.json"))
+        err = read(q("bad.error"))
+        assert err.count("\n") == 1 and "components" in err
+        r = subprocess.run(["mv", q("bad.tmp"), q("bad.json")], capture_output=True, text=True)
+        assert r.returncode != 0 and "Bad message" in r.stderr, r.stderr
+        # RENAME_NOREPLACE over an existing name, RENAME_EXCHANGE, the daemon's names
+        write(q("n.tmp"), text)
+        assert renameat2(q("n.tmp"), q("q.json"), RENAME_NOREPLACE) == errno.EEXIST
+        assert renameat2(q("n.tmp"), q("q.json"), RENAME_EXCHANGE) == errno.EINVAL
+        assert renameat2(q("n.tmp"), q("n.json"), RENAME_NOREPLACE) == 0
+        assert json.loads(read(q("n.result.json")))["ids"] == [20]
+        write(q("o.tmp"), text)
+        assert errno_of(lambda: os.rename(q("o.tmp"), q("o.result.json"))) == errno.EPERM
+        assert errno_of(lambda: os.rename(q("o.tmp"), q("bad.error"))) == errno.EPERM
+        assert errno_of(lambda: os.rename(q("n.result.json"), q("n2.json"))) == errno.EPERM
+        assert errno_of(lambda: os.rename(q("missing.tmp"), q("m.json"))) == errno.ENOENT
+        # mv from a real directory (the kernel says EXDEV; mv copies, the close runs it)
+        (tmp_path / "t.json").write_text(json.dumps({"vector": v[5].tolist(), "k": 1}))
+        subprocess.run(["mv", tmp_path / "t.json", qd], check=True)
+        assert not (tmp_path / "t.json").exists()
+        assert json.loads(read(q("t.result.json")))["ids"] == [5]
+    assert tool("check", path).returncode == 0
+
+
+def test_rename_in_ingest_imports(db, tmp_path):
+    path, v = db
+    other = str(tmp_path / "other.nvf")
+    ov = make_db(other, n=50, seed=7)
+    tool("export", other, tmp_path / "o.npy")
+    tool("export", other, tmp_path / "o.fvecs")
+    with Mount(path) as m:
+        ing = lambda name: m.path("ingest", name)  # noqa: E731
+        # spooled under a name that says no format, imported at the rename
+        shutil.copyfile(tmp_path / "o.npy", ing("o.part"))
+        assert os.listdir(m.path("ingest")) == ["o.part"] and count_of(path) == 200
+        os.rename(ing("o.part"), ing("o.npy"))
+        assert os.listdir(m.path("ingest")) == [] and count_of(path) == 250
+        assert np.array_equal(np.float32(json.loads(tool("get", path, 200).stdout)["vector"]), ov[0])
+        assert tool("check", path).returncode == 0
+        # renamed while still open for writing: imported at the writer's close, under the new name
+        data = (tmp_path / "o.npy").read_bytes()
+        # (no subprocess meanwhile: a child's copy of the descriptor closes too, and
+        # the first close after the data is the one that imports)
+        with open(ing("w.tmp"), "wb", buffering=0) as f:
+            f.write(data[:100])
+            os.rename(ing("w.tmp"), ing("w.npy"))
+            assert os.listdir(m.path("ingest")) == ["w.npy"]
+            assert json.loads(read(m.path("info")))["count"] == 250
+            f.write(data[100:])
+        assert os.listdir(m.path("ingest")) == [], read(ing("w.npy.error"))
+        assert count_of(path) == 300
+        assert tool("check", path).returncode == 0
+        # a file that is not what the new name says: EBADMSG, NAME.error, nothing imported,
+        # the file where it was
+        write(ing("bad.part"), "hello")
+        assert errno_of(lambda: os.rename(ing("bad.part"), ing("bad.npy"))) == errno.EBADMSG
+        assert sorted(os.listdir(m.path("ingest"))) == ["bad.npy.error", "bad.part"]
+        assert "npy" in read(ing("bad.npy.error")) and count_of(path) == 300
+        assert errno_of(lambda: os.rename(ing("bad.part"), ing("x.error"))) == errno.EPERM
+        assert errno_of(lambda: os.rename(ing("bad.npy.error"), ing("x.npy"))) == errno.EPERM
+        # over an existing name: replaced, imported
+        shutil.copyfile(tmp_path / "o.fvecs", ing("f.part"))
+        os.replace(ing("f.part"), ing("bad.part"))
+        assert sorted(os.listdir(m.path("ingest"))) == ["bad.npy.error", "bad.part"]
+        assert renameat2(ing("bad.part"), ing("bad.npy.error"), RENAME_NOREPLACE) == errno.EEXIST
+        os.rename(ing("bad.part"), ing("f.fvecs"))
+        assert sorted(os.listdir(m.path("ingest"))) == ["bad.npy.error"] and count_of(path) == 350
+        # mv from a real directory: the kernel's EXDEV, mv copies, the close imports
+        shutil.copyfile(tmp_path / "o.npy", tmp_path / "mv.npy")
+        subprocess.run(["mv", tmp_path / "mv.npy", m.path("ingest")], check=True)
+        assert not (tmp_path / "mv.npy").exists()
+        assert sorted(os.listdir(m.path("ingest"))) == ["bad.npy.error"] and count_of(path) == 400
+    assert tool("check", path).returncode == 0
+
+
+def test_rename_elsewhere_is_refused(db, tmp_path):
+    path, v = db
+    with Mount(path) as m:
+        os.mkdir(m.path(".snapshots", "s"))
+        # across directories: EXDEV, and mv falls back to copy and unlink, which works
+        np.save(tmp_path / "d.npy", v[:10] + 1)
+        shutil.copyfile(tmp_path / "d.npy", m.path("queries", "d.bin"))
+        assert errno_of(lambda: os.rename(m.path("queries", "d.bin"), m.path("ingest", "d.npy"))) == errno.EXDEV
+        assert errno_of(lambda: os.rename(m.path("vectors", "1"), m.path("meta", "1.json"))) == errno.EXDEV
+        assert errno_of(lambda: os.rename(m.path("vectors", "1"), m.path("queries", "1.npy"))) == errno.EXDEV
+        subprocess.run(["mv", m.path("queries", "d.bin"), m.path("ingest", "d.npy")], check=True)
+        assert os.listdir(m.path("queries")) == [] and os.listdir(m.path("ingest")) == []
+        assert count_of(path) == 210
+        assert tool("check", path).returncode == 0
+        # ids, documents, snapshot names and the root's names are not renamed: EPERM
+        for a, b in (("vectors/1", "vectors/1000"), ("meta/1.json", "meta/2.json"), ("info", "info2"),
+                     ("vectors", "vecs"), (".snapshots/s", ".snapshots/t")):
+            assert errno_of(lambda: os.rename(m.path(a), m.path(b))) == errno.EPERM, a
+        # read-only paths: EROFS
+        for a, b in (("knn/3/1.json", "knn/3/2.json"), (".snapshots/s/vectors/1", ".snapshots/s/vectors/9"),
+                     (".snapshots/s/info", ".snapshots/s/x")):
+            assert errno_of(lambda: os.rename(m.path(a), m.path(b))) == errno.EROFS, a
+        assert np.array_equal(np.frombuffer(read(m.path("vectors", "1"), "rb"), np.float32), v[1])
+        assert not os.path.exists(m.path("vectors", "1000"))
+        assert "s" in tool("snapshot", "list", path).stdout
+        os.rmdir(m.path(".snapshots", "s"))
 
 
 # ---- snapshots -------------------------------------------------------------------
@@ -513,6 +677,10 @@ def test_read_only_mount(db):
         assert errno_of(lambda: os.unlink(m.path("vectors", "1"))) == errno.EROFS
         assert errno_of(lambda: os.mkdir(m.path(".snapshots", "s"))) == errno.EROFS
         assert errno_of(lambda: write(m.path("ingest", "a.npy"), "x")) == errno.EROFS
+        assert errno_of(lambda: os.rename(m.path("vectors", "1"), m.path("vectors", "500"))) == errno.EROFS
+        write(m.path("queries", "r.tmp"), json.dumps({"vector": v[8].tolist(), "k": 1}))
+        os.rename(m.path("queries", "r.tmp"), m.path("queries", "r.json"))
+        assert json.loads(read(m.path("queries", "r.result.json")))["ids"] == [8]
         write(m.path("queries", "q.json"), json.dumps({"vector": v[9].tolist(), "k": 1}))
         assert json.loads(read(m.path("queries", "q.result.json")))["ids"] == [9]
         assert json.loads(read(m.path("info")))["read_only"] is True
