@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Sequence, Tuple, Union
 
 import numpy as np
 from distributed import Client, Future
@@ -141,6 +141,7 @@ class ShardedStats:
 # -- the client ------------------------------------------------------------------------
 Placement = Union[None, str, Sequence[str], dict]
 _Outcome = tuple  # ("ok", value) | ("err", exception, lost)
+_Call = Tuple[int, str, Tuple[Any, ...], Dict[str, Any]]  # (shard, method, args, kwargs)
 
 
 class _Ref:
@@ -389,7 +390,7 @@ class ShardedNusterDB:
         if self._closed:
             raise ValueError("the sharded collection is closed")
 
-    def _submit(self, calls: list[tuple[int, str, tuple, dict]]) -> list[tuple[int, Any]]:
+    def _submit(self, calls: Sequence[_Call]) -> list[tuple[int, Any]]:
         """Send every call at once; the shards run them in parallel."""
         self._check_open()
         out = []
@@ -402,7 +403,7 @@ class ShardedNusterDB:
                 out.append((gen, e))
         return out
 
-    def _gather(self, calls: list[tuple[int, str, tuple, dict]], sent: list[tuple[int, Any]], *,
+    def _gather(self, calls: Sequence[_Call], sent: list[tuple[int, Any]], *,
                 write: bool) -> list[_Outcome]:
         """Wait for every call. A shard whose worker died gets a new actor; reads are
         sent again (up to read_attempts), writes report the loss."""
@@ -438,7 +439,7 @@ class ShardedNusterDB:
             for j, s in zip(retry, resent):
                 sent[j] = s
 
-    def _raise(self, calls: list[tuple[int, str, tuple, dict]], outcomes: list[_Outcome], *,
+    def _raise(self, calls: Sequence[_Call], outcomes: list[_Outcome], *,
                write: bool, committed_ids: np.ndarray | None = None,
                uncertain_ids: np.ndarray | None = None) -> None:
         errs = {calls[j][0]: o for j, o in enumerate(outcomes) if o[0] == "err"}
@@ -463,7 +464,7 @@ class ShardedNusterDB:
                               + (f"; committed on shards {ok}" if ok else ""),
                               failed, ok, committed_ids, uncertain_ids, self.paths[first]) from exc
 
-    def _run(self, calls: list[tuple[int, str, tuple, dict]], *, write: bool) -> list[Any]:
+    def _run(self, calls: Sequence[_Call], *, write: bool) -> list[Any]:
         outcomes = self._gather(calls, self._submit(calls), write=write)
         self._raise(calls, outcomes, write=write)
         return [o[1] for o in outcomes]
@@ -650,7 +651,9 @@ class ShardedNusterDB:
         failures: list[tuple[list, list, Any]] = []
 
         def send(lo: int, hi: int) -> None:
-            calls, rowsets, keep = [], [], []
+            calls: list[_Call] = []
+            rowsets: list[np.ndarray] = []
+            keep: list[Any] = []
             for i, rows, data, k in parts(lo, hi):
                 m = [meta[r] for r in rows] if meta is not None else None
                 calls.append((i, "add_items", (data, ids[rows], m, threads), {}))
@@ -782,7 +785,7 @@ class ShardedNusterDB:
 
         for b, blk in enumerate(Q.to_delayed().ravel()):
             block = self.client.compute(blk)
-            calls = [(i, "knn", (block, k, ef, filter, threads), {}) for i in range(self.shards)]
+            calls: list[_Call] = [(i, "knn", (block, k, ef, filter, threads), {}) for i in range(self.shards)]
             inflight.append((int(bounds[b]), int(bounds[b + 1]), block, calls, self._submit(calls)))
             if len(inflight) > 1:
                 collect()
@@ -811,7 +814,7 @@ class ShardedNusterDB:
             raise ExistsError(f"a snapshot named {name!r} exists")
         if isinstance(metadata, Metadata):
             metadata = metadata.to_dict()
-        calls = [(i, "snapshot", (name, {"nusterdb_sharded": {"name": name, "shard": i,
+        calls: list[_Call] = [(i, "snapshot", (name, {"nusterdb_sharded": {"name": name, "shard": i,
                                                               "shards": self.shards},
                                          "metadata": metadata}), {})
                  for i in range(self.shards)]
@@ -819,7 +822,7 @@ class ShardedNusterDB:
         if any(o[0] == "err" for o in outcomes):
             made = [i for i, o in enumerate(outcomes) if o[0] == "ok"]
             if made:
-                undo = [(i, "delete_snapshot", (name,), {}) for i in made]
+                undo: list[_Call] = [(i, "delete_snapshot", (name,), {}) for i in made]
                 self._gather(undo, self._submit(undo), write=True)
             self._raise(calls, [o if o[0] == "err" else ("err", RuntimeError("undone"), False)
                                 for o in outcomes], write=True)
