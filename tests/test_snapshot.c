@@ -438,6 +438,19 @@ START_TEST(test_a_handle_at_a_snapshot)
 	nvf_stats st = {.version = NVF_STATS_VERSION};
 	ck_nvf(nvf_db_stats(at, &st));
 	tu_eq(st.records, 25);
+	/* The file's snapshots, listed through the handle at one and through a
+	 * transaction at one (the catalog is newer than the state it pins). */
+	nvf_snapshot_info *si;
+	size_t ns;
+	ck_nvf(nvf_snapshot_list(at, NULL, &si, &ns));
+	tu_eq(ns, 1);
+	ck_assert_str_eq(si[0].name, "ten");
+	nvf_free(si);
+	ck_nvf(nvf_txn_begin_snapshot(&t, db, "ten"));
+	ck_nvf(nvf_snapshot_list(db, t, &si, &ns));
+	tu_eq(ns, 1);
+	nvf_free(si);
+	nvf_txn_abort(t);
 	/* The snapshot deleted under it: its next read says so. */
 	ck_nvf(nvf_snapshot_delete(db, NULL, "ten"));
 	ck_assert_int_eq(nvf_count(at, NULL, &n), NVF_ENOTFOUND);

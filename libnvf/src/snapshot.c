@@ -347,6 +347,16 @@ int nvf_snapshot_list(nvf_db *db, nvf_txn *txn, nvf_snapshot_info **out, size_t 
 	int rc = renter(db, &txn, &own);
 	if (rc != 0)
 		return rc;
+	/* The catalog of snapshots is the file's, newer than a state a snapshot pins:
+	 * through a transaction at a snapshot (or a handle opened at one), list the
+	 * current state's. */
+	if (txn->flags & NVF_TXN_F_SNAPSHOT) {
+		if (own)
+			nvf_txn_abort(txn);
+		if ((rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT)) != 0)
+			return rc;
+		own = true;
+	}
 	/* Two passes: sizes, then one block of infos and their strings. */
 	size_t cnt = 0, strbytes = 0;
 	nvf_cursor c;
