@@ -191,8 +191,11 @@ static int floats_from_buffer(nvfpy_state *st, PyObject *obj, nvfpy_floats *out,
 	}
 	out->rows = rows;
 	out->cols = cols;
-	if (kind == 'f' && cs == (Py_ssize_t)sizeof(float) && (rows <= 1 || rs == cols * (Py_ssize_t)sizeof(float))) {
-		out->data = (const float *)v->buf; /* read in place */
+	/* Read in place when C-contiguous and aligned as a float must be (a view at an
+	 * odd byte offset, which Dask hands out, is copied: libnvf reads floats). */
+	if (kind == 'f' && cs == (Py_ssize_t)sizeof(float) && (rows <= 1 || rs == cols * (Py_ssize_t)sizeof(float)) &&
+	    (uintptr_t)v->buf % _Alignof(float) == 0) {
+		out->data = (const float *)v->buf;
 		return 0;
 	}
 	{

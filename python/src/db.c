@@ -833,6 +833,27 @@ static PyObject *g_read_only(PyObject *op, void *c) { (void)c; return PyBool_Fro
 static PyObject *g_snapshot(PyObject *op, void *c) { (void)c; return Py_NewRef(((DBObject *)op)->snapshot); }
 static PyObject *g_closed(PyObject *op, void *c) { (void)c; return PyBool_FromLong(((DBObject *)op)->db == NULL); }
 
+/* The id insert() gives next: one past the largest id ever used (a sharded client
+ * continues a sequence with it). */
+static PyObject *g_next_id(PyObject *op, void *c)
+{
+	DBObject *self = (DBObject *)op;
+	nvfpy_state *st = nvfpy_state_of(op);
+	nvfpy_err e = {0, ""};
+	nvf_info info;
+	int rc;
+	(void)c;
+	if (nvfpy_db_enter(self) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = nvfpy_capture(&e, nvf_db_info(self->db, NULL, &info));
+	Py_END_ALLOW_THREADS
+	nvfpy_db_leave(self);
+	if (rc < 0)
+		return nvfpy_raise_err(st, &e, self->path);
+	return PyLong_FromUnsignedLongLong(info.next_id);
+}
+
 static PyObject *g_metric(PyObject *op, void *c)
 {
 	(void)c;
@@ -855,6 +876,7 @@ static PyGetSetDef db_getset[] = {
 	{"read_only", g_read_only, NULL, "Whether the handle is read-only.", NULL},
 	{"snapshot_name", g_snapshot, NULL, "The snapshot the handle reads, or None.", NULL},
 	{"closed", g_closed, NULL, "Whether close() was called.", NULL},
+	{"next_id", g_next_id, NULL, "The id insert() assigns next: one past the largest id ever used.", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 

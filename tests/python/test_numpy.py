@@ -22,12 +22,24 @@ def data(rng):
     return rng.standard_normal((500, DIM)).astype(np.float32)
 
 
+def misaligned(X):
+    """X's values in a C-contiguous float32 array at an odd byte address (Dask hands
+    such views out): read in place, libnvf would load floats from it unaligned (UBSan
+    in the sanitizer build stops on that)."""
+    raw = np.zeros(X.nbytes + 1, dtype=np.uint8)
+    M = raw[1:].view(np.float32).reshape(X.shape)
+    M[...] = X
+    assert M.ctypes.data % 4 != 0 and M.flags.c_contiguous
+    return M
+
+
 def layouts(X):
     """The same values as C float32, float64, Fortran order, strided views and ints."""
     F = np.asfortranarray(X)
     wide = np.zeros((X.shape[0] * 2, X.shape[1] * 3), dtype=np.float32)
     wide[::2, ::3] = X
     return {
+        "misaligned": misaligned(X),
         "c32": np.ascontiguousarray(X),
         "f64": X.astype(np.float64),
         "fortran": F,
@@ -51,7 +63,7 @@ def test_add_items_returns_int64_ids(tmp_path, data):
         assert len(db) == 501
 
 
-@pytest.mark.parametrize("layout", ["c32", "f64", "fortran", "strided", "reversed", "f64_fortran"])
+@pytest.mark.parametrize("layout", ["c32", "f64", "fortran", "strided", "reversed", "f64_fortran", "misaligned"])
 def test_add_items_layouts_store_the_same_values(layout, tmp_path, data):
     X = layouts(data)[layout]
     with make_db(tmp_path / f"{layout}.nvf", DIM) as db:
@@ -174,7 +186,7 @@ def test_flat_knn_rows_equal_single_searches(metric, tmp_path, rng):
                     assert b in ids[j].tolist() and abs(float(s_d[p]) - float(dist[j][p])) <= 1e-5 * (1 + abs(float(s_d[p]))), (j, p, a, b)
 
 
-@pytest.mark.parametrize("layout", ["f64", "fortran", "strided", "reversed", "f64_fortran"])
+@pytest.mark.parametrize("layout", ["f64", "fortran", "strided", "reversed", "f64_fortran", "misaligned"])
 def test_knn_layouts_agree(layout, flat, rng):
     Q = rng.standard_normal((25, DIM)).astype(np.float32)
     want_i, want_d = flat.knn(Q, k=5)
