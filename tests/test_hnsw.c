@@ -139,6 +139,107 @@ START_TEST(test_recall_on_fashion_mnist_at_default_ef)
 }
 END_TEST
 
+static float gauss(uint64_t *s)
+{
+	double u = ((double)tu_below(s, 1u << 30) + 0.5) / (double)(1u << 30);
+	double v = ((double)tu_below(s, 1u << 30) + 0.5) / (double)(1u << 30);
+	return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+
+/* NVF_QUANT_AUTO measures the 4-bit walk on the data. 96-dimensional points around 5
+ * Gaussian centres, 1,200 per centre (the density per cluster of 1M points around
+ * 1,024 centres): the codes cannot rank a cluster's near-equidistant members, so the
+ * collection walks on float32 and keeps recall at the default ef; Fashion-MNIST keeps
+ * the codes; an explicit NVF_QUANT_SQ4 is not measured; the choice is in the file. */
+START_TEST(test_auto_walk_is_measured_on_the_data)
+{
+	enum { D = 96, N = 6000, NQ = 200, CENTRES = 5 };
+	uint64_t s = 2026;
+	float *centres = malloc(CENTRES * D * sizeof(float)), *x = malloc((size_t)N * D * sizeof(float)),
+	      *q = malloc((size_t)NQ * D * sizeof(float));
+	for (size_t i = 0; i < CENTRES * D; i++)
+		centres[i] = gauss(&s);
+	for (size_t i = 0; i < N + NQ; i++) {
+		const float *c = centres + tu_below(&s, CENTRES) * D;
+		float *v = i < N ? x + i * D : q + (i - N) * D;
+		for (size_t j = 0; j < D; j++)
+			v[j] = c[j] + 0.35f * gauss(&s);
+	}
+	nvf_db *db = create("auto.nvf", D, NVF_METRIC_EUCLIDEAN);
+	nvf_calibration cal = NVF_CALIBRATION_INIT;
+	ck_nvf(nvf_hnsw_calibration(db, NULL, &cal));
+	tu_assert(cal.automatic == 1 && cal.nodes == 0 && cal.walk == NVF_WALK_CODES, "before any measure: %d %llu %d",
+		  cal.automatic, (unsigned long long)cal.nodes, cal.walk);
+	ck_nvf(nvf_insert_batch(db, NULL, x, N, D, NULL, NULL));
+	ck_nvf(nvf_hnsw_calibration(db, NULL, &cal));
+	fprintf(stderr, "auto on 5 clusters of 96 dimensions: at %llu nodes recall %.3f on codes, %.3f on float32\n",
+		(unsigned long long)cal.nodes, cal.recall_codes, cal.recall_float);
+	tu_assert(cal.nodes == N && cal.walk == NVF_WALK_FLOAT && cal.recall_codes + 0.005 < cal.recall_float,
+		  "nodes %llu walk %d codes %.3f float %.3f", (unsigned long long)cal.nodes, cal.walk, cal.recall_codes,
+		  cal.recall_float);
+	/* Recall at the default ef, against the exact scan. */
+	nvf_search_options ex = NVF_SEARCH_OPTIONS_INIT;
+	ex.exact = 1;
+	nvf_result *gt = malloc((size_t)NQ * K * sizeof(*gt)), *got = malloc((size_t)NQ * K * sizeof(*got));
+	ck_nvf(nvf_search_batch(db, NULL, q, NQ, D, K, &ex, gt));
+	ck_nvf(nvf_search_batch(db, NULL, q, NQ, D, K, NULL, got));
+	size_t hit = 0;
+	for (size_t i = 0; i < NQ; i++)
+		for (size_t j = 0; j < K; j++)
+			hit += got[i * K + j].distance <= gt[i * K + K - 1].distance * 1.000001f;
+	double r = (double)hit / (NQ * K);
+	fprintf(stderr, "auto on 5 clusters of 96 dimensions: recall@10 at the default ef %.4f\n", r);
+	tu_assert(r >= 0.95, "recall at the default ef %.4f", r);
+	/* The choice is the file's: another handle sees it. */
+	char *path = tu_path(dir, "auto.nvf");
+	nvf_db *again;
+	ck_nvf(nvf_db_open(&again, path, NULL));
+	nvf_calibration cal2 = NVF_CALIBRATION_INIT;
+	ck_nvf(nvf_hnsw_calibration(again, NULL, &cal2));
+	tu_assert(cal2.walk == NVF_WALK_FLOAT && cal2.nodes == N, "reopened: walk %d nodes %llu", cal2.walk,
+		  (unsigned long long)cal2.nodes);
+	ck_nvf(nvf_db_close(again));
+	ck_nvf(nvf_db_close(db));
+	/* An explicit 4-bit walk is not second-guessed. */
+	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
+	o.dim = D;
+	o.index = NVF_INDEX_HNSW;
+	o.hnsw_quantize = NVF_QUANT_SQ4;
+	o.durability = NVF_DURABILITY_NOSYNC;
+	char *p2 = tu_path(dir, "sq4.nvf");
+	ck_nvf(nvf_db_create(&db, p2, &o));
+	ck_nvf(nvf_insert_batch(db, NULL, x, N, D, NULL, NULL));
+	cal = (nvf_calibration)NVF_CALIBRATION_INIT;
+	ck_nvf(nvf_hnsw_calibration(db, NULL, &cal));
+	tu_assert(cal.automatic == 0 && cal.nodes == 0 && cal.walk == NVF_WALK_CODES, "sq4: %d %llu %d", cal.automatic,
+		  (unsigned long long)cal.nodes, cal.walk);
+	ck_nvf(nvf_db_close(db));
+	/* Fashion-MNIST's pixels keep the codes. */
+	cal = (nvf_calibration)NVF_CALIBRATION_INIT;
+	ck_nvf(nvf_hnsw_calibration(fashion(), NULL, &cal));
+	fprintf(stderr, "auto on Fashion-MNIST: recall %.3f on codes, %.3f on float32\n", cal.recall_codes, cal.recall_float);
+	tu_assert(cal.automatic == 1 && cal.walk == NVF_WALK_CODES && cal.nodes == nbase, "fashion: walk %d nodes %llu",
+		  cal.walk, (unsigned long long)cal.nodes);
+	/* A flat collection has nothing to measure; a bad version is refused. */
+	nvf_create_options fo = NVF_CREATE_OPTIONS_INIT;
+	fo.dim = 4;
+	char *p3 = tu_path(dir, "flatcal.nvf");
+	ck_nvf(nvf_db_create(&db, p3, &fo));
+	ck_assert_int_eq(nvf_hnsw_calibration(db, NULL, &cal), NVF_EINVAL);
+	cal.version = 99;
+	ck_assert_int_eq(nvf_hnsw_calibration(db, NULL, &cal), NVF_EINVAL);
+	ck_nvf(nvf_db_close(db));
+	free(path);
+	free(p2);
+	free(p3);
+	free(gt);
+	free(got);
+	free(centres);
+	free(x);
+	free(q);
+}
+END_TEST
+
 START_TEST(test_results_identical_after_reopen)
 {
 	nvf_db *db = fashion(), *again;
@@ -666,6 +767,7 @@ int main(void)
 	tcase_set_timeout(tc, 1800);
 	tcase_add_test(tc, test_recall_on_fashion_mnist_at_default_ef);
 	tcase_add_test(tc, test_results_identical_after_reopen);
+	tcase_add_test(tc, test_auto_walk_is_measured_on_the_data);
 	tcase_add_test(tc, test_filtered_recall_at_every_selectivity);
 	tcase_add_test(tc, test_delete_30_percent_keeps_recall);
 	tcase_add_test(tc, test_single_thread_build_is_deterministic);

@@ -328,17 +328,23 @@ def test_create_settings_are_stored(t, tmp_path):
     assert out.startswith(f"created {db}")
     info = t.info(db)
     assert info["metric"] == "cosine" and info["index"] == "hnsw"
-    assert info["hnsw"] == {"M": 12, "ef_construction": 100, "ef_search": 30, "seed": 7, "quantize": "sq4"}
+    # quantize auto: sq4 codes, the walk not measured yet (from 2,000 nodes on).
+    assert info["hnsw"] == {"M": 12, "ef_construction": 100, "ef_search": 30, "seed": 7, "quantize": "sq4",
+                            "walk": "codes",
+                            "calibration": {"nodes": 0, "recall_codes": 0.0, "recall_float": 0.0}}
     assert info["page_size"] == 8192 and info["allow_nonfinite"] is True
     text = t.run("info", db).stdout
     assert "hnsw (M 12, ef_construction 100, ef_search 30, seed 7, quantize sq4)" in text
+    assert "walk            4-bit codes (quantize auto: measured from 2,000 nodes on)" in text
     # --quantize: auto resolves by metric; sq4 where the metric cannot use it is
     # the library's error (exit 1), naming the metric.
     for metric, q, want in [("euclidean", "none", "none"), ("manhattan", "auto", "none"),
                             ("inner_product", "sq4", "sq4")]:
         p = tmp_path / f"q-{metric}.nvf"
         t.run("create", p, "--dim", 5, "--metric", metric, "--index", "hnsw", "--quantize", q)
-        assert t.info(p)["hnsw"]["quantize"] == want
+        h = t.info(p)["hnsw"]
+        assert h["quantize"] == want and ("calibration" in h) == (q == "auto" and want == "sq4")
+        assert h["walk"] == ("codes" if want == "sq4" else "float")
     err = t.run("create", tmp_path / "q.nvf", "--dim", 5, "--metric", "manhattan", "--index", "hnsw",
                 "--quantize", "sq4", code=3).stderr
     assert "manhattan" in err and not (tmp_path / "q.nvf").exists()

@@ -19,12 +19,15 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 	nvf_txn *txn = NULL;
 	nvf_field_info *fields = NULL;
 	size_t nfields = 0;
+	nvf_calibration cal = NVF_CALIBRATION_INIT;
 	if (open_rdonly(path, &db) != 0)
 		return EXIT_ERROR;
 	/* One read transaction: the counts and the indexes of one state. */
 	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY);
 	if (rc == 0 && (rc = nvf_db_info(db, txn, &in)) == 0)
 		rc = nvf_field_list(db, txn, &fields, &nfields);
+	if (rc == 0 && in.index == NVF_INDEX_HNSW)
+		rc = nvf_hnsw_calibration(db, txn, &cal);
 	nvf_txn_abort(txn);
 	nvf_db_close(db);
 	if (rc != 0)
@@ -44,6 +47,14 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 			json_object_set_new(h, "ef_search", juint(in.hnsw_ef_search));
 			json_object_set_new(h, "seed", juint(in.seed));
 			json_object_set_new(h, "quantize", json_string(quantize_name(in.hnsw_quantize)));
+			json_object_set_new(h, "walk", json_string(cal.walk == NVF_WALK_FLOAT ? "float" : "codes"));
+			if (cal.automatic) {
+				json_t *m = json_object();
+				json_object_set_new(m, "nodes", juint(cal.nodes));
+				json_object_set_new(m, "recall_codes", json_real(cal.recall_codes));
+				json_object_set_new(m, "recall_float", json_real(cal.recall_float));
+				json_object_set_new(h, "calibration", m);
+			}
 			json_object_set_new(o, "hnsw", h);
 		}
 		json_object_set_new(o, "allow_nonfinite", json_boolean(nonfinite));
@@ -84,6 +95,14 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 	printf("%-16s%s\n", "metric", metric ? metric : "unknown");
 	printf("%-16s%s", "index", index);
 	print_hnsw(&in);
+	if (in.index == NVF_INDEX_HNSW) {
+		printf("\n%-16s%s", "walk", cal.walk == NVF_WALK_FLOAT ? "float32" : "4-bit codes");
+		if (cal.automatic && cal.nodes)
+			printf(" (quantize auto: at %" PRIu64 " nodes, recall@10 at ef %" PRIu32 " was %.3f on the codes, "
+			       "%.3f on float32)", cal.nodes, in.hnsw_ef_search, cal.recall_codes, cal.recall_float);
+		else if (cal.automatic)
+			printf(" (quantize auto: measured from 2,000 nodes on)");
+	}
 	printf("\n%-16s%s\n", "non-finite", nonfinite ? "allowed" : "rejected");
 	printf("%-16s%" PRIu64 "\n", "count", in.count);
 	printf("%-16s%" PRIu64 "\n", "next id", in.next_id);

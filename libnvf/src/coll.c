@@ -45,6 +45,8 @@ static int coll_precommit(nvf_txn *txn)
 		free(rows);
 		if (rc == 0)
 			rc = nvf__hnsw_flush(txn, c);
+		if (rc == 0 && nvf__calib_due(c))
+			rc = nvf__calibrate(txn, c);
 	}
 	if (rc == 0)
 		rc = nvf__meta_precommit(txn, c);
@@ -239,6 +241,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 	cfg.seed = opts->seed ? opts->seed : 42;
 	cfg.stride = vector_stride(opts->dim);
 	cfg.hnsw_quant = quant;
+	cfg.quant_auto = opts->hnsw_quantize == NVF_QUANT_AUTO && quant == NVF_QUANT_SQ4; /* else nothing to choose */
 	cfg.doc_codec = (uint8_t)codec;
 	cfg.doc_level = (int16_t)level;
 	cfg.doc_max_bytes = doc_max;
@@ -800,6 +803,11 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	c->cfg.hnsw_ef_search = efs;
 	c->cfg.seed = opts->seed ? opts->seed : 42;
 	c->cfg.hnsw_quant = quant;
+	/* A new graph is measured afresh (at its commit, calib.c). */
+	c->cfg.quant_auto = opts->hnsw_quantize == NVF_QUANT_AUTO && quant == NVF_QUANT_SQ4;
+	c->cfg.walk = NVF_WALK_CODES;
+	c->cfg.recall_codes = c->cfg.recall_float = 0;
+	c->cfg.calib_nodes = 0;
 	nvf_tree *cfgt;
 	if (rc == 0 && (rc = nvf__tree_open(txn, NVF_T_CONFIG, -1, &cfgt)) == 0)
 		rc = nvf__tree_put(txn, &cfgt->d, 0, &c->cfg, sizeof(c->cfg), 0, NULL);

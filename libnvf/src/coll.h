@@ -42,10 +42,19 @@ struct nvf_disk_config {
 	uint8_t doc_codec;  /* NVF_CODEC_* of stored documents */
 	int16_t doc_level;  /* zstd level, 0 = 3 */
 	uint32_t doc_max_bytes; /* largest document (JSON bytes), 0 = NVF_DOC_DEFAULT_MAX */
-	uint8_t reserved[12];
+	/* The walk's calibration (hnsw.c): with quant_auto, how searches walk by
+	 * default is measured on the data, not fixed by the metric (zero in older
+	 * files: they walk as hnsw_quant says). */
+	uint8_t quant_auto;     /* 1: hnsw_quantize was NVF_QUANT_AUTO */
+	uint8_t walk;           /* NVF_WALK_CODES (0) or NVF_WALK_FLOAT */
+	uint16_t recall_codes;  /* recall@10 at the default ef on the codes, x 10000, at the last calibration */
+	uint16_t recall_float;  /* the same walking on float32 */
+	uint16_t reserved2;
+	uint32_t calib_nodes;   /* graph nodes at the last calibration (0: none yet) */
 };
 _Static_assert(sizeof(struct nvf_disk_config) == 64, "config size");
-_Static_assert(offsetof(struct nvf_disk_config, doc_codec) == 45 && offsetof(struct nvf_disk_config, doc_max_bytes) == 48,
+_Static_assert(offsetof(struct nvf_disk_config, doc_codec) == 45 && offsetof(struct nvf_disk_config, doc_max_bytes) == 48 &&
+		       offsetof(struct nvf_disk_config, calib_nodes) == 60,
 	       "config layout");
 
 /* META array row: what the engine keeps beside every record. */

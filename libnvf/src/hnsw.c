@@ -1681,6 +1681,11 @@ int nvf__hnsw_level(nvf_coll *c, uint64_t row)
 	return nvf__hnsw_linked(c, row) ? node0(c->hnsw, row)->level : 0;
 }
 
+uint64_t nvf__hnsw_nodes(const nvf_coll *c)
+{
+	return c->hnsw ? c->hnsw->h.nodes : 0;
+}
+
 bool nvf__hnsw_linked(nvf_coll *c, uint64_t row)
 {
 	nvf_hnsw *g = c->hnsw;

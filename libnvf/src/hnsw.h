@@ -78,6 +78,12 @@ int nvf__hnsw_pack(nvf_txn *txn, nvf_coll *c, uint64_t live, const uint64_t *to)
  * (NVF_HNSW_NO_ENTRY if the graph is empty). */
 bool nvf__hnsw_linked(nvf_coll *c, uint64_t row);
 int nvf__hnsw_level(nvf_coll *c, uint64_t row);
+/* Linked nodes (0 without a graph). */
+uint64_t nvf__hnsw_nodes(const nvf_coll *c);
+/* NVF_QUANT_AUTO's measure (calib.c): whether one is due (the graph doubled since the
+ * last), and the measure itself, which records its choice in txn's configuration. */
+bool nvf__calib_due(const nvf_coll *c);
+int nvf__calibrate(nvf_txn *txn, nvf_coll *c);
 int nvf__hnsw_links(nvf_coll *c, uint64_t row, int level, const uint32_t **links, uint32_t *n);
 uint64_t nvf__hnsw_entry(nvf_coll *c);
 /* Compaction's relayout (coll.c): node records come from base's rows old_of_new[r]

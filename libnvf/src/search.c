@@ -139,7 +139,7 @@ static bool use_graph(const nvf_coll *c, const nvf_search_options *o)
 /* Bytes one distance reads: a float32 row for the scan; the walk's record. */
 static double walk_bytes(const nvf_coll *c, const nvf_search_options *o)
 {
-	bool quant = c->cfg.hnsw_quant == NVF_QUANT_SQ4 && !(o && o->full_precision);
+	bool quant = c->cfg.hnsw_quant == NVF_QUANT_SQ4 && !(o && o->full_precision) && c->cfg.walk != NVF_WALK_FLOAT;
 	return quant ? (c->cfg.dim + 1) / 2 + 12.0 : 4.0 * c->cfg.dim;
 }
 
@@ -198,7 +198,9 @@ static int one(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, const nvf_se
 		uint64_t budget = kind == PK_GRAPH ? UINT64_MAX : scan_budget(c, o, p);
 		uint64_t work[2] = {0, 0};
 		nrows = nvf__plan_rows(p, &rows);
-		rc = nvf__hnsw_search(txn, c, q, k, o ? o->ef_search : 0, o && o->full_precision, pred,
+		/* The default walk is the one NVF_QUANT_AUTO measured (calib.c). */
+		rc = nvf__hnsw_search(txn, c, q, k, o ? o->ef_search : 0,
+				      (o && o->full_precision) || c->cfg.walk == NVF_WALK_FLOAT, pred,
 				      kind == PK_GRAPH_ACORN, rows, nrows, budget, work, out, nout);
 		st->distances += work[0];
 		st->visited += work[1];
