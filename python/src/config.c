@@ -35,7 +35,8 @@ static const char *const db_fields[] = {"dim", "index_type", "distance_metric", 
 static const char *const stats_fields[] = {"vector_count", "dimension", "distance_metric", "index_type", "file_size",
 					   "page_size", "pages", "txnid", "snapshot_count", "document_count",
 					   "document_bytes", "compression", "path", "read_only", "simd_level", "config",
-					   "pages_by_kind", "free_pages", "hnsw_levels", "degree_histogram", NULL};
+					   "pages_by_kind", "free_pages", "hnsw_levels", "degree_histogram", "walk",
+					   "calibration", NULL};
 
 static const rec_desc hnsw_desc = {hnsw_fields};
 static const rec_desc flat_desc = {flat_fields};
@@ -543,7 +544,8 @@ static PyMemberDef hnsw_members[] = {F(0), F(1), F(2), F(3), F(4), F(5), F(6), {
 static PyMemberDef storage_members[] = {F(0), F(1), F(2), F(3), F(4), F(5), {NULL, 0, 0, 0, NULL}};
 static PyMemberDef db_members[] = {F(0), F(1), F(2), F(3), F(4), F(5), {NULL, 0, 0, 0, NULL}};
 static PyMemberDef stats_members[] = {F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), F(9), F(10),
-				      F(11), F(12), F(13), F(14), F(15), F(16), F(17), F(18), F(19), {NULL, 0, 0, 0, NULL}};
+				      F(11), F(12), F(13), F(14), F(15), F(16), F(17), F(18), F(19), F(20), F(21),
+				      {NULL, 0, 0, 0, NULL}};
 
 /* Member names come from the field tables (one list to keep in order). */
 static void name_members(PyMemberDef *m, const char *const *fields)

@@ -401,8 +401,11 @@ PyObject *nvfpy_db_stats(PyObject *op, PyObject *const *args, Py_ssize_t nargs, 
 		}
 		s->version = NVF_STATS_VERSION;
 	}
+	nvf_calibration cal = NVF_CALIBRATION_INIT;
 	Py_BEGIN_ALLOW_THREADS
 	rc = nvfpy_capture(&e, nvf_db_info(self->db, NULL, &info));
+	if (rc >= 0 && info.index == NVF_INDEX_HNSW)
+		rc = nvfpy_capture(&e, nvf_hnsw_calibration(self->db, NULL, &cal));
 	if (rc >= 0 && s != NULL)
 		rc = nvfpy_capture(&e, nvf_db_stats(self->db, s));
 	Py_END_ALLOW_THREADS
@@ -426,6 +429,13 @@ PyObject *nvfpy_db_stats(PyObject *op, PyObject *const *args, Py_ssize_t nargs, 
 	    set_obj(d, "read_only", PyBool_FromLong(self->read_only)) < 0 ||
 	    set_obj(d, "simd_level", PyUnicode_FromString(nvf_simd_level())) < 0 ||
 	    set_obj(d, "config", Py_NewRef(self->config)) < 0)
+		goto done;
+	/* How an HNSW collection's searches walk, and what quantize auto measured. */
+	if (info.index == NVF_INDEX_HNSW &&
+	    (set_obj(d, "walk", PyUnicode_FromString(cal.walk == NVF_WALK_FLOAT ? "float" : "codes")) < 0 ||
+	     (cal.automatic && set_obj(d, "calibration", Py_BuildValue("{sKsdsd}", "nodes", (unsigned long long)cal.nodes,
+								       "recall_codes", cal.recall_codes,
+								       "recall_float", cal.recall_float)) < 0)))
 		goto done;
 	if (s != NULL) {
 		PyObject *kinds = Py_BuildValue(

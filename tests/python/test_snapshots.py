@@ -264,6 +264,12 @@ def test_stats_against_model(tmp_path, rng, tool):
         assert isinstance(s.simd_level, str) and s.simd_level
         assert isinstance(s.txnid, int) and s.txnid > 0
         assert s.config.dim == DIM
+        # 400 nodes: quantize auto has not measured yet (it does from 2,000 on), and
+        # the graph walks on its codes; nvf-tool info says the same.
+        assert s.walk == "codes"
+        assert s.calibration == {"nodes": 0, "recall_codes": 0.0, "recall_float": 0.0}
+        info = __import__("json").loads(run_tool(tool, "info", "--json", db.path).stdout)
+        assert info["hnsw"]["walk"] == s.walk and info["hnsw"]["calibration"] == s.calibration
         d = s.to_dict()
         assert d["vector_count"] == 399 and d["dimension"] == DIM
         t0 = s.txnid
@@ -311,6 +317,7 @@ def test_detailed_stats_fields(flatdb):
     s = flatdb.stats()
     assert s.pages_by_kind is None and s.free_pages is None
     assert s.hnsw_levels is None and s.degree_histogram is None
+    assert s.walk is None and s.calibration is None  # a flat collection does not walk
     d = flatdb.stats(detailed=True)
     assert set(d.pages_by_kind) == {"header", "system", "vectors", "ids", "graph", "documents",
                                     "fields", "free", "pending"}
