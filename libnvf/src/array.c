@@ -218,14 +218,25 @@ int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_b
 	a->txn = txn;
 	a->stride = t->d.aux32 & (NVF_ARRAY_MAX_STRIDE - 1);
 	a->shift = t->d.aux32 >> 24;
-	a->mask = (UINT64_C(1) << a->shift) - 1;
 	if (a->stride == 0 || a->shift > 12 || (stride && stride != a->stride)) {
 		rc = nvf__err(NVF_ECORRUPT, "array %llu: row size %u, chunk shift %u", (unsigned long long)id,
 			      a->stride, a->shift);
 		free(a);
 		return rc;
 	}
-	a->nchunks = (t->d.aux + a->mask) >> a->shift;
+	a->mask = (UINT64_C(1) << a->shift) - 1;
+	/* The row count comes from the file: its chunks must fit in the pages the
+	 * state has (each chunk is at least a page; 4x and a margin leave room for a
+	 * transaction's chunks not yet written), else the chunk table would be
+	 * allocated from a damaged number. */
+	a->nchunks = t->d.aux > UINT64_MAX - a->mask ? UINT64_MAX : (t->d.aux + a->mask) >> a->shift;
+	if (a->nchunks > 4 * txn->npages + 64) {
+		rc = nvf__err(NVF_ECORRUPT, "array %llu: %llu rows in chunks of %llu, more than a file of %llu pages holds",
+			      (unsigned long long)id, (unsigned long long)t->d.aux, (unsigned long long)a->mask + 1,
+			      (unsigned long long)txn->npages);
+		free(a);
+		return rc;
+	}
 	rc = write ? table_grow(a, a->nchunks + 1) : borrow_table(txn, a);
 	if (rc != 0) {
 		array_free(a);

@@ -582,7 +582,13 @@ static int parse_literal(parser *P, nvf_lit *l, const nvf_path *path, const char
 		l->i = l->us;
 		l->iso = false;
 	}
-	return next(P);
+	/* On an error the literal is not the caller's: free what it holds. */
+	if (next(P) != 0) {
+		free(l->s);
+		l->s = NULL;
+		return P->rc;
+	}
+	return 0;
 }
 
 static void free_lits(nvf_lit *l, size_t n)
