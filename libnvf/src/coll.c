@@ -80,11 +80,17 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 	}
 	memcpy(&c->cfg, v.data, sizeof(c->cfg));
 	const struct nvf_disk_config *g = &c->cfg;
+	/* Every number the searches size buffers by is checked here, within the bounds
+	 * creation enforces (a damaged ef_search had a search allocate 32 GiB). */
 	if (g->magic != NVF_CONFIG_MAGIC || g->version > NVF_CONFIG_VERSION || g->dim == 0 || g->dim > NVF_MAX_DIM ||
-	    g->metric >= NVF_METRIC_COUNT || g->index > NVF_INDEX_HNSW || g->stride != vector_stride(g->dim)) {
+	    g->metric >= NVF_METRIC_COUNT || g->index > NVF_INDEX_HNSW || g->stride != vector_stride(g->dim) ||
+	    (g->index == NVF_INDEX_HNSW &&
+	     (g->hnsw_m < 2 || g->hnsw_m > 256 || g->hnsw_ef_construction == 0 || g->hnsw_ef_construction > 100000 ||
+	      g->hnsw_ef_search == 0 || g->hnsw_ef_search > 100000 ||
+	      g->hnsw_quant > NVF_QUANT_SQ4 || g->walk > NVF_WALK_FLOAT))) {
 		rc = nvf__err(g->version > NVF_CONFIG_VERSION ? NVF_EVERSION : NVF_ECORRUPT,
-			      "collection configuration invalid (version %u, dim %u, metric %u)", g->version, g->dim,
-			      g->metric);
+			      "collection configuration invalid (version %u, dim %u, metric %u, M %u, ef %u/%u)", g->version,
+			      g->dim, g->metric, g->hnsw_m, g->hnsw_ef_construction, g->hnsw_ef_search);
 		free(c);
 		return rc;
 	}
