@@ -77,7 +77,7 @@ int nfs_db_reopen(struct nfs *fs, uint64_t gen)
 			nvf_db_info(db, NULL, &fs->info);
 			fs->db_gone = false;
 		} else {
-			nfs_log("reopen %s after a compaction: %s", fs->o.db_path, nfs_why(rc));
+			nfs_log("reopen %s after a compaction: %s", fs->o.db_path, import_why(rc));
 		}
 	}
 	pthread_rwlock_unlock(&fs->dblock);
@@ -122,12 +122,3 @@ int nfs_errno(int rc)
 	}
 }
 
-const char *nfs_why(int rc)
-{
-	const char *m = nvf_errmsg(), *s = nvf_strerror(rc);
-	if (!m || !*m)
-		return s;
-	if (rc < 0 && rc > -1000 && !strstr(m, s))
-		return s;
-	return m;
-}

@@ -48,7 +48,7 @@ int nfs_ingest_run(struct nfs *fs, const char *name, int fd, char *err, size_t e
 		if (rc == 0)
 			rc = nvf_db_info(db, txn, &info);
 		if (rc != 0) {
-			snprintf(ierr, sizeof(ierr), "%s: %.700s", label, nfs_why(rc));
+			snprintf(ierr, sizeof(ierr), "%s: %.700s", label, import_why(rc));
 			e = nfs_errno(rc);
 		} else if (import_file(db, txn, &info, path, label, format, 0, NULL, NULL, &res, ierr) != 0) {
 			/* A failed transaction is the library's (I/O, space); otherwise the file. */
@@ -58,7 +58,7 @@ int nfs_ingest_run(struct nfs *fs, const char *name, int fd, char *err, size_t e
 			rc = nvf_txn_commit(txn);
 			txn = NULL;
 			if (rc != 0) {
-				snprintf(ierr, sizeof(ierr), "%s: commit: %.700s", label, nfs_why(rc));
+				snprintf(ierr, sizeof(ierr), "%s: commit: %.700s", label, import_why(rc));
 				e = nfs_errno(rc);
 			}
 		}

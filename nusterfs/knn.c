@@ -172,7 +172,7 @@ int nfs_made_text(struct nfs *fs, const struct nfs_node *n, char **out, size_t *
 		if (rc == NVF_ESTALE && tries == 0 && nfs_db_reopen(fs, gen) == 0)
 			continue;
 		if (rc != 0 && rc != NVF_ENOTFOUND)
-			nfs_log("%s: %s", n->kind == K_INFO ? "info" : "knn", nfs_why(rc));
+			nfs_log("%s: %s", n->kind == K_INFO ? "info" : "knn", import_why(rc));
 		return nfs_errno(rc);
 	}
 }

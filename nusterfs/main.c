@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 	 * of fuse_daemonize(): a handle is not carried across it. */
 	int rc = nfs_db_open(&fs);
 	if (rc != 0) {
-		fprintf(stderr, "nusterfs: %s: %s\n", dbpath, nfs_why(rc));
+		fprintf(stderr, "nusterfs: %s: %s\n", dbpath, import_why(rc));
 		goto out;
 	}
 	nvf_db_close(fs.db);
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
 		goto out_signals;
 	fuse_daemonize(opts.foreground);
 	if ((rc = nfs_db_open(&fs)) != 0) {
-		fprintf(stderr, "nusterfs: %s: %s\n", dbpath, nfs_why(rc));
+		fprintf(stderr, "nusterfs: %s: %s\n", dbpath, import_why(rc));
 		goto out_unmount;
 	}
 	if (nfs_watch_start(&fs) != 0)

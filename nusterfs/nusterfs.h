@@ -20,6 +20,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include <fuse_lowlevel.h>
 #include <nvf.h>
+#include "importer.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -71,8 +72,7 @@ int nfs_db_reopen(struct nfs *fs, uint64_t gen);
 int nfs_view_begin(struct nfs *fs, nvf_db *db, unsigned slot, nvf_txn **out);
 /* libnvf code -> errno for a reply. */
 int nfs_errno(int rc);
-/* The library's words for a failure. */
-const char *nfs_why(int rc);
+/* The library's words for a failure: import_why() (tools/importer.h). */
 
 /* ---- errlog.c ---- */
 

@@ -93,7 +93,7 @@ static int parse_options(struct nfs *fs, json_t *o, struct query *q, char *err, 
 			return bad(err, errlen, "\"filter\" must be a string (docs/FILTER.md)");
 		int rc = nvf_filter_compile(&q->where, json_string_value(v));
 		if (rc != 0)
-			return bad(err, errlen, "%s", nfs_why(rc));
+			return bad(err, errlen, "%s", import_why(rc));
 	}
 	const char *key;
 	json_t *val;
@@ -352,7 +352,7 @@ static int search(struct nfs *fs, struct query *q, const char *base, bool binary
 	}
 	if (rc != 0) {
 		free(r);
-		snprintf(err, errlen, "%s", nfs_why(rc));
+		snprintf(err, errlen, "%s", import_why(rc));
 		return nfs_errno(rc);
 	}
 	/* The binary results first: whoever waits for the .result.json finds them. */

@@ -95,7 +95,7 @@ int nfs_record_write(struct nfs *fs, const struct nfs_node *n, const char *data,
 		rc = write_once(fs, n, vec, NULL, false);
 		free(vec);
 		if (rc != 0)
-			nfs_log("vectors/%" PRIu64 ": %s", n->id, rc == NVF_ENOTDB ? "the database file was deleted" : nfs_why(rc));
+			nfs_log("vectors/%" PRIu64 ": %s", n->id, rc == NVF_ENOTDB ? "the database file was deleted" : import_why(rc));
 	} else {
 		char *doc = malloc(len + 1);
 		if (!doc)
@@ -114,7 +114,7 @@ int nfs_record_write(struct nfs *fs, const struct nfs_node *n, const char *data,
 		rc = write_once(fs, n, NULL, len ? doc : "null", false);
 		free(doc);
 		if (rc != 0)
-			nfs_log("meta/%" PRIu64 ".json: %s", n->id, rc == NVF_ENOTDB ? "the database file was deleted" : nfs_why(rc));
+			nfs_log("meta/%" PRIu64 ".json: %s", n->id, rc == NVF_ENOTDB ? "the database file was deleted" : import_why(rc));
 	}
 	return rc == NVF_ENOTDB ? EIO : nfs_errno(rc);
 }
@@ -126,6 +126,6 @@ int nfs_record_delete(struct nfs *fs, uint64_t id)
 	struct nfs_node n = { .kind = K_VEC, .id = id };
 	int rc = write_once(fs, &n, NULL, NULL, true);
 	if (rc != 0 && rc != NVF_ENOTFOUND)
-		nfs_log("rm vectors/%" PRIu64 ": %s", id, rc == NVF_ENOTDB ? "the database file was deleted" : nfs_why(rc));
+		nfs_log("rm vectors/%" PRIu64 ": %s", id, rc == NVF_ENOTDB ? "the database file was deleted" : import_why(rc));
 	return rc == NVF_ENOTDB ? EIO : nfs_errno(rc);
 }

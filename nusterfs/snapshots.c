@@ -79,7 +79,7 @@ static int change(struct nfs *fs, const char *name, bool create)
 		if (rc == NVF_ESTALE && tries == 0 && nfs_db_reopen(fs, gen) == 0)
 			continue;
 		if (rc != 0)
-			nfs_log("%s .snapshots/%s: %s", create ? "mkdir" : "rmdir", name, nfs_why(rc));
+			nfs_log("%s .snapshots/%s: %s", create ? "mkdir" : "rmdir", name, import_why(rc));
 		else
 			nfs_watch_kick();
 		return nfs_errno(rc);

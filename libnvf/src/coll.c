@@ -840,23 +840,65 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 }
 
 
-/* ---- packing rows (compaction) ---- */
+/* ---- laying rows out again (compaction) ---- */
 
-static int move_row_bytes(nvf_txn *txn, nvf_array *a, uint64_t from, uint64_t to)
+/* Row `from` of a0 (the same array as a, as this or another transaction sees it)
+ * copied to row `to` of a. A row a0 never reached reads as zeros, and so does its new
+ * place; where neither row is within the array (a shorter one: the metadata of an old
+ * file), it is left as it is. */
+static int copy_row(nvf_txn *txn, nvf_array *a, const nvf_array *a0, uint64_t from, uint64_t to)
 {
-	uint64_t rows = a ? nvf__array_rows(a) : 0;
-	if (!a || (from >= rows && to >= rows))
+	if (!a)
+		return 0;
+	uint64_t rows0 = a0 ? nvf__array_rows(a0) : 0;
+	if (from >= rows0 && to >= nvf__array_rows(a))
 		return 0;
 	uint8_t *dst;
 	int rc = nvf__array_row_mut(a, txn, to, &dst);
 	if (rc != 0)
 		return rc;
-	/* A row the array never reached reads as zeros: so does its new place. */
-	if (from >= rows)
+	if (from >= rows0)
 		memset(dst, 0, a->stride);
 	else
-		memcpy(dst, nvf__array_row(a, from), a->stride); /* read after the write access */
+		memcpy(dst, nvf__array_row(a0, from), a->stride); /* read after the write access: it may move the chunk */
 	return 0;
+}
+
+/* Everything a row holds but its graph node, from row `from` of base (c itself, or
+ * the same state read through another transaction) to row `to` of c. */
+static int copy_record(nvf_txn *txn, nvf_coll *c, const nvf_coll *base, uint64_t from, uint64_t to)
+{
+	int rc;
+	if ((rc = copy_row(txn, c->vec, base->vec, from, to)) != 0 ||
+	    (rc = copy_row(txn, c->norms, base->norms, from, to)) != 0 ||
+	    (rc = copy_row(txn, c->rowids, base->rowids, from, to)) != 0)
+		return rc;
+	return copy_row(txn, c->meta, base->meta, from, to);
+}
+
+/* The id map: record id now lives in `row`. */
+static int set_row(nvf_txn *txn, nvf_coll *c, uint64_t id, uint64_t row)
+{
+	nvf_val v;
+	struct nvf_disk_idrec r;
+	int rc = nvf__tree_get(txn, &c->idmap->d, id, &v);
+	if (rc != 0 || v.len != sizeof(r))
+		return rc ? rc : nvf__corrupt(0, "id %llu: record of %llu bytes", (unsigned long long)id,
+					      (unsigned long long)v.len);
+	memcpy(&r, v.data, sizeof(r));
+	r.row = row;
+	return nvf__tree_put(txn, &c->idmap->d, id, &r, sizeof(r), 0, NULL);
+}
+
+/* After the moves: no row is free, and every array ends at the live count. */
+static int end_at(nvf_txn *txn, nvf_coll *c, uint64_t live)
+{
+	int rc = nvf__tree_drop(txn, &c->freerows->d);
+	nvf_array *arrays[] = {c->vec, c->norms, c->rowids, c->meta};
+	for (size_t i = 0; i < NVF_ARRAY_LEN(arrays) && rc == 0; i++)
+		if (arrays[i])
+			rc = nvf__array_truncate(arrays[i], txn, live);
+	return rc == 0 ? nvf__arrays_err(txn) : rc;
 }
 
 int nvf__coll_pack(nvf_txn *txn, nvf_coll *c, uint64_t *moved)
@@ -894,56 +936,20 @@ int nvf__coll_pack(nvf_txn *txn, nvf_coll *c, uint64_t *moved)
 			break;
 		}
 		/* Everything the row holds, then the id map. */
-		if ((rc = move_row_bytes(txn, c->vec, src, h)) != 0 || (rc = move_row_bytes(txn, c->norms, src, h)) != 0 ||
-		    (rc = move_row_bytes(txn, c->rowids, src, h)) != 0 || (rc = move_row_bytes(txn, c->meta, src, h)) != 0 ||
-		    (rc = nvf__hnsw_move(txn, c, src, h)) != 0)
+		if ((rc = copy_record(txn, c, c, src, h)) != 0 || (rc = nvf__hnsw_move(txn, c, src, h)) != 0 ||
+		    (rc = set_row(txn, c, id, h)) != 0)
 			break;
-		nvf_val v;
-		struct nvf_disk_idrec r;
-		if ((rc = nvf__tree_get(txn, &c->idmap->d, id, &v)) != 0 || v.len != sizeof(r)) {
-			rc = rc ? rc : nvf__corrupt(0, "id %llu: record of %llu bytes", (unsigned long long)id, (unsigned long long)v.len);
-			break;
-		}
-		memcpy(&r, v.data, sizeof(r));
-		r.row = h;
-		rc = nvf__tree_put(txn, &c->idmap->d, id, &r, sizeof(r), 0, NULL);
 		to[src - live] = h;
 		(*moved)++;
 	}
-	/* No free rows left; every array ends at `live`; links follow the moves. */
-	while (rc == 0 && c->freerows->d.count > 0) {
-		uint64_t r;
-		nvf_val v;
-		if ((rc = nvf__cursor_seek(&cur, txn, &c->freerows->d, 0)) != 0 || !cur.valid ||
-		    (rc = nvf__cursor_get(&cur, &r, &v)) != 0)
-			break;
-		rc = nvf__tree_del(txn, &c->freerows->d, r);
-	}
+	/* Links follow the moves; no free rows left; every array ends at `live`. */
 	if (rc == 0)
 		rc = nvf__hnsw_pack(txn, c, live, to);
-	nvf_array *arrays[] = {c->vec, c->norms, c->rowids, c->meta};
-	for (size_t i = 0; i < NVF_ARRAY_LEN(arrays) && rc == 0; i++)
-		if (arrays[i])
-			rc = nvf__array_truncate(arrays[i], txn, live);
+	if (rc == 0)
+		rc = end_at(txn, c, live);
 	free(to);
 	NVF_VEC_FREE(holes);
 	return rc == 0 ? 0 : nvf__txn_fail(txn, rc);
-}
-
-/* A row of base's array a0 copied into row `to` of a (the same array in txn). */
-static int copy_row_from(nvf_txn *txn, nvf_array *a, const nvf_array *a0, uint64_t from, uint64_t to)
-{
-	if (!a)
-		return 0;
-	uint8_t *dst;
-	int rc = nvf__array_row_mut(a, txn, to, &dst);
-	if (rc != 0)
-		return rc;
-	if (!a0 || from >= nvf__array_rows(a0))
-		memset(dst, 0, a->stride); /* a row the array never reached reads as zeros */
-	else
-		memcpy(dst, nvf__array_row(a0, from), a->stride);
-	return 0;
 }
 
 int nvf__coll_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t *old_of_new, uint64_t live)
@@ -967,42 +973,15 @@ int nvf__coll_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t 
 	/* Everything a row holds, from the state before (base: the pages this
 	 * transaction has not written), then the graph and the id map. */
 	for (uint64_t r = 0; r < live && rc == 0; r++) {
-		uint64_t from = old_of_new[r];
-		if ((rc = copy_row_from(txn, c->vec, base->vec, from, r)) != 0 ||
-		    (rc = copy_row_from(txn, c->norms, base->norms, from, r)) != 0 ||
-		    (rc = copy_row_from(txn, c->rowids, base->rowids, from, r)) != 0 ||
-		    (rc = copy_row_from(txn, c->meta, base->meta, from, r)) != 0)
-			break;
-		uint64_t id;
+		uint64_t from = old_of_new[r], id;
 		memcpy(&id, nvf__array_row(base->rowids, from), 8);
-		nvf_val v;
-		struct nvf_disk_idrec rec;
-		if ((rc = nvf__tree_get(txn, &c->idmap->d, id, &v)) != 0 || v.len != sizeof(rec)) {
-			rc = rc ? rc : nvf__corrupt(0, "id %llu: record of %llu bytes", (unsigned long long)id,
-						    (unsigned long long)v.len);
-			break;
-		}
-		memcpy(&rec, v.data, sizeof(rec));
-		rec.row = r;
-		rc = nvf__tree_put(txn, &c->idmap->d, id, &rec, sizeof(rec), 0, NULL);
+		if ((rc = copy_record(txn, c, base, from, r)) == 0)
+			rc = set_row(txn, c, id, r);
 	}
 	if (rc == 0)
 		rc = nvf__hnsw_permute(txn, c, base, old_of_new, new_of_old, live);
-	while (rc == 0 && c->freerows->d.count > 0) {
-		nvf_cursor cur;
-		uint64_t r;
-		nvf_val v;
-		if ((rc = nvf__cursor_seek(&cur, txn, &c->freerows->d, 0)) != 0 || !cur.valid ||
-		    (rc = nvf__cursor_get(&cur, &r, &v)) != 0)
-			break;
-		rc = nvf__tree_del(txn, &c->freerows->d, r);
-	}
-	nvf_array *arrays[] = {c->vec, c->norms, c->rowids, c->meta};
-	for (size_t i = 0; i < NVF_ARRAY_LEN(arrays) && rc == 0; i++)
-		if (arrays[i])
-			rc = nvf__array_truncate(arrays[i], txn, live);
 	if (rc == 0)
-		rc = nvf__arrays_err(txn);
+		rc = end_at(txn, c, live);
 	free(new_of_old);
 	return rc == 0 ? 0 : nvf__txn_fail(txn, rc);
 }

@@ -264,25 +264,6 @@ static int copy_page(copier *c, uint64_t pgno, int level, enum role role, uint64
 	return rc;
 }
 
-static void sync_dir(const char *path)
-{
-	char *dir = strdup(path);
-	if (!dir)
-		return;
-	char *slash = strrchr(dir, '/');
-	const char *d = ".";
-	if (slash) {
-		*slash = 0;
-		d = slash == dir ? "/" : dir;
-	}
-	int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(dir);
-}
-
 /* Every page is live, free or PENDING (nvf_check holds the format to it): the pages
  * only snapshots reach are freed in one commit of the new file, with the library's
  * own free-space code, so that they become PENDING runs whose windows the snapshots
@@ -409,7 +390,7 @@ int nvf_db_backup(nvf_db *db, const char *dest)
 		}
 		unlink(tmp);
 		if (rc == 0)
-			sync_dir(dest);
+			nvf__sync_dir(dest);
 	}
 	free(tmp);
 	return rc;
@@ -477,7 +458,7 @@ int nvf_db_compact(nvf_db *db)
 				rc = nvf__err(-e, "cannot replace %s by its compacted copy: %s", db->path, strerror(e));
 				unlink(tmp);
 			} else {
-				sync_dir(db->path);
+				nvf__sync_dir(db->path);
 			}
 			nvf__lock_bump_generation(&db->lock);
 		}

@@ -1787,14 +1787,8 @@ int nvf__hnsw_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t 
 		g->dirty = true;
 	}
 	/* Every upper slot is in use now: none is free, the array ends at the last. */
-	while (rc == 0 && g->freeup->d.count > 0) {
-		nvf_cursor cur;
-		uint64_t key;
-		if ((rc = nvf__cursor_seek(&cur, txn, &g->freeup->d, 0)) != 0 || !cur.valid ||
-		    (rc = nvf__cursor_get(&cur, &key, NULL)) != 0)
-			break;
-		rc = nvf__tree_del(txn, &g->freeup->d, key);
-	}
+	if (rc == 0)
+		rc = nvf__tree_drop(txn, &g->freeup->d);
 	if (rc == 0)
 		rc = nvf__array_truncate(g->g0, txn, live);
 	if (rc == 0)

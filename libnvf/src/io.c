@@ -4,6 +4,9 @@
 #include "nvf_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -95,4 +98,23 @@ int nvf__io_pwrite(const nvf_io *io, int fd, const void *buf, size_t n, uint64_t
 {
 	struct iovec v = {.iov_base = (void *)buf, .iov_len = n};
 	return io->pwritev(io->ctx, fd, &v, 1, off);
+}
+
+void nvf__sync_dir(const char *path)
+{
+	char *dir = strdup(path);
+	if (!dir)
+		return;
+	char *slash = strrchr(dir, '/');
+	const char *d = ".";
+	if (slash) {
+		*slash = 0;
+		d = slash == dir ? "/" : dir;
+	}
+	int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	free(dir);
 }

@@ -53,6 +53,9 @@ typedef struct nvf_io {
 
 extern const nvf_io nvf__io_posix;
 int nvf__io_pwrite(const nvf_io *io, int fd, const void *buf, size_t n, uint64_t off);
+/* Make the directory entry of path durable (after a create, link or rename); best
+ * effort: a directory that cannot be opened or synced is left as it is. */
+void nvf__sync_dir(const char *path);
 
 /* ---- small containers ---- */
 

@@ -137,22 +137,7 @@ static int create_file(const char *path, uint32_t psize, uint32_t hflags, const 
 		goto out;
 	}
 	unlink(tmp);
-	/* Make the new directory entry durable too. */
-	char *dir = strdup(path);
-	if (dir) {
-		char *slash = strrchr(dir, '/');
-		const char *d = ".";
-		if (slash) {
-			*slash = 0;
-			d = slash == dir ? "/" : dir;
-		}
-		int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-		free(dir);
-	}
+	nvf__sync_dir(path); /* the new directory entry durable too */
 out:
 	free(tmp);
 	free(buf);

@@ -91,34 +91,31 @@ static int dim_arg(nvfpy_state *st, Py_ssize_t dim)
 	return 0;
 }
 
-static PyObject *vec_zeros(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
+/* Vector.zeros(dim) and Vector.ones(dim): a new vector filled by fill. */
+static PyObject *vec_filled(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw, const char *fmt,
+			    void (*fill)(float *, size_t))
 {
 	static const char *const kwlist[] = {"dim", NULL};
 	nvfpy_state *st = nvfpy_state_mod(module);
 	Py_ssize_t dim;
 	float *d = NULL;
 	PyObject *v;
-	if (!nvfpy_parse(args, nargs, kw, "n:zeros", kwlist, &dim) || dim_arg(st, dim) < 0)
+	if (!nvfpy_parse(args, nargs, kw, fmt, kwlist, &dim) || dim_arg(st, dim) < 0)
 		return NULL;
 	v = vec_alloc(st, dim, &d);
 	if (v != NULL)
-		nvf_vec_zeros(d, (size_t)dim);
+		fill(d, (size_t)dim);
 	return v;
+}
+
+static PyObject *vec_zeros(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
+{
+	return vec_filled(module, args, nargs, kw, "n:zeros", nvf_vec_zeros);
 }
 
 static PyObject *vec_ones(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
 {
-	static const char *const kwlist[] = {"dim", NULL};
-	nvfpy_state *st = nvfpy_state_mod(module);
-	Py_ssize_t dim;
-	float *d = NULL;
-	PyObject *v;
-	if (!nvfpy_parse(args, nargs, kw, "n:ones", kwlist, &dim) || dim_arg(st, dim) < 0)
-		return NULL;
-	v = vec_alloc(st, dim, &d);
-	if (v != NULL)
-		nvf_vec_ones(d, (size_t)dim);
-	return v;
+	return vec_filled(module, args, nargs, kw, "n:ones", nvf_vec_ones);
 }
 
 static uint64_t seed_state(PyObject *seed, int *err)
