@@ -34,6 +34,8 @@ static const char *base_path = "/usr/share/datasets/fashion-mnist/train-images-i
 static const char *query_path = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
 static const char *dir = ".";
 static int threads = 2, passes = 2, nq_want = 0, open_reps = 20, open_ef = 40, small_n = 10000;
+/* --open-verify: the --open-child opens with NVF_OPEN_VERIFY (bench_open's price of it). */
+static unsigned open_flags = 0;
 static int efs[MAXEF] = {10, 20, 40, 80, 120, 200, 400}, nefs = 7;
 
 /* Read records [0, limit) of a vector file (limit 0: all). */
@@ -106,7 +108,7 @@ static int open_child(const char *path, int qi)
 	nvf_result res[K];
 	size_t got;
 	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
-	oo.flags = NVF_OPEN_RDONLY;
+	oo.flags = NVF_OPEN_RDONLY | open_flags;
 	nvf_search_options so = NVF_SEARCH_OPTIONS_INIT;
 	so.threads = 1;
 	so.ef_search = (uint32_t)open_ef;
@@ -199,11 +201,12 @@ int main(int argc, char **argv)
 		{"passes", required_argument, NULL, 'p'},
 		{"open-reps", required_argument, NULL, 'r'}, {"open-ef", required_argument, NULL, 'E'},
 		{"open-child", required_argument, NULL, 'C'}, {"query-index", required_argument, NULL, 'I'},
-		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+		{"open-verify", no_argument, NULL, 'V'},     {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *child = NULL;
 	int qi = 0, c;
-	while ((c = getopt_long(argc, argv, "b:q:d:t:n:e:p:r:E:C:I:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:q:d:t:n:e:p:r:E:C:I:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			base_path = optarg;
@@ -237,6 +240,9 @@ int main(int argc, char **argv)
 			break;
 		case 'I':
 			qi = atoi(optarg);
+			break;
+		case 'V':
+			open_flags = NVF_OPEN_VERIFY;
 			break;
 		case 'h':
 			printf("usage: bench_hnsw [--base FILE] [--queries FILE] [--dir DIR] [--threads N] [--nq N]\n"

@@ -195,7 +195,7 @@ static int cmp_d(const void *a, const void *b)
 
 /* Median seconds of open + first query in new processes; *open: the median of the
  * open alone. nusterdb: is the child bench_hnsw's or hnswlib_bench's. */
-static double open_median(bool nusterdb, const char *path, const char *queries, double *open)
+static double open_median(bool nusterdb, const char *path, const char *queries, double *open, bool verify)
 {
 	double *t = malloc((size_t)reps * sizeof(double)), *o = malloc((size_t)reps * sizeof(double));
 	for (int i = -1; i < reps; i++) {
@@ -203,7 +203,7 @@ static double open_median(bool nusterdb, const char *path, const char *queries, 
 		snprintf(qs, sizeof(qs), "%d", i < 0 ? 0 : i);
 		snprintf(es, sizeof(es), "%d", ef);
 		char *const nv[] = {(char *)child_bin, "--queries", (char *)queries, "--open-ef", es,
-				    "--open-child", (char *)path, "--query-index", qs, NULL};
+				    "--open-child", (char *)path, "--query-index", qs, verify ? "--open-verify" : NULL, NULL};
 		char *const hv[] = {(char *)hnswlib_bin, "--open-child", (char *)queries, (char *)path, qs, es, NULL};
 		double r[2];
 		if (bench_child(nusterdb ? nv : hv, r) != 0) {
@@ -222,6 +222,39 @@ static double open_median(bool nusterdb, const char *path, const char *queries, 
 	free(t);
 	free(o);
 	return med;
+}
+
+/* Queries per second of a warm handle opened with these flags: NQ queries after one
+ * untimed pass, the best of three passes. */
+static double warm_qps(const char *path, const char *queries, unsigned flags)
+{
+	size_t nq = NQ, dim = DIM;
+	float *q = read_prefix(queries, NQ);
+	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
+	oo.flags = NVF_OPEN_RDONLY | flags;
+	nvf_db *db;
+	int rc = nvf_db_open(&db, path, &oo);
+	if (rc != 0)
+		die("open for warm queries", rc);
+	nvf_search_options so = NVF_SEARCH_OPTIONS_INIT;
+	so.threads = 1;
+	so.ef_search = (uint32_t)ef;
+	double best = 0;
+	for (int pass = 0; pass < 4; pass++) {
+		double t0 = bench_now();
+		for (size_t i = 0; i < nq; i++) {
+			nvf_result res[10];
+			size_t got;
+			if ((rc = nvf_search(db, NULL, q + i * dim, dim, 10, &so, res, &got)) != 0)
+				die("warm query", rc);
+		}
+		double qps = (double)nq / (bench_now() - t0);
+		if (pass > 0 && qps > best)
+			best = qps;
+	}
+	nvf_db_close(db);
+	free(q);
+	return best;
 }
 
 int main(int argc, char **argv)
@@ -282,7 +315,7 @@ int main(int argc, char **argv)
 			bench_emit("store", "nusterdb", ds, "build_s", b, "s", note);
 		}
 		double no, ho;
-		double nt = open_median(true, np, queries, &no), ht = open_median(false, hp, queries, &ho);
+		double nt = open_median(true, np, queries, &no, false), ht = open_median(false, hp, queries, &ho, false);
 		first[s][0] = nt;
 		first[s][1] = ht;
 		snprintf(note, sizeof(note), "nvf_db_open (read-only) + one nvf_search (k 10, ef %d, 1 thread) in a fresh "
@@ -293,6 +326,17 @@ int main(int argc, char **argv)
 		bench_emit("store", "hnswlib", ds, "open_first_query_ms", ht * 1e3, "ms", note);
 		bench_emit("store", "nusterdb", ds, "open_first_query_vs_hnswlib", nt / ht, "ratio",
 			   "NusterDB's open + first query / hnswlib's (goal: at most 0.02)");
+		/* The price of NVF_OPEN_VERIFY: cold (each page and extent hashed on its first
+		 * read) and warm (a table lookup per page reference). */
+		double vo, vt = open_median(true, np, queries, &vo, true);
+		snprintf(note, sizeof(note), "as open_first_query_ms, opened with NVF_OPEN_VERIFY (checksums on first read)");
+		bench_emit("store", "nusterdb", ds, "open_first_query_verify_ms", vt * 1e3, "ms", note);
+		bench_emit("store", "nusterdb", ds, "open_first_query_verify_over_plain", vt / nt, "ratio",
+			   "open + first query with NVF_OPEN_VERIFY / without");
+		double qv = warm_qps(np, queries, NVF_OPEN_VERIFY), qp = warm_qps(np, queries, 0);
+		snprintf(note, sizeof(note), "%d queries (k 10, ef %d, 1 thread) after one untimed pass, best of 3: %.0f q/s with "
+			 "NVF_OPEN_VERIFY, %.0f without", NQ, ef, qv, qp);
+		bench_emit("store", "nusterdb", ds, "warm_qps_verify_over_plain", qv / qp, "ratio", note);
 	}
 	if (nsizes == 3)
 		bench_emit("store", "nusterdb", "gauss-96", "open_first_query_1m_over_10k", first[2][0] / first[0][0],

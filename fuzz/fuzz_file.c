@@ -24,7 +24,7 @@
 
 static uint8_t *base;
 static size_t base_len;
-static nvf_filter *where;
+static nvf_filter *where, *all;
 static char image_path[512], lock_path[520];
 
 static void build_base(void)
@@ -87,6 +87,7 @@ static void setup(void)
 	snprintf(lock_path, sizeof lock_path, "%s-lock", image_path);
 	build_base();
 	FUZZ_CHECK(nvf_filter_compile(&where, "g < 4 OR tags CONTAINS 'odd'"));
+	FUZZ_CHECK(nvf_filter_compile(&all, "id >= 0")); /* what nvf-tool export lists */
 }
 
 /* Recompute the checksums a mutation broke: the header copies, the meta records and
@@ -115,10 +116,10 @@ static void fix_checksums(uint8_t *img, size_t len)
 	}
 }
 
-static void read_everything(void)
+static void read_everything(bool verify)
 {
 	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
-	oo.flags = NVF_OPEN_RDONLY;
+	oo.flags = NVF_OPEN_RDONLY | (verify ? NVF_OPEN_VERIFY : 0);
 	oo.map_size = 256u << 20;
 	nvf_db *db;
 	if (nvf_db_open(&db, image_path, &oo) != 0)
@@ -151,7 +152,7 @@ static void read_everything(void)
 	/* What `nvf-tool export` does: every id, then each record. */
 	uint64_t *ids = NULL;
 	size_t nids = 0;
-	if (nvf_filter_ids(db, txn, NULL, &ids, &nids) == 0) {
+	if (nvf_filter_ids(db, txn, all, &ids, &nids) == 0) {
 		for (size_t i = 0; i < nids && i < 64; i++)
 			if (nvf_record_json(db, txn, ids[i], NVF_RECORD_VECTOR, &s) == 0)
 				nvf_free(s);
@@ -175,6 +176,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!base)
 		setup();
 	int rc;
+	/* Mutations: flag bit 1 opens with NVF_OPEN_VERIFY (checksums on first read);
+	 * whole images: the last byte's low bit does. */
+	bool verify = size > 0 && (size < MUTATE_MAX ? (data[0] & 2) : (data[size - 1] & 1));
 	if (size < MUTATE_MAX) {
 		uint8_t *img = malloc(base_len);
 		if (!img)
@@ -194,7 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (rc != 0)
 		abort();
-	read_everything();
+	read_everything(verify);
 	unlink(lock_path);
 	unlink(image_path);
 	return 0;

@@ -17,8 +17,7 @@ static int cmd_check(const struct command *cmd, int argc, char **argv)
 	const char *path = json_and_db(argc, argv, &json);
 	nvf_db *db;
 	nvf_check_report r;
-	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
-	oo.flags = NVF_OPEN_RDONLY;
+	nvf_open_options oo = tool_open_options(NVF_OPEN_RDONLY);
 	int orc = nvf_db_open(&db, path, &oo);
 	if (orc != 0) {
 		/* Damage that keeps the file from opening is damage too. */

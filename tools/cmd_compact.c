@@ -34,7 +34,7 @@ static int cmd_compact(const struct command *cmd, int argc, char **argv)
 	static const char *const names[] = { "DB" };
 	char **pos = positionals(argc, argv, 1, names);
 	nvf_db *db;
-	int rc = nvf_db_open(&db, pos[0], NULL);
+	int rc = tool_db_open(&db, pos[0]);
 	if (rc != 0)
 		return db_error(pos[0], rc);
 	uint64_t before = file_size(pos[0]);

@@ -63,7 +63,7 @@ static int field_change(int argc, char **argv, bool add)
 	if (add && !type)
 		usage_error("missing --type (string, int, float, bool, timestamp or tags)");
 	nvf_db *db;
-	int rc = nvf_db_open(&db, pos[0], NULL);
+	int rc = tool_db_open(&db, pos[0]);
 	if (rc != 0)
 		return db_error(pos[0], rc);
 	double t0 = now();

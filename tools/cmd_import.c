@@ -73,7 +73,7 @@ static int cmd_import(const struct command *cmd, int argc, char **argv)
 	int rc, ret = EXIT_ERROR;
 	/* One write transaction for the whole file: an error anywhere in it, even in
 	 * the last record, aborts it, and the collection is as it was. */
-	if ((rc = nvf_db_open(&db, path, NULL)) != 0 || (rc = nvf_txn_begin(&txn, db, 0)) != 0 ||
+	if ((rc = tool_db_open(&db, path)) != 0 || (rc = nvf_txn_begin(&txn, db, 0)) != 0 ||
 	    (rc = nvf_db_info(db, txn, &info)) != 0) {
 		db_error(path, rc);
 		goto out;

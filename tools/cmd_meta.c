@@ -81,7 +81,7 @@ static int meta_change(int argc, char **argv, bool patch)
 	if (!json)
 		return error("out of memory reading the document");
 	nvf_db *db;
-	int rc = nvf_db_open(&db, pos[0], NULL);
+	int rc = tool_db_open(&db, pos[0]);
 	if (rc == 0) {
 		rc = patch ? nvf_meta_patch(db, NULL, id, json) : nvf_meta_set(db, NULL, id, json);
 		int crc = nvf_db_close(db);
@@ -112,7 +112,7 @@ static int meta_train(int argc, char **argv)
 	char **pos = positionals(argc, argv, 1, names);
 	nvf_db *db;
 	nvf_info info;
-	int rc = nvf_db_open(&db, pos[0], NULL);
+	int rc = tool_db_open(&db, pos[0]);
 	if (rc == 0) {
 		if ((rc = nvf_doc_dict_train(db, NULL, size)) == 0)
 			rc = nvf_db_info(db, NULL, &info);
@@ -174,7 +174,7 @@ static int cmd_tag(const struct command *cmd, int argc, char **argv)
 	}
 	/* Every tag in one transaction: all of them or none. */
 	nvf_txn *txn = NULL;
-	if ((rc = nvf_db_open(&db, path, NULL)) != 0)
+	if ((rc = tool_db_open(&db, path)) != 0)
 		return db_error(path, rc);
 	rc = nvf_txn_begin(&txn, db, 0);
 	bool add = strcmp(w, "add") == 0;

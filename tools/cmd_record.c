@@ -97,7 +97,7 @@ static int cmd_put(const struct command *cmd, int argc, char **argv)
 	if (!vec && !meta && !tags)
 		usage_error("nothing to put: give --vector, --meta and/or --tags");
 	nvf_db *db;
-	int rc = nvf_db_open(&db, pos[0], NULL);
+	int rc = tool_db_open(&db, pos[0]);
 	if (rc != 0)
 		return db_error(pos[0], rc);
 	nvf_info info;
@@ -158,7 +158,7 @@ static int cmd_delete(const struct command *cmd, int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		ids[i] = parse_id(argv[optind + 1 + i]);
 	nvf_db *db;
-	int rc = nvf_db_open(&db, path, NULL);
+	int rc = tool_db_open(&db, path);
 	if (rc != 0) {
 		free(ids);
 		return db_error(path, rc);

@@ -28,7 +28,7 @@ static int cmd_reindex(const struct command *cmd, int argc, char **argv)
 	char **pos = positionals(argc, argv, 1, names);
 	check_index_options(&o, hnsw_params);
 	nvf_db *db;
-	int rc = nvf_db_open(&db, pos[0], NULL);
+	int rc = tool_db_open(&db, pos[0]);
 	if (rc != 0)
 		return db_error(pos[0], rc);
 	struct timespec t0, t1;

@@ -273,8 +273,7 @@ static int cmd_search(const struct command *cmd, int argc, char **argv)
 		error("%s: %s", filter_file, strerror(errno));
 		goto out;
 	}
-	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
-	oo.flags = NVF_OPEN_RDONLY;
+	nvf_open_options oo = tool_open_options(NVF_OPEN_RDONLY);
 	/* One read transaction for every query and filter: all see the same state, and
 	 * so does the bound of k by the count. */
 	if ((rc = nvf_db_open(&R.db, path, &oo)) != 0 ||

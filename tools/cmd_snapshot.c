@@ -76,7 +76,7 @@ static int snap_create(int argc, char **argv)
 		usage_error("unexpected argument '%s'", argv[optind + 2]);
 	const char *path = argv[optind], *name = argc - optind == 2 ? argv[optind + 1] : NULL;
 	nvf_db *db;
-	int rc = nvf_db_open(&db, path, NULL);
+	int rc = tool_db_open(&db, path);
 	if (rc != 0)
 		return db_error(path, rc);
 	char *made = NULL;
@@ -101,7 +101,7 @@ static int snap_named(int argc, char **argv, bool restore)
 	static const char *const names[] = { "DB", "NAME" };
 	char **pos = positionals(argc, argv, 2, names);
 	nvf_db *db;
-	int rc = nvf_db_open(&db, pos[0], NULL);
+	int rc = tool_db_open(&db, pos[0]);
 	if (rc != 0)
 		return db_error(pos[0], rc);
 	rc = restore ? nvf_snapshot_restore(db, pos[1]) : nvf_snapshot_delete(db, NULL, pos[1]);

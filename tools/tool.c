@@ -431,10 +431,22 @@ void print_hnsw(const nvf_info *in)
 
 /* ---- databases and output ---- */
 
+nvf_open_options tool_open_options(unsigned flags)
+{
+	nvf_open_options o = NVF_OPEN_OPTIONS_INIT;
+	o.flags = NVF_OPEN_VERIFY | flags;
+	return o;
+}
+
+int tool_db_open(nvf_db **db, const char *path)
+{
+	nvf_open_options o = tool_open_options(0);
+	return nvf_db_open(db, path, &o);
+}
+
 int open_rdonly(const char *path, nvf_db **db)
 {
-	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
-	oo.flags = NVF_OPEN_RDONLY;
+	nvf_open_options oo = tool_open_options(NVF_OPEN_RDONLY);
 	int rc = nvf_db_open(db, path, &oo);
 	if (rc != 0)
 		return db_error(path, rc);

@@ -148,6 +148,12 @@ void progress_watch_stop(progress_watch *w);
 
 /* ---- databases and output ---- */
 
+/* Every command opens with NVF_OPEN_VERIFY: a command runs once and reads what it
+ * needs, so checking each extent's checksum on first read costs little, and damage
+ * is reported (NVF_ECORRUPT) instead of being searched, exported or rewritten. */
+nvf_open_options tool_open_options(unsigned flags);
+/* nvf_db_open() read-write with tool_open_options(0). */
+int tool_db_open(nvf_db **db, const char *path);
 int open_rdonly(const char *path, nvf_db **db);
 /* Parse [--json] DB (info, check, and the like). */
 const char *json_and_db(int argc, char **argv, bool *json);

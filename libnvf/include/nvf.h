@@ -93,6 +93,16 @@ NVF_API const char *nvf_errmsg(void);
  * @{ */
 #define NVF_OPEN_RDONLY    0x04u /**< read-only handle: writes fail with NVF_EREADONLY */
 #define NVF_OPEN_LOCK_WAIT 0x08u /**< write transactions wait for the writer lock instead of NVF_ELOCKED */
+/** Also verify the checksum of every extent (vector and graph chunks, large
+ * documents) the first time this handle reads it, and fail that read with
+ * NVF_ECORRUPT naming the page if it does not match. Tree pages (B+tree branches and
+ * leaves: id map, documents, field indexes, catalog) are verified on first read by
+ * every handle; extents are not by default, because a first query would hash and
+ * fault in whole chunks of which it reads a few rows (measured in
+ * docs/RELIABILITY.md). Without the flag a damaged extent gives wrong values or
+ * NVF_ECORRUPT from the structural checks, never a crash; nvf_check() verifies
+ * everything. A page is verified once per handle and committed version. */
+#define NVF_OPEN_VERIFY    0x10u
 /** @} */
 
 #define NVF_OPEN_OPTIONS_VERSION 2

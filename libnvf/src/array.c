@@ -237,7 +237,9 @@ int nvf__array_open(nvf_txn *txn, uint64_t id, uint32_t stride, uint32_t chunk_b
 		free(a);
 		return rc;
 	}
-	rc = write ? table_grow(a, a->nchunks + 1) : borrow_table(txn, a);
+	/* A transaction that verifies what it reads cannot borrow chunks that other
+	 * transactions of the handle resolved without checking them. */
+	rc = write || (txn->flags & NVF_TXN_F_VERIFY) ? table_grow(a, a->nchunks + 1) : borrow_table(txn, a);
 	if (rc != 0) {
 		array_free(a);
 		return rc;

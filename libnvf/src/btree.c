@@ -98,6 +98,8 @@ static int tpage(nvf_txn *txn, uint64_t pgno, uint16_t type, const uint8_t **out
 				    (unsigned long long)txn->id);
 	if (NVF_UNLIKELY(h->nkeys == 0))
 		return nvf__corrupt(pgno, "empty tree page");
+	if ((rc = nvf__verify_page(txn, pgno, p)) != 0)
+		return rc;
 	if (type == NVF_PAGE_LEAF) {
 		if (NVF_UNLIKELY(h->upper > ps || h->upper < HDR + 2u * h->nkeys))
 			return nvf__corrupt(pgno, "leaf with %u keys has cell area at %u", h->nkeys, h->upper);
@@ -141,8 +143,47 @@ static int cell_val(nvf_txn *txn, uint64_t pgno, const struct nvf_disk_cell *c, 
 		nvf__errmsg_prefix("leaf page %llu, key %llu", (unsigned long long)pgno, (unsigned long long)c->key);
 		return rc;
 	}
+	if (((txn->db->open_flags & NVF_OPEN_VERIFY) || (txn->flags & NVF_TXN_F_VERIFY)) &&
+	    (rc = nvf__verify_extent(txn, &out->ref, out->data)) != 0) {
+		nvf__errmsg_prefix("leaf page %llu, key %llu", (unsigned long long)pgno, (unsigned long long)c->key);
+		return rc;
+	}
 	out->len = out->ref.len;
 	out->extent = true;
+	return 0;
+}
+
+/* A version of a page is known good once its checksum matched: pages are never
+ * rewritten in place (copy-on-write), and a page reused later carries its new
+ * writer's txnid, which the table does not hold yet. The write transaction's own
+ * pages have no checksum until its commit and are not checked. */
+int nvf__verify_page(nvf_txn *txn, uint64_t pgno, const uint8_t *p)
+{
+	const struct nvf_disk_page *h = ph(p);
+	if ((txn->flags & NVF_TXN_F_WRITE) && h->txnid == txn->id)
+		return 0;
+	_Atomic uint64_t *seen = &txn->db->verified[pgno];
+	if (atomic_load_explicit(seen, memory_order_relaxed) == h->txnid)
+		return 0;
+	if (NVF_UNLIKELY(nvf__page_checksum(p, txn->db->psize) != h->checksum))
+		return nvf__corrupt(pgno, "checksum mismatch (%s page, verified on first read)",
+				    h->type == NVF_PAGE_LEAF ? "leaf" : "branch");
+	atomic_store_explicit(seen, h->txnid, memory_order_relaxed);
+	return 0;
+}
+
+int nvf__verify_extent(nvf_txn *txn, const struct nvf_disk_extref *ref, const uint8_t *data)
+{
+	if ((txn->flags & NVF_TXN_F_WRITE) && ref->txnid == txn->id)
+		return 0;
+	_Atomic uint64_t *seen = &txn->db->verified[ref->pgno];
+	if (atomic_load_explicit(seen, memory_order_relaxed) == ref->txnid)
+		return 0;
+	uint64_t np = nvf__pages_for(txn->db, ref->len);
+	if (NVF_UNLIKELY(nvf__extent_checksum(data, np ? np : 1, txn->db->psize, ref->pgno, ref->txnid) != ref->checksum))
+		return nvf__corrupt(ref->pgno, "extent of %llu bytes fails its checksum (verified on first read)",
+				    (unsigned long long)ref->len);
+	atomic_store_explicit(seen, ref->txnid, memory_order_relaxed);
 	return 0;
 }
 

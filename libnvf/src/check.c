@@ -423,8 +423,16 @@ int nvf_check(nvf_db *db, nvf_check_report *report)
 		return rc;
 	rc = nvf__check_txn(txn, report, true);
 	/* Pages sound: now what they hold (ids, rows, the graph). */
-	if (rc == 0 && (rc = nvf__coll_check(txn)) == NVF_ECORRUPT && report)
+	if (rc == 0 && (rc = nvf__coll_check(txn)) == NVF_ECORRUPT && report) {
+		/* A damaged newest meta record makes open read the older state, which may
+		 * predate the collection: say which page sent it there. */
+		if (report->warnings) {
+			char why[sizeof(report->problem)];
+			snprintf(why, sizeof(why), "%s", nvf_errmsg());
+			nvf__err(rc, "%s (%s)", why, report->warning);
+		}
 		snprintf(report->problem, sizeof(report->problem), "%s", nvf_errmsg());
+	}
 	nvf_txn_abort(txn);
 	return rc;
 }

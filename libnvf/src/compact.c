@@ -406,6 +406,7 @@ static int relayout(nvf_db *db, nvf_txn *txn, nvf_coll *c)
 	int rc = nvf_txn_begin(&rt, db, NVF_TXN_RDONLY);
 	if (rc != 0)
 		return rc;
+	rt->flags |= NVF_TXN_F_VERIFY;
 	if ((rc = nvf__coll_get(rt, &base)) == 0 && (rc = nvf__layout_order(rt, base, &order, &n)) == 0)
 		rc = nvf__coll_permute(txn, c, base, order, n);
 	free(order);
@@ -451,6 +452,7 @@ int nvf_db_compact(nvf_db *db)
 	nvf_txn *txn;
 	int rc = nvf_txn_begin(&txn, db, 0); /* the write lock: nothing commits meanwhile */
 	if (rc == 0) {
+		txn->flags |= NVF_TXN_F_VERIFY;
 		if ((rc = pack(db, txn)) == 0 && (rc = copy_to(txn, tmp, db->path)) == 0) {
 			nvf__lock_bump_generation(&db->lock);
 			if (rename(tmp, db->path) != 0) {

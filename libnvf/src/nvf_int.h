@@ -190,7 +190,17 @@ struct nvf_db {
 	pthread_mutex_t dict_mutex;  /* guards dicts */
 	struct nvf_dict **dicts;     /* zstd dictionaries loaded so far, by id (meta.c) */
 	size_t ndicts;
+	/* By page number, the txnid of the page's version whose checksum this handle
+	 * has verified (0: none): tree pages always, extents under NVF_OPEN_VERIFY. Anonymous memory reserved for the
+	 * whole map, touched only where pages are read; relaxed atomics, since two
+	 * threads verifying the same page at once only repeat the work. */
+	_Atomic uint64_t *verified;
 };
+
+/* Check a committed tree page (always) or an extent (NVF_OPEN_VERIFY), by its
+ * first page, the first time this handle reads that version of it (btree.c). */
+int nvf__verify_page(nvf_txn *txn, uint64_t pgno, const uint8_t *p);
+int nvf__verify_extent(nvf_txn *txn, const struct nvf_disk_extref *ref, const uint8_t *data);
 
 /* ---- transactions (txn.c) ---- */
 
@@ -201,6 +211,9 @@ struct nvf_db {
 #define NVF_TXN_F_COMMIT_PHASE 0x400u
 #define NVF_TXN_F_SNAPSHOT 0x800u
 #define NVF_TXN_F_NOSLOT 0x1000u
+/* Verify extents on first read whatever the open flags (compaction: what it rewrites
+ * gets new checksums, so damage must stop it rather than be sealed in). */
+#define NVF_TXN_F_VERIFY 0x2000u
 
 struct nvf_txn {
 	nvf_db *db;

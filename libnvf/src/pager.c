@@ -354,7 +354,8 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	const char *at = opts->version >= 2 ? opts->snapshot : NULL;
 	if (at && !(opts->flags & NVF_OPEN_RDONLY))
 		return nvf__err(NVF_EINVAL, "nvf_db_open: a handle at snapshot \"%s\" is read-only: add NVF_OPEN_RDONLY", at);
-	if (opts->flags & ~(NVF__OPEN_CREATE | NVF__OPEN_EXCL | NVF__OPEN_COLLECTION | NVF_OPEN_RDONLY | NVF_OPEN_LOCK_WAIT))
+	if (opts->flags & ~(NVF__OPEN_CREATE | NVF__OPEN_EXCL | NVF__OPEN_COLLECTION | NVF_OPEN_RDONLY | NVF_OPEN_LOCK_WAIT |
+			    NVF_OPEN_VERIFY))
 		return nvf__err(NVF_EINVAL, "nvf_db_open: unknown flags 0x%x", opts->flags);
 	if (opts->page_size && !valid_page_size(opts->page_size))
 		return nvf__err(NVF_EINVAL, "page size %u: must be a power of two from %u to %u", opts->page_size,
@@ -443,6 +444,17 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	}
 	db->map = map;
 	db->file_pages = fsize >> db->pshift;
+	{
+		/* Tree pages are always verified on first read (a small page hashed once per
+		 * handle); extents too under NVF_OPEN_VERIFY (btree.c). */
+		size_t vbytes = (size_t)(db->mapsize >> db->pshift) * sizeof(uint64_t);
+		void *v = mmap(NULL, vbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (v == MAP_FAILED) {
+			rc = nvf__err(-errno, "cannot reserve the verified-page table of %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		db->verified = v;
+	}
 
 	struct nvf_disk_meta m;
 	int slot;
@@ -584,6 +596,8 @@ int nvf_db_close(nvf_db *db)
 		nvf__lock_close(&db->lock);
 	if (db->map)
 		munmap(db->map, db->mapsize);
+	if (db->verified)
+		munmap((void *)db->verified, (size_t)(db->mapsize >> db->pshift) * sizeof(uint64_t));
 	if (db->fd >= 0)
 		close(db->fd);
 	nvf__chunkmap_cache_free(db);
