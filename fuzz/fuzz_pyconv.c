@@ -481,8 +481,10 @@ static void converters(PyObject *a, PyObject *b)
 }
 
 /* Whether k is an int that only asks for memory: knn's arrays are (n, k) whatever
- * the count, so that a k of a billion is a MemoryError at best and an out-of-memory
- * report of the fuzzer at worst. Larger ones (whose sizes wrap) are tried. */
+ * the count, so that a k of a billion is gigabytes that ASan hands out and the fill
+ * touches. From 2^40 on the size is past ASan's 1 TiB, so malloc returns NULL
+ * (allocator_may_return_null=1 in the target's environment) or the size wraps: those
+ * are tried. */
 static int memory_only_k(PyObject *k)
 {
 	if (!PyLong_Check(k))
@@ -490,7 +492,7 @@ static int memory_only_k(PyObject *k)
 	int overflow;
 	long long v = PyLong_AsLongLongAndOverflow(k, &overflow);
 	PyErr_Clear();
-	return !overflow && v > (1 << 20) && v < (1LL << 56);
+	return !overflow && v > (1 << 20) && v < (1LL << 40);
 }
 
 /* The public calls, a group chosen by sel, on objects a, b, c. */
