@@ -8,7 +8,8 @@
  *   records.c   /vectors/<id> and /meta/<id>.json, read and written
  *   knn.c       /knn/<k>/<id>.json and /info: files whose text is made on open
  *   memdir.c    the in-memory files of /queries and /ingest
- *   queries.c   a query file's search and its result files
+ *   queries.c   a query file's search and its result files in /queries
+ *   query.c     a query file's parse and search, without the mount (query.h)
  *   ingest.c    an /ingest file imported in one transaction
  *   snapshots.c snapshot names to inode slots, mkdir and rmdir
  *   watch.c     the thread that follows other writers' commits
@@ -21,6 +22,7 @@
 #include <fuse_lowlevel.h>
 #include <nvf.h>
 #include "importer.h"
+#include "query.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -182,13 +184,7 @@ void nfs_mem_remove(struct nfs *fs, enum nfs_kind dir, const char *name);
 int nfs_query_role(const char *name);
 /* Run a query file's bytes; outputs go into the memdir. Returns errno (0). */
 int nfs_query_run(struct nfs *fs, const char *name, const char *data, size_t len);
-/* One query's results as a JSON object {"ids", "distances"} and, with docs,
- * "documents" (each record's document); empty slots (NVF_NO_ID) are left out.
- * NULL if memory ran out. knn.c uses it too. */
-struct json_t;
-struct json_t *nfs_results_obj(nvf_db *db, nvf_txn *txn, const nvf_result *r, size_t n, bool docs);
-/* JSON text with float32 distances printed exactly. */
-#define NFS_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
+/* nfs_results_obj and NFS_JSON_FLAGS (knn.c uses them too): query.h. */
 
 /* ---- ingest.c ---- */
 

@@ -662,7 +662,11 @@ float *vecfile_load(const char *path, int format, size_t limit, size_t *n, size_
 	vecfile *vf;
 	if (vecfile_open(&vf, path, format, err) != 0)
 		return NULL;
-	size_t d = vecfile_dim(vf), cap = 1024, k = 0;
+	size_t d = vecfile_dim(vf), k = 0;
+	/* 1024 records to start with, but no more than 4 Mi floats: the dimension comes
+	 * from the file's header (up to VECFILE_MAX_DIM), and a file of a few bytes
+	 * claiming a large one must not take 1024 times that before its first record. */
+	size_t cap = d > (1u << 22) / 1024 ? ((1u << 22) / d ? (1u << 22) / d : 1) : 1024;
 	float *v = malloc(cap * (d ? d : 1) * sizeof(float));
 	int r = v ? 1 : -1;
 	if (!v)

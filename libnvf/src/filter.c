@@ -633,9 +633,15 @@ static int parse_list(parser *P, nvf_fnode *n, const nvf_path *path, const char 
 			return P->rc;
 		}
 	}
+	/* The token after ')' may fail to lex: the list is not the node's until then
+	 * (the callers free nothing of a node whose parse failed). */
+	if (next(P) != 0) {
+		free_lits(lits.v, lits.n);
+		return P->rc;
+	}
 	n->lits = lits.v;
 	n->nlits = lits.n;
-	return next(P);
+	return 0;
 }
 
 static int parse_or(parser *P);

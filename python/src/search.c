@@ -300,6 +300,12 @@ static PyObject *knn_impl(DBObject *self, PyObject *q, Py_ssize_t k, uint32_t ef
 	so.where = filter;
 	so.ef_search = ef;
 	so.threads = threads < 0 ? 0 : threads;
+	/* The arrays are (nq, k) whatever the count: a k whose size wraps is as much
+	 * memory as there is not (it wrapped to a small allocation, then overflowed it). */
+	if ((size_t)k > SIZE_MAX / sizeof *ids / (nq > 0 ? nq : 1)) {
+		PyErr_NoMemory();
+		goto error;
+	}
 	ids = malloc((nq > 0 ? nq : 1) * (size_t)k * sizeof *ids);
 	dist = malloc((nq > 0 ? nq : 1) * (size_t)k * sizeof *dist);
 	if (ids == NULL || dist == NULL) {
