@@ -429,6 +429,46 @@ START_TEST(test_a_writer_killed_mid_transaction_leaves_no_lock_and_no_trace)
 }
 END_TEST
 
+START_TEST(test_compaction_removes_the_copies_of_killed_compactions)
+{
+	ck_nvf(create_with(path, 0644, 30));
+	/* What a compaction killed before its rename leaves, and names that only look
+	 * alike (another database's, not a pid): only the first are removed. */
+	static const char *dead[] = {"lock.nvf.compact-123", "lock.nvf.compact-123-lock", "lock.nvf.compact-99999"};
+	static const char *keep[] = {"lock.nvf.compact-x1", "lock.nvf.compact-12.bak", "other.nvf.compact-123",
+				     "lock.nvf.backup-123"};
+	for (size_t i = 0; i < 3; i++) {
+		char *p = tu_path(dir, dead[i]);
+		FILE *f = fopen(p, "w");
+		ck_assert_ptr_nonnull(f);
+		fclose(f);
+		free(p);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		char *p = tu_path(dir, keep[i]);
+		FILE *f = fopen(p, "w");
+		ck_assert_ptr_nonnull(f);
+		fclose(f);
+		free(p);
+	}
+	nvf_db *db;
+	ck_nvf(nvf_db_open(&db, path, NULL));
+	ck_nvf(nvf_db_compact(db));
+	ck_nvf(nvf_db_close(db));
+	struct stat st;
+	for (size_t i = 0; i < 3; i++) {
+		char *p = tu_path(dir, dead[i]);
+		ck_assert_msg(stat(p, &st) != 0, "%s is still there", dead[i]);
+		free(p);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		char *p = tu_path(dir, keep[i]);
+		ck_assert_msg(stat(p, &st) == 0, "%s was removed", keep[i]);
+		free(p);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lock");
@@ -447,6 +487,7 @@ int main(void)
 	tcase_add_test(tc, test_a_killed_readers_slot_no_longer_pins_pages);
 	tcase_add_test(tc, test_a_reused_pid_neither_keeps_a_dead_slot_nor_frees_a_live_one);
 	tcase_add_test(tc, test_a_writer_killed_mid_transaction_leaves_no_lock_and_no_trace);
+	tcase_add_test(tc, test_compaction_removes_the_copies_of_killed_compactions);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

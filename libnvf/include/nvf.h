@@ -823,7 +823,9 @@ NVF_API int nvf_db_backup(nvf_db *db, const char *dest);
 /**
  * Compact in place: the file is rewritten without its free and pending pages and the
  * copy renamed over it, with the file's permission bits (o+w dropped) and, where the
- * caller may set them (root), its owner and group. Without named snapshots the records are also laid out again:
+ * caller may set them (root), its owner and group. The copies that compactions
+ * killed before their rename left beside the file (PATH.compact-PID and its lock
+ * file) are removed first: the write lock says none of them is in use. Without named snapshots the records are also laid out again:
  * an HNSW collection's in a locality order of its graph (a first query in a new
  * process touches few pages), a flat one's packed into the rows deletes freed; the
  * rewritten state is held in memory until copied (about the file's size). Holds the write lock throughout (other writers wait or get

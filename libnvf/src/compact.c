@@ -21,6 +21,7 @@
 #include "nvf_int.h"
 #include "coll.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -459,6 +460,36 @@ static int pack(nvf_db *db, nvf_txn *txn)
 	return rc == 0 ? nvf__txn_prepare(txn) : rc;
 }
 
+/* Remove what compactions killed before their rename left: PATH.compact-PID and its
+ * lock file. Called under the write lock, which a compaction holds from its first
+ * page to its rename: no live compaction of this file owns such a file now. */
+static void remove_dead_copies(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+	char *dir = strndup(dlen ? path : ".", dlen ? dlen : 1);
+	DIR *d = dir ? opendir(dir) : NULL;
+	size_t blen = strlen(base);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			const char *n = e->d_name;
+			if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".compact-", 9) != 0)
+				continue;
+			const char *q = n + blen + 9;
+			if (*q < '0' || *q > '9')
+				continue;
+			while (*q >= '0' && *q <= '9')
+				q++;
+			if (*q == '\0' || strcmp(q, "-lock") == 0)
+				unlinkat(dirfd(d), n, 0);
+		}
+		closedir(d);
+	}
+	free(dir);
+}
+
 int nvf_db_compact(nvf_db *db)
 {
 	if (!db)
@@ -469,6 +500,7 @@ int nvf_db_compact(nvf_db *db)
 	nvf_txn *txn;
 	int rc = nvf_txn_begin(&txn, db, 0); /* the write lock: nothing commits meanwhile */
 	if (rc == 0) {
+		remove_dead_copies(db->path);
 		if ((rc = pack(db, txn)) == 0 && (rc = copy_to(txn, tmp, db->path, true)) == 0) {
 			nvf__lock_bump_generation(&db->lock);
 			if (rename(tmp, db->path) != 0) {
