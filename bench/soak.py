@@ -38,7 +38,8 @@ import zlib
 
 DIM = 16
 GROUPS = 7
-LOW, HIGH = 1500, 2500  # the writer keeps the record count between these
+LOW, HIGH = 1500, 2500
+STALE = "was compacted into a new file since this handle opened it"  # the writer keeps the record count between these
 
 
 # ---- the model: the ack log replayed ----
@@ -321,6 +322,11 @@ def run_tool(cnt, work, role, args, ok=(0,)):
     p = subprocess.run(args, capture_output=True, text=True)
     if p.returncode == 3 and "holds the write lock" in p.stderr:
         cnt.add("busy_locked")  # nvf-tool does not wait for the writer: try again later
+    elif p.returncode == 3 and STALE in p.stderr:
+        # nvf-tool opened the file just before a compaction renamed the copy over it,
+        # and does not open it again (NVF_ESTALE at its first transaction; nothing
+        # was written): a known limit of the tool, counted, not a problem of the file.
+        cnt.add("tool_stale")
     elif p.returncode not in ok:
         problem(work, role, f"{' '.join(os.path.basename(a) for a in args[:2])}: exit {p.returncode}: {p.stderr.strip()}")
     return p
@@ -459,6 +465,7 @@ class Soak:
         self.audits = 0
         self.lost = 0
         self.corrupt = 0
+        self.check_stale = 0
         self.notes = []
         self.use_fs = os.access("/dev/fuse", os.W_OK) and shutil.which("fusermount3") is not None
         self.mnt = os.path.join(self.work, "mnt")
@@ -504,7 +511,11 @@ class Soak:
             self.unmount()
 
     def check_file(self, when):
-        p = subprocess.run([self.tool, "check", self.db], capture_output=True, text=True)
+        for _ in range(10):  # a compaction between the tool's open and its check: again
+            p = subprocess.run([self.tool, "check", self.db], capture_output=True, text=True)
+            if not (p.returncode == 3 and STALE in p.stderr):
+                break
+            self.check_stale += 1
         if p.returncode != 0:
             self.corrupt += 1
             self.notes.append(f"check after {when}: exit {p.returncode}: {p.stderr.strip()[:300]}")
@@ -660,7 +671,7 @@ class Soak:
         rows = [("seconds", elapsed, "s", ""), ("acknowledged_commits", acked, "commits", "writer calls that returned")]
         for k in sorted(ops):
             rows.append((f"ops.{k}", ops[k], "ops", ""))
-        rows.append(("ops_total", sum(v for k, v in ops.items() if not k.split(".")[1].startswith(("fs_unavail", "stale", "failed", "export_records", "read_gone", "busy"))),
+        rows.append(("ops_total", sum(v for k, v in ops.items() if not k.split(".")[1].startswith(("fs_unavail", "stale", "failed", "export_records", "read_gone", "busy", "tool_stale"))),
                      "ops", "every counted operation (retries and unavailability excluded)"))
         for k in self.KINDS:
             rows.append((f"kills.{k}", self.kills[k], "kills", ""))
@@ -669,6 +680,7 @@ class Soak:
                  ("audits", self.audits, "audits", "after each kill of the writer and at the end"),
                  ("lost", self.lost, "count", "acknowledged state missing (must be 0)"),
                  ("corrupt", self.corrupt, "count", "nvf-tool check failures after a kill (must be 0)"),
+                 ("check_reruns_stale", self.check_stale, "count", "checks run again: the file was compacted between nvf-tool's open and its check"),
                  ("client_problems", len(problems), "count", "self-consistency failures and errors seen by readers, backups, nusterfs clients"),
                  ("leftover_temp_files", len(leftovers), "files", "temporary files of killed compactions/backups: " + " ".join(leftovers[:6]))]
         for n in self.notes:
