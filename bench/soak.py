@@ -586,7 +586,12 @@ class Soak:
                     return
 
     def snapshot_names(self):
-        p = subprocess.run([self.tool, "snapshot", "list", self.db, "--json"], capture_output=True, text=True, check=True)
+        for _ in range(10):  # nvf-tool's NVF_ESTALE after a compaction (see run_tool): again
+            p = subprocess.run([self.tool, "snapshot", "list", self.db, "--json"], capture_output=True, text=True)
+            if not (p.returncode == 3 and STALE in p.stderr):
+                break
+        if p.returncode != 0:
+            raise RuntimeError(f"nvf-tool snapshot list: exit {p.returncode}: {p.stderr.strip()}")
         return {s["name"] for s in json.loads(p.stdout)}
 
     def lost_at(self, when, want, got, why):
