@@ -130,13 +130,31 @@ typedef struct nvf_open_options {
  * `PATH-lock` beside the database holds the reader table and the writer lock; it
  * holds nothing durable and is rebuilt if missing.
  *
+ * Files and locks:
+ * - `path` may be a symbolic link to the data file: it is resolved once, at open,
+ *   and the handle works on the file it points to. The lock file is then the one
+ *   beside that file (so every path to a file shares one lock file), and
+ *   nvf_db_compact() replaces that file, leaving the link in place.
+ * - The lock file is created with the data file's permission bits, never o+w, under
+ *   the umask. It must not be a symbolic link (-ELOOP: it is opened with
+ *   O_NOFOLLOW), must be a regular file (NVF_EINVAL), and must be owned by the
+ *   caller's effective user or by the data file's owner and not writable by others
+ *   (-EPERM); root gets no exception. Removing a refused lock file is safe while no
+ *   handle has the database open: it holds nothing durable.
+ * - Locks end with their process: the writer lock and each handle's liveness lock
+ *   are Linux open-file-description byte locks, which the kernel releases when the
+ *   process dies (kill -9 included). A dead reader's slot is reclaimed by the next
+ *   handle that needs a slot or frees pages; a slot is judged by its handle's lock,
+ *   never by its pid, so pid reuse neither keeps a dead slot nor frees a live one.
+ *
  * @param[out] out  the new handle; close it with nvf_db_close()
  * @param path      the database file
  * @param opts      options, or NULL for the defaults
  * @return 0; NVF_ENOTFOUND if the file does not exist; NVF_ENOTDB, NVF_EVERSION or
  *         NVF_ECORRUPT for a file
  *         that is foreign, too new or damaged (the message names the page);
- *         NVF_EINVAL for bad options; -errno from the OS.
+ *         NVF_EINVAL for bad options; -ELOOP, -EPERM or NVF_EINVAL for a lock file
+ *         that is refused (above; the message names it); -errno from the OS.
  */
 NVF_API int nvf_db_open(nvf_db **out, const char *path, const nvf_open_options *opts);
 
@@ -271,7 +289,7 @@ NVF_API int nvf_txn_status(const nvf_txn *txn);
 /** The largest limit a collection may set. */
 #define NVF_DOC_MAX_LIMIT (16u << 20)
 
-#define NVF_CREATE_OPTIONS_VERSION 2
+#define NVF_CREATE_OPTIONS_VERSION 3
 /** Options of nvf_db_create(). Initialise with NVF_CREATE_OPTIONS_INIT, then set dim. */
 typedef struct nvf_create_options {
 	unsigned version;          /**< NVF_CREATE_OPTIONS_VERSION */
@@ -291,19 +309,28 @@ typedef struct nvf_create_options {
 	int doc_codec;             /**< NVF_CODEC_* for documents and tags (NVF_CODEC_NONE) */
 	int doc_codec_level;       /**< zstd level (0 = 3; others take none) */
 	uint32_t doc_max_bytes;    /**< largest document, JSON bytes (0 = NVF_DOC_MAX_DEFAULT; at most NVF_DOC_MAX_LIMIT) */
+	/* Version 3: */
+	/** Permission bits of the data file and its lock file, as open(2)'s mode: the
+	 * process's umask is taken away (0644 under umask 022 gives rw-r--r--, under 077
+	 * rw-------). 0 = 0644 (earlier versions: 0644). Bits beyond 0777 and write
+	 * permission for others (o+w) are refused with NVF_EINVAL: any user could then
+	 * damage the database or stall its writer. Readers need write access to the lock
+	 * file (the reader table), so a group sharing the file needs 0660. */
+	unsigned mode;
 } nvf_create_options;
 
 #define NVF_CREATE_OPTIONS_INIT                                                                         \
 	{ NVF_CREATE_OPTIONS_VERSION, 0u, 0u, NVF_METRIC_EUCLIDEAN, NVF_INDEX_FLAT, 0u, 0u, 0u, 0u, 0u, \
-	  NVF_DURABILITY_FULL, 0u, NVF_QUANT_AUTO, NVF_CODEC_NONE, 0, 0u }
+	  NVF_DURABILITY_FULL, 0u, NVF_QUANT_AUTO, NVF_CODEC_NONE, 0, 0u, 0644u }
 
 /**
  * Create a new database file holding an empty collection, and open it.
  * @param[out] out  the handle
- * @param path      must not exist
- * @param opts      dim is required; the rest defaults
+ * @param path      must not exist (a dangling symbolic link is refused too)
+ * @param opts      dim is required; the rest defaults. The file and its lock file
+ *                  get opts->mode under the umask.
  * @return 0; NVF_EEXIST if path exists; NVF_EINVAL for bad options (the message
- *         names the field); -errno.
+ *         names the field, or the mode); -errno.
  */
 NVF_API int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts);
 
@@ -796,7 +823,8 @@ NVF_API int nvf_diff(nvf_db *db, nvf_txn *from, nvf_txn *to, nvf_diff_entry **ou
 /**
  * Hot backup: the last committed state (and the snapshots) into a new file at dest,
  * compacted. Writers keep committing meanwhile (a read transaction pins the state);
- * a read-only handle can back up.
+ * a read-only handle can back up. The backup gets the data file's permission bits
+ * (never o+w) under the umask, and belongs to the caller.
  * @return 0; NVF_EEXIST (dest exists: a backup never overwrites); -errno (e.g.
  *         -ENOSPC, -ENOENT for a missing directory).
  */
@@ -804,7 +832,10 @@ NVF_API int nvf_db_backup(nvf_db *db, const char *dest);
 
 /**
  * Compact in place: the file is rewritten without its free and pending pages and the
- * copy renamed over it. Without named snapshots the records are also laid out again:
+ * copy renamed over it, with the file's permission bits (o+w dropped) and, where the
+ * caller may set them (root), its owner and group. The copies that compactions
+ * killed before their rename left beside the file (PATH.compact-PID and its lock
+ * file) are removed first: the write lock says none of them is in use. Without named snapshots the records are also laid out again:
  * an HNSW collection's in a locality order of its graph (a first query in a new
  * process touches few pages), a flat one's packed into the rows deletes freed; the
  * rewritten state is held in memory until copied (about the file's size). Holds the write lock throughout (other writers wait or get

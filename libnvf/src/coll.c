@@ -189,10 +189,13 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 {
 	if (!out || !path || !opts)
 		return nvf__err(NVF_EINVAL, "nvf_db_create: NULL argument");
-	/* Version 1 callers' structs end before the document fields: never read those. */
-	if (opts->version != NVF_CREATE_OPTIONS_VERSION && opts->version != 1)
-		return nvf__err(NVF_EINVAL, "create options version %u, expected %u (use NVF_CREATE_OPTIONS_INIT)",
+	/* Older callers' structs end before the later fields: never read those. */
+	if (opts->version < 1 || opts->version > NVF_CREATE_OPTIONS_VERSION)
+		return nvf__err(NVF_EINVAL, "create options version %u, expected 1 to %u (use NVF_CREATE_OPTIONS_INIT)",
 				opts->version, NVF_CREATE_OPTIONS_VERSION);
+	unsigned mode = opts->version >= 3 && opts->mode ? opts->mode : 0644;
+	if (opts->version >= 3 && nvf__mode_check(mode, "create: file") != 0)
+		return NVF_EINVAL;
 	int codec = opts->version >= 2 ? opts->doc_codec : NVF_CODEC_NONE;
 	int level = opts->version >= 2 ? opts->doc_codec_level : 0;
 	uint32_t doc_max = opts->version >= 2 ? opts->doc_max_bytes : 0;
@@ -231,7 +234,7 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 	o.durability = opts->durability;
 	o.map_size = opts->map_size;
 	nvf_db *db;
-	if ((rc = nvf_db_open(&db, path, &o)) != 0)
+	if ((rc = nvf__db_open_mode(&db, path, &o, &nvf__io_posix, mode)) != 0)
 		return rc;
 	struct nvf_disk_config cfg;
 	memset(&cfg, 0, sizeof(cfg));

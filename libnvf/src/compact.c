@@ -21,6 +21,7 @@
 #include "nvf_int.h"
 #include "coll.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -290,17 +291,35 @@ static int pend_only(nvf_db *db, const char *tmp, copier *c)
 	return rc ? rc : rc2;
 }
 
-/* Write txn's state (and its snapshots) to tmp, synced. */
-static int copy_to(nvf_txn *txn, const char *tmp, const char *dest)
+/* Write txn's state (and its snapshots) to tmp, synced. The copy takes the data
+ * file's permission bits (never o+w): a backup under the umask, as any new file; a
+ * compaction's (replace) exactly, and its owner too where the caller may set it
+ * (root compacting a user's file must not hand it to root). */
+static int copy_to(nvf_txn *txn, const char *tmp, const char *dest, bool replace)
 {
 	nvf_db *db = txn->db;
 	copier c = {.txn = txn, .db = db, .psize = db->psize, .next = NVF_FIRST_DATA_PAGE};
-	c.fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	struct stat st;
+	if (fstat(db->fd, &st) != 0)
+		return nvf__err(-errno, "cannot stat %s: %s", db->path, strerror(errno));
+	c.fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)NVF__COPY_MODE(st.st_mode));
 	if (c.fd < 0) {
 		int e = errno;
 		if (e == ENOENT || e == ENOTDIR)
 			return nvf__err(-e, "cannot create %s: its directory does not exist", dest);
 		return nvf__err(-e, "cannot create %s: %s", dest, strerror(e));
+	}
+	if (replace) {
+		/* Best effort: only root may give a file away, and others only to a group
+		 * they are in; failing that the copy stays the caller's. */
+		if (fchown(c.fd, st.st_uid, st.st_gid) != 0 && fchown(c.fd, (uid_t)-1, st.st_gid) != 0)
+			errno = 0;
+		if (fchmod(c.fd, (mode_t)NVF__COPY_MODE(st.st_mode)) != 0) {
+			int e = errno;
+			close(c.fd);
+			unlink(tmp);
+			return nvf__err(-e, "cannot set the mode of the copy of %s: %s", db->path, strerror(e));
+		}
 	}
 	struct nvf_disk_tree cat = txn->catalog, snaps = txn->snapshots;
 	int rc = 0;
@@ -379,7 +398,7 @@ int nvf_db_backup(nvf_db *db, const char *dest)
 	nvf_txn *txn;
 	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY | NVF__TXN_CURRENT); /* pins the state; writers go on */
 	if (rc == 0) {
-		rc = copy_to(txn, tmp, dest);
+		rc = copy_to(txn, tmp, dest, false);
 		nvf_txn_abort(txn);
 	}
 	if (rc == 0) {
@@ -442,6 +461,36 @@ static int pack(nvf_db *db, nvf_txn *txn)
 	return rc == 0 ? nvf__txn_prepare(txn) : rc;
 }
 
+/* Remove what compactions killed before their rename left: PATH.compact-PID and its
+ * lock file. Called under the write lock, which a compaction holds from its first
+ * page to its rename: no live compaction of this file owns such a file now. */
+static void remove_dead_copies(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+	char *dir = strndup(dlen ? path : ".", dlen ? dlen : 1);
+	DIR *d = dir ? opendir(dir) : NULL;
+	size_t blen = strlen(base);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			const char *n = e->d_name;
+			if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".compact-", 9) != 0)
+				continue;
+			const char *q = n + blen + 9;
+			if (*q < '0' || *q > '9')
+				continue;
+			while (*q >= '0' && *q <= '9')
+				q++;
+			if (*q == '\0' || strcmp(q, "-lock") == 0)
+				unlinkat(dirfd(d), n, 0);
+		}
+		closedir(d);
+	}
+	free(dir);
+}
+
 int nvf_db_compact(nvf_db *db)
 {
 	if (!db)
@@ -453,7 +502,8 @@ int nvf_db_compact(nvf_db *db)
 	int rc = nvf_txn_begin(&txn, db, 0); /* the write lock: nothing commits meanwhile */
 	if (rc == 0) {
 		txn->flags |= NVF_TXN_F_VERIFY;
-		if ((rc = pack(db, txn)) == 0 && (rc = copy_to(txn, tmp, db->path)) == 0) {
+		remove_dead_copies(db->path);
+		if ((rc = pack(db, txn)) == 0 && (rc = copy_to(txn, tmp, db->path, true)) == 0) {
 			nvf__lock_bump_generation(&db->lock);
 			if (rename(tmp, db->path) != 0) {
 				int e = errno;

@@ -5,7 +5,17 @@
  * Locks are Linux open-file-description (OFD) byte locks: they belong to one handle
  * (not to the process, so two handles in one process exclude each other) and vanish
  * when the handle's process dies, so a killed writer never leaves the database locked
- * and a killed reader's slot is recognised as dead and cleared. */
+ * and a killed reader's slot is recognised as dead and cleared.
+ *
+ * A slot's liveness is its owner's handle lock, never its pid: the kernel drops the
+ * lock when the process dies, so a pid reused by an unrelated process cannot keep a
+ * dead reader's slot (and its pages) alive, and a live reader is never mistaken for
+ * a dead one. The pid in the slot is for people reading the table.
+ *
+ * Whoever can write the lock file can stall the writer (hold its lock) or make it
+ * free pages a reader still reads (clear a slot), so the file must be trusted: it
+ * is opened without following a symlink and must be a regular file, not writable
+ * by others, owned by the caller or by the data file's owner. */
 #include "nvf_int.h"
 
 #include <errno.h>
@@ -88,14 +98,40 @@ char *nvf__lock_path(const char *path)
 	return p;
 }
 
-int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid)
+/* Is the open lock file one we may trust? (See the top of this file.) */
+static int lock_file_trusted(int fd, const char *path, uid_t data_uid)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return nvf__err(-errno, "cannot stat lock file %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return nvf__err(NVF_EINVAL, "lock file %s is not a regular file; remove it (it holds nothing durable)", path);
+	/* No exception for root: a lock file that another user planted beside root's
+	 * database could stall or mislead root's writer as much as anyone's. */
+	if (st.st_uid != geteuid() && st.st_uid != data_uid)
+		return nvf__err(-EPERM, "lock file %s is owned by uid %u, neither the caller (%u) nor the database's owner (%u); remove it (it holds nothing durable)",
+				path, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)data_uid);
+	if (st.st_mode & S_IWOTH)
+		return nvf__err(-EPERM, "lock file %s is writable by every user (mode %04o); chmod o-w it or remove it",
+				path, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid, unsigned mode, uid_t data_uid)
 {
 	int rc;
 	memset(lk, 0, sizeof(*lk));
 	lk->fd = -1;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return nvf__err(-errno, "cannot open lock file %s: %s", path, strerror(errno));
+	/* Never world-writable, whatever the data file's mode; the umask applies too. */
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, (mode_t)(mode & 0777 & ~(unsigned)S_IWOTH));
+	if (fd < 0) {
+		int e = errno;
+		if (e == ELOOP)
+			return nvf__err(-ELOOP, "lock file %s is a symbolic link: refused (it could point anywhere); remove it", path);
+		return nvf__err(-e, "cannot open lock file %s: %s", path, strerror(e));
+	}
+	if ((rc = lock_file_trusted(fd, path, data_uid)) != 0)
+		goto fail;
 
 	/* Sole user? Then (re)build the table: whatever is in it is stale. Others wait
 	 * on their shared lock until we downgrade. */

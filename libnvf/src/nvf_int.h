@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -135,7 +136,10 @@ struct nvf_lock_slot;
 /* The lock file beside database `path` ("PATH-lock"), malloc'd; NULL (with the
  * error set) when memory runs out. */
 char *nvf__lock_path(const char *path);
-int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid);
+/* Open (creating it with `mode`, never o+w, under the umask) and check the lock
+ * file: not a symlink (-ELOOP), a regular file (NVF_EINVAL), owned by the caller or
+ * by data_uid and not world-writable (-EPERM). */
+int nvf__lock_open(nvf_lockfile *lk, const char *path, uint64_t committed_txnid, unsigned mode, uid_t data_uid);
 void nvf__lock_close(nvf_lockfile *lk);
 int nvf__lock_writer(nvf_lockfile *lk, bool wait);
 void nvf__lock_writer_release(nvf_lockfile *lk);
@@ -276,6 +280,12 @@ int nvf__txn_prepare(nvf_txn *txn);
 
 /* Open a database with a custom I/O layer (tests). */
 int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts, const nvf_io *io);
+/* The same, creating the file (NVF__OPEN_CREATE) with `mode` under the umask. */
+int nvf__db_open_mode(nvf_db **out, const char *path, const nvf_open_options *opts, const nvf_io *io, unsigned mode);
+/* A mode for files the library creates: 0 to 0777, not writable by others. */
+int nvf__mode_check(unsigned mode, const char *what);
+/* The mode a copy of the data file gets: its permission bits, never o+w. */
+#define NVF__COPY_MODE(st_mode) ((unsigned)(st_mode) & 0777u & ~0002u)
 
 /* Meta records (pager.c). */
 int nvf__meta_read_best(nvf_db *db, struct nvf_disk_meta *out, int *slot, bool *other_ok);

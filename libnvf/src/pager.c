@@ -66,7 +66,7 @@ static void init_tree(struct nvf_disk_tree *t, uint16_t kind)
 
 /* Write a new, empty database to a temporary file and link it into place, so that
  * a crash during creation never leaves a half-made file under the real name. */
-static int create_file(const char *path, uint32_t psize, uint32_t hflags, const nvf_io *io)
+static int create_file(const char *path, uint32_t psize, uint32_t hflags, const nvf_io *io, unsigned mode)
 {
 	int rc = 0;
 	size_t plen = strlen(path);
@@ -77,7 +77,7 @@ static int create_file(const char *path, uint32_t psize, uint32_t hflags, const 
 		goto out;
 	}
 	snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
 	if (fd < 0) {
 		/* The temporary file is ours, not the caller's: name the path they gave. */
 		int e = errno;
@@ -340,12 +340,30 @@ static int repair_other_slot(nvf_db *db, const struct nvf_disk_meta *best, int s
 	return rc;
 }
 
+int nvf__mode_check(unsigned mode, const char *what)
+{
+	if (mode & ~0777u)
+		return nvf__err(NVF_EINVAL, "%s mode %04o: only permission bits (0 to 0777) are allowed", what, mode);
+	if (mode & 0002u)
+		return nvf__err(NVF_EINVAL, "%s mode %04o: writable by every user (o+w) is refused; any user could damage the database",
+				what, mode);
+	return 0;
+}
+
 int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts, const nvf_io *io)
+{
+	return nvf__db_open_mode(out, path, opts, io, 0644);
+}
+
+/* nvf__db_open_mode() once the path is the data file's own (no symlink). */
+static int open_resolved(nvf_db **out, const char *path, const nvf_open_options *opts, const nvf_io *io, unsigned mode)
 {
 	nvf_open_options def = NVF_OPEN_OPTIONS_INIT;
 	int rc;
 	if (!out || !path || !*path)
 		return nvf__err(NVF_EINVAL, "nvf_db_open: NULL handle or path");
+	if ((rc = nvf__mode_check(mode, path)) != 0)
+		return rc;
 	if (!opts)
 		opts = &def;
 	if (opts->version != 1 && opts->version != NVF_OPEN_OPTIONS_VERSION)
@@ -373,7 +391,7 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 		if (!(opts->flags & NVF__OPEN_CREATE))
 			return nvf__err(NVF_ENOTFOUND, "%s: no such database file", path);
 		rc = create_file(path, opts->page_size ? opts->page_size : NVF_DEFAULT_PAGE,
-				 (opts->flags & NVF__OPEN_COLLECTION) ? NVF_HEADER_COLLECTION : 0, io);
+				 (opts->flags & NVF__OPEN_COLLECTION) ? NVF_HEADER_COLLECTION : 0, io, mode);
 		if (rc == NVF_EEXIST && !(opts->flags & NVF__OPEN_EXCL))
 			rc = 0; /* lost a race with another creator: open theirs */
 		if (rc != 0)
@@ -471,7 +489,9 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 		rc = -ENOMEM; /* the message is set */
 		goto fail;
 	}
-	rc = nvf__lock_open(&db->lock, lpath, m.txnid);
+	/* The lock file takes the data file's permission bits, so that whoever may
+	 * open the data file may open its lock file too. */
+	rc = nvf__lock_open(&db->lock, lpath, m.txnid, NVF__COPY_MODE(st.st_mode), st.st_uid);
 	free(lpath);
 	if (rc != 0)
 		goto fail;
@@ -522,6 +542,25 @@ int nvf__db_open_io(nvf_db **out, const char *path, const nvf_open_options *opts
 	return 0;
 fail:
 	nvf_db_close(db);
+	return rc;
+}
+
+int nvf__db_open_mode(nvf_db **out, const char *path, const nvf_open_options *opts, const nvf_io *io, unsigned mode)
+{
+	/* A symlink to the data file is followed once, here: the handle then works on
+	 * the file it points to, so that every path to one file shares one lock file
+	 * (beside the file) and a compaction replaces the file, not the link. */
+	struct stat st;
+	if (!path || lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+		return open_resolved(out, path, opts, io, mode);
+	char *real = realpath(path, NULL);
+	if (!real) {
+		if (errno == ENOENT)
+			return nvf__err(NVF_ENOTFOUND, "%s: a symbolic link to a missing file", path);
+		return nvf__err(-errno, "%s: cannot resolve the symbolic link: %s", path, strerror(errno));
+	}
+	int rc = open_resolved(out, real, opts, io, mode);
+	free(real);
 	return rc;
 }
 
