@@ -183,6 +183,8 @@ struct nvf_db {
 	uint32_t generation;    /* the lock file's generation when this handle opened the file */
 	int forced_slot;        /* read-only handle after a failed unsynced state: read only this slot */
 	bool unsynced;          /* committed with NOSYNC since the last sync */
+	atomic_int sync_failed; /* the error of a failed fsync of the file, 0 if none: no more
+				 * commits until the file is opened again (nvf__db_sync) */
 	uint64_t file_pages;    /* file length in pages, as the writer last saw it */
 	atomic_int readers;     /* live read transactions of this handle */
 	pthread_mutex_t cache_mutex; /* guards chunkmaps */
@@ -191,6 +193,14 @@ struct nvf_db {
 	struct nvf_dict **dicts;     /* zstd dictionaries loaded so far, by id (meta.c) */
 	size_t ndicts;
 };
+
+/* fsync the data file. A failure is remembered: the kernel may have dropped the
+ * dirty pages and marked them clean, so a later fsync could succeed without their
+ * bytes ever reaching the disk (PostgreSQL's "fsyncgate"). From then on the handle
+ * refuses write transactions and syncs (nvf__db_sync_refused); reads go on. */
+int nvf__db_sync(nvf_db *db);
+/* 0, or -EIO naming the earlier failed fsync. */
+int nvf__db_sync_refused(nvf_db *db);
 
 /* ---- transactions (txn.c) ---- */
 
