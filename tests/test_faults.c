@@ -47,6 +47,8 @@ typedef struct workload {
 	int (*op)(nvf_db *db, const char *where); /* the operation under test */
 	bool reopen; /* a successful op replaces the file (compact): open it again */
 	bool backup; /* the op writes dir/backup.nvf */
+	bool nosync; /* the handle commits with NVF_DURABILITY_NOSYNC */
+	int (*prep)(nvf_db *db); /* NULL, or a commit before the op, on the same handle, not faulted */
 } workload;
 
 /* ---- fingerprints of the state the API reads ---- */
@@ -187,10 +189,33 @@ static void delete_records(nvf_db *db, uint64_t lo, uint64_t hi, uint64_t step)
 	ck_nvf(nvf_txn_commit(txn));
 }
 
+/* Small commits that each rewrite a few scattered records: the pages they free lie
+ * all over the file, so that the operation's commit reuses them and writes many
+ * runs, not one. */
+static void churn(nvf_db *db, uint64_t hi)
+{
+	for (uint32_t round = 0; round < 6; round++) {
+		nvf_txn *txn;
+		ck_nvf(nvf_txn_begin(&txn, db, 0));
+		for (uint64_t id = round % 7; id < hi; id += 7) {
+			if (nvf_contains(db, txn, id) != 1)
+				continue;
+			float v[DIM];
+			char d[64];
+			vec(v, id, 10 + round);
+			ck_nvf(nvf_update(db, txn, id, v, DIM));
+			snprintf(d, sizeof(d), "{\"round\":%u}", round);
+			ck_nvf(nvf_meta_patch(db, txn, id, d));
+		}
+		ck_nvf(nvf_txn_commit(txn));
+	}
+}
+
 static void make_flat(const char *file)
 {
 	nvf_db *db = create(file, NVF_INDEX_FLAT);
 	add_records(db, 0, 40, 1);
+	churn(db, 60);
 	ck_nvf(nvf_db_close(db));
 }
 
@@ -198,6 +223,7 @@ static void make_hnsw(const char *file)
 {
 	nvf_db *db = create(file, NVF_INDEX_HNSW);
 	add_records(db, 0, 40, 1);
+	churn(db, 60);
 	ck_nvf(nvf_db_close(db));
 }
 
@@ -207,6 +233,7 @@ static void make_indexed(const char *file)
 	ck_nvf(nvf_field_add(db, NULL, "g", NVF_FIELD_INT));
 	ck_nvf(nvf_field_add(db, NULL, "tags", NVF_FIELD_TAGS));
 	add_records(db, 0, 40, 1);
+	churn(db, 60);
 	ck_nvf(nvf_db_close(db));
 }
 
@@ -219,6 +246,7 @@ static void make_snapshotted(const char *file, int index)
 	ck_nvf(nvf_snapshot_create(db, NULL, "s1", "{\"why\":\"before\"}", NULL));
 	add_records(db, 20, 60, 2);
 	delete_records(db, 0, 20, 3);
+	churn(db, 60);
 	ck_nvf(nvf_db_close(db));
 }
 
@@ -239,6 +267,7 @@ static void make_holes(const char *file, int index)
 	ck_nvf(nvf_field_add(db, NULL, "g", NVF_FIELD_INT));
 	add_records(db, 0, 60, 1);
 	delete_records(db, 0, 60, 4);
+	churn(db, 60);
 	ck_nvf(nvf_db_close(db));
 }
 
@@ -377,6 +406,16 @@ static int op_backup(nvf_db *db, const char *where)
 	return rc;
 }
 
+/* With NVF_DURABILITY_NOSYNC: a commit that is not yet synced when the op commits
+ * (the op's meta record goes to the same slot as the prep's). */
+static int prep_nosync_commit(nvf_db *db)
+{
+	float v[5 * DIM];
+	for (uint64_t i = 0; i < 5; i++)
+		vec(v + i * DIM, 300 + i, 1);
+	return nvf_insert_batch(db, NULL, v, 5, DIM, NULL, NULL);
+}
+
 #define IMPORT_FILE "import.jsonl"
 
 static void write_import_file(const char *where)
@@ -491,26 +530,35 @@ static void check_backup(const run *r, bool made, const char *what)
 	tu_unlink_db(r->backup);
 }
 
+/* Open the work file through f (or the real layer), and run the workload's prep. */
+static nvf_db *open_work(const run *r, faultio *f)
+{
+	nvf_open_options oo = NVF_OPEN_OPTIONS_INIT;
+	if (r->w->nosync)
+		oo.durability = NVF_DURABILITY_NOSYNC;
+	nvf_db *db;
+	tu_assert(nvf__db_open_io(&db, r->work, &oo, f ? &f->io : &nvf__io_posix) == 0, "open: %s", nvf_errmsg());
+	if (r->w->prep)
+		tu_assert(r->w->prep(db) == 0, "prep: %s", nvf_errmsg());
+	return db;
+}
+
 /* The op without faults: counts and the state after it. */
 static void count_run(run *r)
 {
 	fresh_copy(r);
-	nvf_db *db;
-	ck_nvf(nvf_db_open(&db, r->work, NULL));
-	r->prev = fp(db);
-	ck_nvf(nvf_db_close(db));
-
 	faultio f;
 	fio_init(&f, r->work);
-	ck_nvf(nvf__db_open_io(&db, r->work, NULL, &f.io));
-	ck_assert_int_eq(f.writes + f.truncates + f.syncs, 0);
+	nvf_db *db = open_work(r, &f);
+	r->prev = fp(db);
+	long w0 = f.writes, t0 = f.truncates, s0 = f.syncs;
 	int rc = r->w->op(db, dir);
 	tu_assert(rc == 0, "%s: %s", r->w->name, nvf_errmsg());
-	r->writes = f.writes;
-	r->truncates = f.truncates;
-	r->syncs = f.syncs;
-	ck_assert_int_le(r->syncs, FIO_MAX_SYNCS);
-	memcpy(r->sync_info, f.sync_info, sizeof(r->sync_info));
+	r->writes = f.writes - w0;
+	r->truncates = f.truncates - t0;
+	r->syncs = f.syncs - s0;
+	ck_assert_int_le(f.syncs, FIO_MAX_SYNCS);
+	memcpy(r->sync_info, f.sync_info + s0, (size_t)r->syncs * sizeof(r->sync_info[0]));
 	if (r->w->reopen) {
 		ck_nvf(nvf_db_close(db));
 		ck_nvf(nvf_db_open(&db, r->work, NULL));
@@ -560,18 +608,18 @@ static void fault_point(run *r, enum fault kind, int sub, long at)
 	fresh_copy(r);
 	faultio f;
 	fio_init(&f, r->work);
+	nvf_db *db = open_work(r, &f);
+	/* Armed after the prep: at counts the op's own writes and syncs. */
 	if (kind == F_WRITE) {
-		f.err_write = at;
+		f.err_write = f.writes + at;
 		f.err_kind = (enum fio_err)sub;
 	} else if (kind == F_TRUNCATE) {
-		f.err_truncate = at;
+		f.err_truncate = f.truncates + at;
 		f.err_kind = (enum fio_err)sub;
 	} else {
-		f.err_sync = at;
+		f.err_sync = f.syncs + at;
 		f.err_sync_drop = sub != 0;
 	}
-	nvf_db *db;
-	ck_nvf(nvf__db_open_io(&db, r->work, NULL, &f.io));
 	int rc = r->w->op(db, dir);
 	r->points++;
 	tu_assert(f.faulted, "%s: not reached (the operation is not deterministic?)", what);
@@ -644,7 +692,7 @@ static void matrix(const workload *w)
 		"refused after fsync %ld\n",
 		w->name, r.writes, r.truncates, r.syncs, r.points, r.failures, r.refused);
 	ck_assert_int_eq(r.points, 3 * r.writes + 2 * r.truncates + 2 * r.syncs);
-	ck_assert_int_gt(r.syncs, 0);
+	ck_assert_int_gt(r.syncs + (w->nosync ? 1 : 0), 0);
 	free(r.work);
 	free(r.backup);
 }
@@ -657,18 +705,19 @@ static void matrix(const workload *w)
 	}                                                \
 	END_TEST
 
-MATRIX_TEST(test_insert_batch_flat_survives_every_fault, "insert_batch flat", make_flat, op_insert_batch, false, false)
-MATRIX_TEST(test_upsert_hnsw_survives_every_fault, "upsert/delete hnsw", make_hnsw, op_upsert, false, false)
-MATRIX_TEST(test_documents_survive_every_fault, "documents", make_indexed, op_documents, false, false)
-MATRIX_TEST(test_field_add_survives_every_fault, "field indexes", make_flat, op_field_add, false, false)
-MATRIX_TEST(test_snapshot_create_survives_every_fault, "snapshot create", make_snap_hnsw, op_snapshot_create, false, false)
-MATRIX_TEST(test_snapshot_restore_survives_every_fault, "snapshot restore", make_snap_flat, op_snapshot_restore, false, false)
-MATRIX_TEST(test_snapshot_delete_survives_every_fault, "snapshot delete", make_snap_hnsw, op_snapshot_delete, false, false)
-MATRIX_TEST(test_compact_flat_survives_every_fault, "compact flat", make_holes_flat, op_compact, true, false)
-MATRIX_TEST(test_compact_hnsw_survives_every_fault, "compact hnsw", make_holes_hnsw, op_compact, true, false)
-MATRIX_TEST(test_compact_snapshots_survives_every_fault, "compact w/ snapshot", make_snap_flat, op_compact, true, false)
-MATRIX_TEST(test_backup_survives_every_fault, "backup w/ snapshot", make_snap_hnsw, op_backup, false, true)
-MATRIX_TEST(test_import_survives_every_fault, "import jsonl", make_indexed, op_import, false, false)
+MATRIX_TEST(test_insert_batch_flat_survives_every_fault, .name = "insert_batch flat", .make = make_flat, .op = op_insert_batch)
+MATRIX_TEST(test_upsert_hnsw_survives_every_fault, .name = "upsert/delete hnsw", .make = make_hnsw, .op = op_upsert)
+MATRIX_TEST(test_documents_survive_every_fault, .name = "documents", .make = make_indexed, .op = op_documents)
+MATRIX_TEST(test_field_add_survives_every_fault, .name = "field indexes", .make = make_flat, .op = op_field_add)
+MATRIX_TEST(test_snapshot_create_survives_every_fault, .name = "snapshot create", .make = make_snap_hnsw, .op = op_snapshot_create)
+MATRIX_TEST(test_snapshot_restore_survives_every_fault, .name = "snapshot restore", .make = make_snap_flat, .op = op_snapshot_restore)
+MATRIX_TEST(test_snapshot_delete_survives_every_fault, .name = "snapshot delete", .make = make_snap_hnsw, .op = op_snapshot_delete)
+MATRIX_TEST(test_compact_flat_survives_every_fault, .name = "compact flat", .make = make_holes_flat, .op = op_compact, .reopen = true)
+MATRIX_TEST(test_compact_hnsw_survives_every_fault, .name = "compact hnsw", .make = make_holes_hnsw, .op = op_compact, .reopen = true)
+MATRIX_TEST(test_compact_snapshots_survives_every_fault, .name = "compact w/ snapshot", .make = make_snap_flat, .op = op_compact, .reopen = true)
+MATRIX_TEST(test_backup_survives_every_fault, .name = "backup w/ snapshot", .make = make_snap_hnsw, .op = op_backup, .backup = true)
+MATRIX_TEST(test_import_survives_every_fault, .name = "import jsonl", .make = make_indexed, .op = op_import)
+MATRIX_TEST(test_nosync_commit_survives_every_fault, .name = "nosync after nosync", .make = make_hnsw, .op = op_upsert, .nosync = true, .prep = prep_nosync_commit)
 
 /* NOSYNC commits made durable by nvf_db_sync: its failed fsync refuses the handle
  * too, and close reports it (the commits since the last sync may not be on disk). */
@@ -729,6 +778,7 @@ int main(void)
 	tcase_add_test(tc, test_compact_snapshots_survives_every_fault);
 	tcase_add_test(tc, test_backup_survives_every_fault);
 	tcase_add_test(tc, test_import_survives_every_fault);
+	tcase_add_test(tc, test_nosync_commit_survives_every_fault);
 	tcase_add_test(tc, test_failed_db_sync_refuses_commits_until_reopen);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -185,6 +185,7 @@ struct nvf_db {
 	bool unsynced;          /* committed with NOSYNC since the last sync */
 	atomic_int sync_failed; /* the error of a failed fsync of the file, 0 if none: no more
 				 * commits until the file is opened again (nvf__db_sync) */
+	bool meta_lost;         /* ... or of a meta record write that could not be undone */
 	uint64_t file_pages;    /* file length in pages, as the writer last saw it */
 	atomic_int readers;     /* live read transactions of this handle */
 	pthread_mutex_t cache_mutex; /* guards chunkmaps */

@@ -269,6 +269,9 @@ int nvf__db_sync_refused(nvf_db *db)
 	int e = atomic_load(&db->sync_failed);
 	if (e == 0)
 		return 0;
+	if (db->meta_lost)
+		return nvf__err(-EIO, "%s: an earlier meta record write failed (%s) and the record it overwrote could not be put back: "
+				"close and reopen the database", db->path, nvf_strerror(e));
 	return nvf__err(-EIO, "%s: an earlier fsync failed (%s); the page cache can no longer be trusted: close and reopen the database",
 			db->path, nvf_strerror(e));
 }
@@ -279,9 +282,23 @@ int nvf__db_write_meta(nvf_db *db, struct nvf_disk_meta *m, bool durable)
 	m->slot = (uint32_t)(1 - db->durable_slot);
 	m->flags = durable ? (m->flags | NVF_META_DURABLE) : (m->flags & ~NVF_META_DURABLE);
 	m->checksum = nvf__meta_checksum(m);
+	struct nvf_disk_meta old;
+	memcpy(&old, nvf__map_page(db, m->slot) + NVF_META_OFF, sizeof(old));
 	int rc = write_meta(db, m);
-	if (rc != 0)
+	if (rc != 0) {
+		/* A short write may have torn the record the slot held. With NOSYNC that
+		 * is the last commit (every unsynced commit rewrites this slot), which a
+		 * failed write must not take away: put it back. */
+		int rc2 = write_meta(db, &old);
+		if (rc2 != 0) {
+			int none = 0;
+			db->meta_lost = true;
+			atomic_compare_exchange_strong(&db->sync_failed, &none, rc2);
+			return nvf__err(rc, "%s: cannot write meta record (%s), nor put back the one it overwrote (%s): "
+					"close and reopen the database", db->path, nvf_strerror(rc), nvf_strerror(rc2));
+		}
 		return nvf__err(rc, "%s: cannot write meta record: %s", db->path, nvf_strerror(rc));
+	}
 	if (durable && (rc = nvf__db_sync(db)) != 0)
 		return rc;
 	if (durable) {
