@@ -468,6 +468,7 @@ typedef struct run {
 	long writes, truncates, syncs;
 	fio_sync_info sync_info[FIO_MAX_SYNCS];
 	long points, failures, refused;
+	long reopened_next; /* reopened at the new state after a failed fsync (kept writes) */
 } run;
 
 static void copy_file(const char *from, const char *to)
@@ -662,6 +663,8 @@ static void fault_point(run *r, enum fault kind, int sub, long at)
 	check_ok(db, what);
 	tu_assert(fp(db) == (at_next ? r->next : r->prev), "%s: reopened at %s state", what,
 		  at_next ? "not the new" : "not the previous");
+	if (poisoned && at_next)
+		r->reopened_next++;
 	if (poisoned && !at_next)
 		retry(r, db, what);
 	else
@@ -688,9 +691,9 @@ static void matrix(const workload *w)
 		for (int drop = 0; drop <= 1; drop++)
 			fault_point(&r, F_SYNC, drop, at);
 	fprintf(stderr,
-		"faults: %-22s %3ld writes x3, %ld truncates x2, %ld syncs x2: %4ld points, %4ld failures, "
-		"refused after fsync %ld\n",
-		w->name, r.writes, r.truncates, r.syncs, r.points, r.failures, r.refused);
+		"faults: %-20s %3ld writes x3, %ld truncates x2, %ld syncs x2: %4ld points, %4ld failures, "
+		"refused after fsync %ld (reopened at the new state %ld)\n",
+		w->name, r.writes, r.truncates, r.syncs, r.points, r.failures, r.refused, r.reopened_next);
 	ck_assert_int_eq(r.points, 3 * r.writes + 2 * r.truncates + 2 * r.syncs);
 	ck_assert_int_gt(r.syncs + (w->nosync ? 1 : 0), 0);
 	free(r.work);
