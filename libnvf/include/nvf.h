@@ -17,6 +17,22 @@
  *   of a change (I/O, no space, damage met, no memory) fails a write transaction;
  *   its later calls then return NVF_EBADTXN, repeating the first failure, and it
  *   can only be aborted.
+ * - Disk faults: a failed write (-EIO, -ENOSPC, a short write) or truncate fails
+ *   the call that made it (a commit returns the code, the message names the file
+ *   and the pages); nothing committed before is lost and the handle stays usable:
+ *   the next transaction may commit. A failed fsync of the file is different: the
+ *   kernel may have dropped the dirty pages and marked them clean, so the page cache
+ *   can no longer be trusted and a later fsync could succeed without the bytes
+ *   reaching the disk. The call whose fsync failed returns its code, and from then
+ *   on the handle refuses write transactions (and anything that begins one: the
+ *   calls with txn NULL, compact, restore) and nvf_db_sync() with -EIO, "PATH: an
+ *   earlier fsync failed (...); the page cache can no longer be trusted: close and
+ *   reopen the database". Reads (and nvf_db_backup()) go on, seeing what the page
+ *   cache holds. Reopened, the file is at the last commit that returned 0, or at
+ *   the failed one if its meta record was written before the fsync failed and the
+ *   kernel kept it. Only this handle knows: other handles learn of the failure from
+ *   their own fsyncs. A failed fsync of a copy (backup, compact) fails that call
+ *   only; the copy is removed and the handle stays usable.
  * - Handles are opaque. Objects returned through `**out` belong to the caller and
  *   have a matching close/free function that accepts NULL. On failure, out
  *   parameters are left untouched.
@@ -171,7 +187,9 @@ NVF_API int nvf_db_open(nvf_db **out, const char *path, const nvf_open_options *
 NVF_API int nvf_db_close(nvf_db *db);
 
 /** Make every commit so far durable (fsync data and a durable meta record). Useful
- * with NVF_DURABILITY_NOSYNC. @return 0, NVF_EREADONLY, NVF_ELOCKED or -errno. */
+ * with NVF_DURABILITY_NOSYNC. A failed fsync is final for the handle, as at commit:
+ * later syncs and write transactions return -EIO until it is reopened (see "Disk
+ * faults" at the top). @return 0, NVF_EREADONLY, NVF_ELOCKED or -errno. */
 NVF_API int nvf_db_sync(nvf_db *db);
 
 /** @name Transaction flags
@@ -199,16 +217,21 @@ NVF_API int nvf_db_sync(nvf_db *db);
  * @return 0; NVF_ELOCKED if another handle or process is writing (and neither
  *         NVF_TXN_WAIT nor NVF_OPEN_LOCK_WAIT); NVF_EBUSY if this handle's write
  *         transaction is open (see above); NVF_EREADONLY for a write on a read-only
- *         handle; NVF_EREADERS if the reader table is full.
+ *         handle; NVF_EREADERS if the reader table is full; -EIO for a write
+ *         transaction after an fsync of the file failed on this handle (close and
+ *         reopen it: see "Disk faults" at the top).
  */
 NVF_API int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags);
 
 /** Commit and free a transaction. For a write transaction, writes the new pages,
  * syncs, writes the meta record and syncs again (with full durability); on failure
- * nothing of the transaction is visible and the transaction is freed. Committing a
- * read transaction just ends it. @return 0; NVF_EBADTXN if a call failed the
- * transaction earlier (the message repeats why; nothing is written); NVF_EFULL;
- * -errno. */
+ * nothing of the transaction is visible and the transaction is freed. A failed write
+ * leaves the handle usable; a failed fsync leaves it refusing write transactions
+ * until it is closed and reopened, and the file then holds this commit only if its
+ * meta record reached the disk (see "Disk faults" at the top). Committing a read
+ * transaction just ends it. @return 0; NVF_EBADTXN if a call failed the transaction
+ * earlier (the message repeats why; nothing is written); NVF_EFULL; -errno (-EIO,
+ * -ENOSPC: the message names the file and the write or the fsync that failed). */
 NVF_API int nvf_txn_commit(nvf_txn *txn);
 
 /** Abandon and free a transaction; nothing of it becomes visible. Accepts NULL. */

@@ -187,6 +187,9 @@ struct nvf_db {
 	uint32_t generation;    /* the lock file's generation when this handle opened the file */
 	int forced_slot;        /* read-only handle after a failed unsynced state: read only this slot */
 	bool unsynced;          /* committed with NOSYNC since the last sync */
+	atomic_int sync_failed; /* the error of a failed fsync of the file, 0 if none: no more
+				 * commits until the file is opened again (nvf__db_sync) */
+	bool meta_lost;         /* ... or of a meta record write that could not be undone */
 	uint64_t file_pages;    /* file length in pages, as the writer last saw it */
 	atomic_int readers;     /* live read transactions of this handle */
 	pthread_mutex_t cache_mutex; /* guards chunkmaps */
@@ -205,6 +208,14 @@ struct nvf_db {
  * first page, the first time this handle reads that version of it (btree.c). */
 int nvf__verify_page(nvf_txn *txn, uint64_t pgno, const uint8_t *p);
 int nvf__verify_extent(nvf_txn *txn, const struct nvf_disk_extref *ref, const uint8_t *data);
+
+/* fsync the data file. A failure is remembered: the kernel may have dropped the
+ * dirty pages and marked them clean, so a later fsync could succeed without their
+ * bytes ever reaching the disk (PostgreSQL's "fsyncgate"). From then on the handle
+ * refuses write transactions and syncs (nvf__db_sync_refused); reads go on. */
+int nvf__db_sync(nvf_db *db);
+/* 0, or -EIO naming the earlier failed fsync. */
+int nvf__db_sync_refused(nvf_db *db);
 
 /* ---- transactions (txn.c) ---- */
 

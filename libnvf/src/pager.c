@@ -253,17 +253,54 @@ static int write_meta(nvf_db *db, const struct nvf_disk_meta *m)
 	return nvf__io_pwrite(db->io, db->fd, m, sizeof(*m), ((uint64_t)m->slot << db->pshift) + NVF_META_OFF);
 }
 
+int nvf__db_sync(nvf_db *db)
+{
+	int rc = db->io->sync(db->io->ctx, db->fd);
+	if (rc == 0)
+		return 0;
+	int none = 0;
+	atomic_compare_exchange_strong(&db->sync_failed, &none, rc);
+	return nvf__err(rc, "%s: fsync failed: %s; this handle commits nothing more: close and reopen the database",
+			db->path, nvf_strerror(rc));
+}
+
+int nvf__db_sync_refused(nvf_db *db)
+{
+	int e = atomic_load(&db->sync_failed);
+	if (e == 0)
+		return 0;
+	if (db->meta_lost)
+		return nvf__err(-EIO, "%s: an earlier meta record write failed (%s) and the record it overwrote could not be put back: "
+				"close and reopen the database", db->path, nvf_strerror(e));
+	return nvf__err(-EIO, "%s: an earlier fsync failed (%s); the page cache can no longer be trusted: close and reopen the database",
+			db->path, nvf_strerror(e));
+}
+
 int nvf__db_write_meta(nvf_db *db, struct nvf_disk_meta *m, bool durable);
 int nvf__db_write_meta(nvf_db *db, struct nvf_disk_meta *m, bool durable)
 {
 	m->slot = (uint32_t)(1 - db->durable_slot);
 	m->flags = durable ? (m->flags | NVF_META_DURABLE) : (m->flags & ~NVF_META_DURABLE);
 	m->checksum = nvf__meta_checksum(m);
+	struct nvf_disk_meta old;
+	memcpy(&old, nvf__map_page(db, m->slot) + NVF_META_OFF, sizeof(old));
 	int rc = write_meta(db, m);
-	if (rc == 0 && durable)
-		rc = db->io->sync(db->io->ctx, db->fd);
-	if (rc != 0)
+	if (rc != 0) {
+		/* A short write may have torn the record the slot held. With NOSYNC that
+		 * is the last commit (every unsynced commit rewrites this slot), which a
+		 * failed write must not take away: put it back. */
+		int rc2 = write_meta(db, &old);
+		if (rc2 != 0) {
+			int none = 0;
+			db->meta_lost = true;
+			atomic_compare_exchange_strong(&db->sync_failed, &none, rc2);
+			return nvf__err(rc, "%s: cannot write meta record (%s), nor put back the one it overwrote (%s): "
+					"close and reopen the database", db->path, nvf_strerror(rc), nvf_strerror(rc2));
+		}
 		return nvf__err(rc, "%s: cannot write meta record: %s", db->path, nvf_strerror(rc));
+	}
+	if (durable && (rc = nvf__db_sync(db)) != 0)
+		return rc;
 	if (durable) {
 		db->durable_slot = (int)m->slot;
 		db->durable_txnid = m->txnid;
@@ -580,7 +617,9 @@ int nvf_db_sync(nvf_db *db)
 	if (db->rdonly)
 		return nvf__err(NVF_EREADONLY, "%s: nvf_db_sync on a read-only handle (nothing to sync)", db->path);
 	pthread_mutex_lock(&db->wmutex);
-	int rc = 0;
+	int rc = nvf__db_sync_refused(db);
+	if (rc != 0)
+		goto out;
 	if (db->writer_active) {
 		rc = nvf__err(NVF_EBUSY, "%s: nvf_db_sync: this handle's write transaction is open; commit or abort it first", db->path);
 		goto out;
@@ -593,10 +632,8 @@ int nvf_db_sync(nvf_db *db)
 	if (rc == 0 && !(m.flags & NVF_META_DURABLE)) {
 		/* Data first, then the durable meta: the ordering of a full commit. */
 		nvf__db_refresh_durable(db);
-		rc = db->io->sync(db->io->ctx, db->fd);
-		if (rc != 0)
-			nvf__err(rc, "%s: cannot sync: %s", db->path, nvf_strerror(rc));
-		else
+		rc = nvf__db_sync(db);
+		if (rc == 0)
 			rc = nvf__db_write_meta(db, &m, true);
 	}
 	if (rc == 0)

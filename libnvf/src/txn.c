@@ -403,6 +403,9 @@ int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags)
 		return nvf_txn_begin_snapshot(out, db, db->at_snapshot);
 	if (!rdonly && db->rdonly)
 		return nvf__err(NVF_EREADONLY, "%s: write transaction on a read-only handle", db->path);
+	int rc;
+	if (!rdonly && (rc = nvf__db_sync_refused(db)) != 0)
+		return rc;
 	if (nvf__lock_generation(&db->lock) != db->generation)
 		return nvf__err(NVF_ESTALE, "%s was compacted into a new file since this handle opened it: close the handle and open the path again",
 				db->path);
@@ -411,7 +414,7 @@ int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags)
 		return nvf__err(-ENOMEM, "out of memory");
 	txn->db = db;
 	txn->slot = -1;
-	int rc = rdonly ? begin_read(txn)
+	rc = rdonly ? begin_read(txn)
 			: begin_write(txn, (flags & NVF_TXN_WAIT) || (db->open_flags & NVF_OPEN_LOCK_WAIT));
 	if (rc != 0) {
 		txn_release(txn);
@@ -548,11 +551,8 @@ static int commit_write(nvf_txn *txn)
 		return rc;
 	bool durable = db->durability == NVF_DURABILITY_FULL;
 	/* Data before meta: the meta may only reach the disk after what it points to. */
-	if (durable) {
-		rc = db->io->sync(db->io->ctx, db->fd);
-		if (rc != 0)
-			return nvf__err(rc, "%s: cannot sync: %s", db->path, nvf_strerror(rc));
-	}
+	if (durable && (rc = nvf__db_sync(db)) != 0)
+		return rc;
 	struct nvf_disk_meta m = txn->meta;
 	m.txnid = txn->id;
 	m.npages = txn->npages;
