@@ -519,6 +519,67 @@ START_TEST(test_messages_name_what_the_caller_gave)
 }
 END_TEST
 
+/* The documented maxima are checked before anything is read or allocated, and a k
+ * far past the records does not size a search's scratch (ASan would catch a
+ * wrapped size; a huge one would fail with ENOMEM instead of answering). */
+START_TEST(test_limits_are_checked_and_named)
+{
+	nvf_create_options co = NVF_CREATE_OPTIONS_INIT;
+	co.dim = DIM;
+	co.index = NVF_INDEX_HNSW;
+	nvf_db *db;
+	co.dim = NVF_MAX_DIM + 1;
+	ck_assert_int_eq(nvf_db_create(&db, path, &co), NVF_EINVAL);
+	co.dim = DIM;
+	co.hnsw_ef_search = NVF_MAX_EF + 1;
+	ck_assert_int_eq(nvf_db_create(&db, path, &co), NVF_EINVAL);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "100000"));
+	co.hnsw_ef_search = 0;
+	co.doc_max_bytes = NVF_DOC_MAX_LIMIT + 1;
+	ck_assert_int_eq(nvf_db_create(&db, path, &co), NVF_EINVAL);
+	co.doc_max_bytes = 0;
+	ck_nvf(nvf_db_create(&db, path, &co));
+	float v[2 * DIM] = {1, 2, 3};
+	for (int i = 0; i < 10; i++) {
+		v[i % DIM] += 1;
+		ck_nvf(nvf_insert(db, NULL, v, DIM, NULL));
+	}
+	nvf_result res[16];
+	size_t n;
+	ck_assert_int_eq(nvf_search(db, NULL, v, DIM, (size_t)NVF_MAX_K + 1, NULL, res, &n), NVF_EINVAL);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "NVF_MAX_K"));
+	ck_assert_int_eq(nvf_search(db, NULL, v, DIM, SIZE_MAX / 2, NULL, res, &n), NVF_EINVAL);
+	ck_assert_int_eq(nvf_search_batch(db, NULL, v, (size_t)NVF_MAX_BATCH + 1, DIM, 1, NULL, res), NVF_EINVAL);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "NVF_MAX_BATCH"));
+	ck_assert_int_eq(nvf_insert_batch(db, NULL, v, (size_t)NVF_MAX_BATCH + 1, DIM, NULL, NULL), NVF_EINVAL);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "NVF_MAX_BATCH"));
+	nvf_search_options so = NVF_SEARCH_OPTIONS_INIT;
+	so.ef_search = NVF_MAX_EF + 1;
+	ck_assert_int_eq(nvf_search(db, NULL, v, DIM, 1, &so, res, &n), NVF_EINVAL);
+	/* The largest k on 10 records: the 10, in a buffer of k slots. */
+	nvf_result *big = malloc((size_t)NVF_MAX_K * sizeof(*big));
+	ck_assert_ptr_nonnull(big);
+	so.ef_search = 0;
+	ck_nvf(nvf_search(db, NULL, v, DIM, NVF_MAX_K, &so, big, &n));
+	ck_assert_uint_eq(n, 10);
+	so.exact = 1;
+	ck_nvf(nvf_search(db, NULL, v, DIM, NVF_MAX_K, &so, big, &n));
+	ck_assert_uint_eq(n, 10);
+	free(big);
+	/* A filter nested deeper than the maximum is refused by name. */
+	char deep[400] = "";
+	for (int i = 0; i < 70; i++)
+		strcat(deep, "(");
+	strcat(deep, "id > 1");
+	for (int i = 0; i < 70; i++)
+		strcat(deep, ")");
+	nvf_filter *f;
+	ck_assert_int_eq(nvf_filter_compile(&f, deep), NVF_EINVAL);
+	ck_assert_ptr_nonnull(strstr(nvf_errmsg(), "levels deep"));
+	ck_nvf(nvf_db_close(db));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("contract");
@@ -530,6 +591,7 @@ int main(void)
 	tcase_add_test(tc, test_close_refuses_open_transactions_and_changes_nothing);
 	tcase_add_test(tc, test_one_write_transaction_per_handle_another_thread_waits);
 	tcase_add_test(tc, test_messages_name_what_the_caller_gave);
+	tcase_add_test(tc, test_limits_are_checked_and_named);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -269,6 +269,14 @@ NVF_API int nvf_txn_status(const nvf_txn *txn);
 
 /** Largest dimension. */
 #define NVF_MAX_DIM 65536u
+/** Largest k of a search. A search's memory is bounded by min(k, records) results
+ * (plus ef candidates for a graph walk, NVF_MAX_EF), whatever k the caller gives:
+ * see docs/RELIABILITY.md, Limits. */
+#define NVF_MAX_K (1u << 24)
+/** Largest ef_search and ef_construction. */
+#define NVF_MAX_EF 100000u
+/** Most queries in one nvf_search_batch() and vectors in one nvf_insert_batch(). */
+#define NVF_MAX_BATCH (1u << 24)
 
 /** @name HNSW traversal quantization
  * The graph may keep a 4-bit copy of each vector next to its links and walk on

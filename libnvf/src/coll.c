@@ -85,8 +85,8 @@ int nvf__coll_get(nvf_txn *txn, nvf_coll **out)
 	if (g->magic != NVF_CONFIG_MAGIC || g->version > NVF_CONFIG_VERSION || g->dim == 0 || g->dim > NVF_MAX_DIM ||
 	    g->metric >= NVF_METRIC_COUNT || g->index > NVF_INDEX_HNSW || g->stride != vector_stride(g->dim) ||
 	    (g->index == NVF_INDEX_HNSW &&
-	     (g->hnsw_m < 2 || g->hnsw_m > 256 || g->hnsw_ef_construction == 0 || g->hnsw_ef_construction > 100000 ||
-	      g->hnsw_ef_search == 0 || g->hnsw_ef_search > 100000 ||
+	     (g->hnsw_m < 2 || g->hnsw_m > 256 || g->hnsw_ef_construction == 0 || g->hnsw_ef_construction > NVF_MAX_EF ||
+	      g->hnsw_ef_search == 0 || g->hnsw_ef_search > NVF_MAX_EF ||
 	      g->hnsw_quant > NVF_QUANT_SQ4 || g->walk > NVF_WALK_FLOAT))) {
 		rc = nvf__err(g->version > NVF_CONFIG_VERSION ? NVF_EVERSION : NVF_ECORRUPT,
 			      "collection configuration invalid (version %u, dim %u, metric %u, M %u, ef %u/%u)", g->version,
@@ -212,9 +212,9 @@ int nvf_db_create(nvf_db **out, const char *path, const nvf_create_options *opts
 	uint32_t efs = opts->hnsw_ef_search ? opts->hnsw_ef_search : 64;
 	if (m < 2 || m > 256)
 		return nvf__err(NVF_EINVAL, "hnsw_m %u: must be 2 to 256 (0 = 16)", m);
-	if (efc > 100000)
+	if (efc > NVF_MAX_EF)
 		return nvf__err(NVF_EINVAL, "hnsw_ef_construction %u: must be 1 to 100000 (0 = 200)", efc);
-	if (efs > 100000)
+	if (efs > NVF_MAX_EF)
 		return nvf__err(NVF_EINVAL, "hnsw_ef_search %u: must be 1 to 100000 (0 = 64)", efs);
 	uint8_t quant = NVF_QUANT_NONE;
 	int rc = resolve_quant(opts->hnsw_quantize, opts->metric, &quant);
@@ -516,6 +516,9 @@ int nvf_insert_batch(nvf_db *db, nvf_txn *txn, const float *vecs, size_t n, size
 	bool own;
 	if (n == 0)
 		return nvf__err(NVF_EINVAL, "nvf_insert_batch: n is 0 (give at least one vector)");
+	if (n > NVF_MAX_BATCH)
+		return nvf__err(NVF_EINVAL, "nvf_insert_batch: n %zu: at most %u vectors a call (NVF_MAX_BATCH)", (size_t)n,
+				NVF_MAX_BATCH);
 	if (!vecs)
 		return nvf__err(NVF_EINVAL, "NULL vectors");
 	int rc = nvf__coll_enter(db, &txn, true, &own, &c);
@@ -776,9 +779,9 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	uint32_t efs = opts->hnsw_ef_search ? opts->hnsw_ef_search : 64;
 	if (m < 2 || m > 256)
 		return nvf__err(NVF_EINVAL, "hnsw_m %u: must be 2 to 256 (0 = 16)", m);
-	if (efc > 100000)
+	if (efc > NVF_MAX_EF)
 		return nvf__err(NVF_EINVAL, "hnsw_ef_construction %u: must be 1 to 100000 (0 = 200)", efc);
-	if (efs > 100000)
+	if (efs > NVF_MAX_EF)
 		return nvf__err(NVF_EINVAL, "hnsw_ef_search %u: must be 1 to 100000 (0 = 64)", efs);
 	nvf_txn *txn = NULL;
 	uint8_t quant = NVF_QUANT_NONE;

@@ -190,6 +190,9 @@ int nvf__flat_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, int th
 	int nt = nthreads(threads, nvf__array_rows(c->vec) * c->cfg.dim);
 	if ((uint64_t)nt > nchunks)
 		nt = nchunks ? (int)nchunks : 1;
+	uint64_t rows = nvf__array_rows(c->vec);
+	if (rows && k > rows)
+		k = (size_t)rows; /* no more to find: k must not size the heaps */
 	nvf_result *heaps = malloc((size_t)nt * k * sizeof(*heaps));
 	float *bufs = malloc((size_t)nt * rows_per * sizeof(float));
 	size_t *counts = calloc((size_t)nt, sizeof(*counts));

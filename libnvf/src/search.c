@@ -47,7 +47,7 @@ static int check_opts(const nvf_search_options *o)
 				o->version, NVF_SEARCH_OPTIONS_VERSION);
 	if (o && o->threads < 0)
 		return nvf__err(NVF_EINVAL, "threads %d: must be 0 (all cores) or more", o->threads);
-	if (o && o->ef_search > 100000)
+	if (o && o->ef_search > NVF_MAX_EF)
 		return nvf__err(NVF_EINVAL, "ef_search %u: at most 100000", o->ef_search);
 	if (o && (o->exact & ~1))
 		return nvf__err(NVF_EINVAL, "exact %d: must be 0 or 1", o->exact);
@@ -82,8 +82,18 @@ static int check_k(const nvf_coll *c, size_t k)
 {
 	if (k == 0)
 		return nvf__err(NVF_EINVAL, "k must be at least 1");
+	if (k > NVF_MAX_K)
+		return nvf__err(NVF_EINVAL, "k %zu: at most %u (NVF_MAX_K)", k, NVF_MAX_K);
 	(void)c; /* k past the count returns every record (the plan measures them all) */
 	return 0;
+}
+
+/* What a search ranks at most: k past the rows finds no more, and must not size
+ * the scratch (k up to NVF_MAX_K on a small collection). Output slots stay k. */
+static size_t rank_k(const nvf_coll *c, size_t k)
+{
+	uint64_t rows = nvf__array_rows(c->vec);
+	return rows && k > rows ? (size_t)rows : k;
 }
 
 /* Reads in the caller's transaction, or in one of our own. */
@@ -263,7 +273,7 @@ int nvf_search(nvf_db *db, nvf_txn *txn, const float *query, size_t dim, size_t 
 		size_t width = opts && opts->ef_search ? opts->ef_search : c->cfg.hnsw_ef_search;
 		enum plan_kind kind = choose(c, opts, &p, k, width < k ? k : width);
 		stats st = {0};
-		rc = one(txn, c, query, k, opts, opts ? opts->threads : 0, &p, kind, out, nout, &st);
+		rc = one(txn, c, query, rank_k(c, k), opts, opts ? opts->threads : 0, &p, kind, out, nout, &st);
 		explain_fill(explain_of(opts), &p, kind, &st, 1);
 		nvf__plan_free(&p);
 	}
@@ -280,6 +290,8 @@ int nvf_search_batch(nvf_db *db, nvf_txn *txn, const float *queries, size_t nq, 
 		rc = nvf__err(NVF_EINVAL, "NULL queries or result buffer");
 	if (rc == 0 && nq == 0)
 		rc = nvf__err(NVF_EINVAL, "batch of 0 queries");
+	if (rc == 0 && nq > NVF_MAX_BATCH)
+		rc = nvf__err(NVF_EINVAL, "batch of %zu queries: at most %u (NVF_MAX_BATCH)", nq, NVF_MAX_BATCH);
 	if (rc != 0 || (rc = begin(db, &txn, &own, &c)) != 0)
 		return rc;
 	for (size_t i = 0; i < nq && rc == 0; i++) {
@@ -308,7 +320,8 @@ int nvf_search_batch(nvf_db *db, nvf_txn *txn, const float *queries, size_t nq, 
 				stats mine = {0};
 #pragma omp for schedule(dynamic, 4)
 				for (size_t i = 0; i < nq; i++) {
-					int r = one(txn, c, queries + i * dim, k, opts, 1, &p, kind, out + i * k, &nouts[i], &mine);
+					int r = one(txn, c, queries + i * dim, rank_k(c, k), opts, 1, &p, kind, out + i * k,
+						    &nouts[i], &mine);
 					if (r != 0) {
 #pragma omp atomic write
 						rc = r;
