@@ -945,3 +945,36 @@ def test_progress_only_on_a_terminal(t, tmp_path):
     assert rc == 3, (out, term)
     last = term.split("\r\033[K")[-1]
     assert last.startswith("nvf-tool: import: ") and "record 11000" in last and last.count("\n") == 1, repr(term[-200:])
+
+
+# ---- a compaction between a command's open and its first transaction ----
+
+def test_a_command_reopens_a_file_compacted_under_it(t, tmp_path):
+    """NVF_ESTALE at a command's first transaction (another process compacted the
+    file after the command opened it) is not an error: the command runs again on
+    the new file. Only when it keeps happening does it fail, with one line."""
+    shim = os.environ.get("NVF_STALE_SHIM_LIB")
+    if not shim:
+        pytest.skip("NVF_STALE_SHIM_LIB is not set (run through meson test)")
+    data, queries = make_data("float", 300, 8), make_data("float", 5, 8, seed=2)
+    db, vf, qf = tmp_path / "s.nvf", tmp_path / "v.fvecs", tmp_path / "q.fvecs"
+    write_fvecs(vf, data)
+    write_fvecs(qf, queries)
+    t.run("create", db, "--dim", 8)
+
+    def run(fails, *args):
+        env = dict(os.environ, LD_PRELOAD=shim, NVF_STALE_SHIM=str(fails))
+        return subprocess.run([t.path, *map(str, args)], capture_output=True, text=True, env=env, timeout=60)
+
+    p = run(1, "import", db, vf)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert t.info(db)["count"] == 300  # imported once, not twice
+    p = run(4, "search", db, "--query-file", qf, "-k", 3, "--json")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert [json.loads(x) for x in p.stdout.splitlines()] == t.search(db, qf, 3)
+    # Stale on every try: one line naming the cause, nothing imported.
+    p = run(1000, "import", db, vf)
+    assert p.returncode == 3, p  # a database error, as the other failures to open
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and "compacted" in lines[0], lines
+    assert t.info(db)["count"] == 300

@@ -68,8 +68,18 @@ const char *why(int rc)
 
 /* An error of the library about a database file: "PATH: message", without
  * repeating the path where the library's message already names it. */
+/* Set when a command failed because a compaction replaced the file after the
+ * command opened it (NVF_ESTALE, raised before anything is read or written): main
+ * runs the command again on the new file instead of failing. */
+static bool stale, stale_final;
+enum { STALE_TRIES = 5 };
+
 int db_error(const char *path, int rc)
 {
+	if (rc == NVF_ESTALE && !stale_final) {
+		stale = true;
+		return EXIT_ERROR;
+	}
 	const char *m = why(rc);
 	if (strstr(m, path))
 		return error("%s", m);
@@ -590,7 +600,19 @@ int main(int argc, char **argv)
 	current = find_command(a);
 	if (!current)
 		usage_error("unknown command '%s'", a);
-	/* The command sees itself as argv[0], as getopt_long expects. */
-	return finish(current->run(current, argc - 1, argv + 1));
+	/* The command sees itself as argv[0], as getopt_long expects. Every command
+	 * writes in one transaction (or none), and NVF_ESTALE comes at a transaction's
+	 * beginning, before it reads or writes: running it again is safe. The last try
+	 * reports the error. */
+	int status = EXIT_ERROR;
+	for (int attempt = 1; attempt <= STALE_TRIES; attempt++) {
+		stale = false;
+		stale_final = attempt == STALE_TRIES;
+		optind = 0; /* glibc: parse the (permuted) arguments afresh */
+		status = current->run(current, argc - 1, argv + 1);
+		if (!stale)
+			break;
+	}
+	return finish(status);
 }
 
