@@ -802,7 +802,8 @@ NVF_API int nvf_snapshot_create(nvf_db *db, nvf_txn *txn, const char *name, cons
  * @return 0 or NVF_ENOTFOUND. */
 NVF_API int nvf_snapshot_delete(nvf_db *db, nvf_txn *txn, const char *name);
 
-/** The snapshots, oldest first, in *out (one allocation: free with nvf_free()). */
+/** The snapshots, oldest first, in *out (one allocation: free with nvf_free()). A
+ * snapshot another handle deletes while the list is made is left out. */
 NVF_API int nvf_snapshot_list(nvf_db *db, nvf_txn *txn, nvf_snapshot_info **out, size_t *n);
 
 /** A read transaction on a snapshot: every read and search call works on it as on

@@ -431,8 +431,18 @@ int nvf_snapshot_list(nvf_db *db, nvf_txn *txn, nvf_snapshot_info **out, size_t 
 		if (rc == 0 && (rc = nvf_txn_begin_snapshot(&st, db, info[j].name)) == 0) {
 			rc = nvf_count(db, st, &info[j].count);
 			nvf_txn_abort(st);
+		} else if (rc == NVF_ENOTFOUND) {
+			/* Deleted by another handle since the state we list: its pages may be
+			 * reused already, so it cannot be read; it is gone, leave it out. */
+			info[j].name = NULL;
+			rc = 0;
 		}
 	}
+	size_t kept = 0;
+	for (size_t j = 0; rc == 0 && j < cnt; j++)
+		if (info[j].name)
+			info[kept++] = info[j];
+	cnt = rc == 0 ? kept : cnt;
 	free(pins);
 	rc = own ? (nvf_txn_abort(txn), rc) : rc;
 	if (rc != 0) {
