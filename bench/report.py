@@ -404,7 +404,7 @@ def plot(rows, path, ds=None):
     ax.set_yscale("log")
     ax.set_xlabel("Recall@10 (tie-aware)")
     ax.set_ylabel("Queries per second (1/s), one thread")
-    metric = "angular" if ds.startswith("lowrank") else "euclidean"
+    metric = "cosine" if ds.startswith("lowrank") else "euclidean"
     ax.set_title("%s-%s, k = 10, M 16, ef_construction 200" % (ds, metric))
     ax.grid(True, which="both", linestyle=":", linewidth=0.6)
     ax.legend(loc="lower left")
@@ -444,7 +444,8 @@ def main():
     rows = [r for r in rows if r["metric"] != "first_query_ids"]
     hnsw = [r for r in rows if r["suite"] == "hnsw"]
     if hnsw:
-        rows = [r for r in rows if r["suite"] != "hnsw"] + hnsw_sort(hnsw + hnsw_rows(hnsw))
+        hnsw = hnsw_sort(hnsw + hnsw_rows(hnsw))
+        rows = [r for r in rows if r["suite"] != "hnsw"] + hnsw
     filt = [r for r in rows if r["suite"] == "filter"]
     if filt:
         filt = filter_sort(filt + filter_rows(filt))
