@@ -19,12 +19,28 @@ import sys
 
 import numpy as np
 
+import hnsw_data
 from hnsw_data import dist64, load
 
 K = 10
 
 
-def recall(metric, xb, xq, kth, res):
+def ground_truth(xb, xq, out):
+    """(dist, ids): the K nearest squared L2 distances (ascending, float64) of each query
+    and their ids, cached in out/hnsw-data/ (bench/python_bench.py's ground truth)."""
+    d = os.path.join(out, "hnsw-data")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "l2-%dx%d-%dx%d-gt.npz" % (len(xb), xb.shape[1], len(xq), hnsw_data.VERSION))
+    ids, dist = hnsw_data.ground_truth("l2", xb, xq, path)
+    return dist[:, :K], ids[:, :K]
+
+
+def recall(xb, bn, xq, qn, kth, res):
+    """recall_of() under L2 (bn, qn: unused, kept for bench/python_bench.py)."""
+    return recall_of("l2", xb, xq, kth, res)
+
+
+def recall_of(metric, xb, xq, kth, res):
     """Tie-aware recall@K of result ids res (nq x K)."""
     hits = 0
     for s in range(0, len(xq), 200):
@@ -70,7 +86,7 @@ def main():
             path = os.path.join(out, "hnsw-ids-%s-ef%d.i64" % (system, ef))
             if not os.path.exists(path):
                 continue  # a driver that failed, or an ef it does not run
-            r = recall(metric, xb, xq, kth, ids_of(path))
+            r = recall_of(metric, xb, xq, kth, ids_of(path))
             note = ("tie-aware recall@10 over %d queries, ef %d, against the exact float64 ground truth"
                     % (len(xq), ef))
             emit(system, "recall_ef%d" % ef, r, note)
@@ -82,7 +98,7 @@ def main():
             gpath = os.path.join(out, "hnsw-ids-%s-graph-ef%d.i64" % (system, K))
             how = "the same search"
             if os.path.exists(gpath):
-                r = recall(metric, xb, xq, kth, ids_of(gpath))
+                r = recall_of(metric, xb, xq, kth, ids_of(gpath))
                 how = "full_precision: the graph walked on float32, not its 4-bit copies"
             emit(system, "built_index_recall_ef10", r, "the built graph searched with ef = k = 10, the narrowest "
                  "beam, on float32 distances (%s): its quality (%s)" % (how, note))
