@@ -1,8 +1,10 @@
-/* bench hnsw (NusterDB's side; hnswlib's is bench/hnswlib_bench.cpp and FAISS's
- * bench/faiss_hnsw.py, in the same run; bench/hnsw_recall.py scores all three):
- *  - build: nvf_db_create + nvf_insert_batch of the 60,000 Fashion-MNIST training
- *    images (and of the first 10,000) into an HNSW collection, M 16, ef_construction
- *    200, with --threads threads, one durable transaction, seconds;
+/* bench hnsw (NusterDB's side; hnswlib's is bench/hnswlib_bench.cpp, USearch's
+ * bench/usearch_hnsw.cpp and FAISS's bench/faiss_hnsw.py, in the same run;
+ * bench/hnsw_recall.py scores them all) on one data set (--base, --queries; default
+ * Fashion-MNIST; --dataset names it in the results, --metric is the collection's):
+ *  - build: nvf_db_create + nvf_insert_batch of the base vectors (and of the first
+ *    10,000) into an HNSW collection, M 16, ef_construction 200, the default
+ *    quantization (auto), with --threads threads, one durable transaction, seconds;
  *  - single-thread queries/s over a list of ef_search values: the queries one at a
  *    time (nvf_search, 1 thread, k 10), best of --passes passes, their result ids
  *    written to DIR/hnsw-ids-nusterdb-efEF.i64 (int64, queries x 10) for the recall
@@ -10,7 +12,8 @@
  *    written to DIR/hnsw-ids-nusterdb-graph-ef10.i64: the graph's own quality;
  *  - open + first query: nvf_db_open + one nvf_search in a fresh process (this
  *    program again, --open-child), median of --open-reps, for both databases;
- *  - the size of the files.
+ *  - the size of the files, and the default ef_search (default_ef) with the walk
+ *    that quantize auto chose (walk_float: 1 float32, 0 the 4-bit codes).
  * Prints one JSON object per result (bench/report.py makes the table). */
 #include "benchutil.h"
 #include "nvf.h"
@@ -33,6 +36,8 @@
 static const char *base_path = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
 static const char *query_path = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
 static const char *dir = ".";
+static const char *ds = "fashion-mnist-784";
+static int dist_metric = NVF_METRIC_EUCLIDEAN;
 static int threads = 2, passes = 2, nq_want = 0, open_reps = 20, open_ef = 40, small_n = 10000;
 /* --open-verify: the --open-child opens with NVF_OPEN_VERIFY (bench_open's price of it). */
 static unsigned open_flags = 0;
@@ -79,6 +84,7 @@ static double build(const char *path, const float *base, size_t n, size_t dim)
 		ids[i] = i;
 	nvf_create_options co = NVF_CREATE_OPTIONS_INIT;
 	co.dim = (uint32_t)dim;
+	co.metric = dist_metric;
 	co.index = NVF_INDEX_HNSW;
 	co.hnsw_m = 16;
 	co.hnsw_ef_construction = 200;
@@ -202,11 +208,12 @@ int main(int argc, char **argv)
 		{"open-reps", required_argument, NULL, 'r'}, {"open-ef", required_argument, NULL, 'E'},
 		{"open-child", required_argument, NULL, 'C'}, {"query-index", required_argument, NULL, 'I'},
 		{"open-verify", no_argument, NULL, 'V'},     {"help", no_argument, NULL, 'h'},
+		{"dataset", required_argument, NULL, 'D'},   {"metric", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *child = NULL;
 	int qi = 0, c;
-	while ((c = getopt_long(argc, argv, "b:q:d:t:n:e:p:r:E:C:I:Vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:q:d:t:n:e:p:r:E:C:I:VhD:M:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			base_path = optarg;
@@ -244,9 +251,19 @@ int main(int argc, char **argv)
 		case 'V':
 			open_flags = NVF_OPEN_VERIFY;
 			break;
+		case 'D':
+			ds = optarg;
+			break;
+		case 'M':
+			if ((dist_metric = nvf_metric_parse(optarg)) < 0) {
+				fprintf(stderr, "bench_hnsw: unknown metric %s\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			printf("usage: bench_hnsw [--base FILE] [--queries FILE] [--dir DIR] [--threads N] [--nq N]\n"
-			       "                  [--efs 10,20,...] [--passes N] [--open-reps N] [--open-ef EF]\n");
+			       "                  [--efs 10,20,...] [--passes N] [--open-reps N] [--open-ef EF]\n"
+			       "                  [--dataset LABEL] [--metric euclidean|cosine|...]\n");
 			return 0;
 		default:
 			return 2;
@@ -281,7 +298,6 @@ int main(int argc, char **argv)
 		nq = (size_t)nq_want;
 	if ((size_t)small_n > n)
 		small_n = (int)n;
-	const char *ds = "fashion-mnist-784";
 	char path[4096], path_small[4096], note[512];
 	snprintf(path, sizeof(path), "%s/hnsw-nusterdb-%zu.nvf", dir, n);
 	snprintf(path_small, sizeof(path_small), "%s/hnsw-nusterdb-%d.nvf", dir, small_n);
@@ -289,9 +305,9 @@ int main(int argc, char **argv)
 	/* Builds. */
 	double tb = build(path, base, n, dim);
 	snprintf(note, sizeof(note),
-		 "%zu vectors, M 16, ef_construction 200, %d threads; nvf_db_create + nvf_insert_batch + close: "
-		 "one transaction, durable (fsync) on return",
-		 n, threads);
+		 "%zu vectors, %s, M 16, ef_construction 200, quantize auto, %d threads; nvf_db_create + "
+		 "nvf_insert_batch + close: one transaction, durable (fsync) on return",
+		 n, nvf_metric_name(dist_metric), threads);
 	bench_emit("hnsw", "nusterdb", ds, "build_seconds", tb, "s", note);
 	double tbs = build(path_small, base, (size_t)small_n, dim);
 	snprintf(note, sizeof(note), "the first %d vectors, as build_seconds", small_n);
@@ -304,6 +320,19 @@ int main(int argc, char **argv)
 	int rc = nvf_db_open(&db, path, &oo);
 	if (rc != 0)
 		die("open", rc);
+	/* The default beam and the walk quantize auto chose for this data. */
+	nvf_info in;
+	nvf_calibration cal = NVF_CALIBRATION_INIT;
+	if ((rc = nvf_db_info(db, NULL, &in)) != 0 || (rc = nvf_hnsw_calibration(db, NULL, &cal)) != 0)
+		die("info", rc);
+	snprintf(note, sizeof(note), "nvf_search's ef_search when none is given (its recall there: recall_ef%u)",
+		 in.hnsw_ef_search);
+	bench_emit("hnsw", "nusterdb", ds, "default_ef", (double)in.hnsw_ef_search, "ef", note);
+	snprintf(note, sizeof(note),
+		 "the walk searches take by default: 1 float32, 0 the 4-bit codes (quantize auto: at %llu nodes, "
+		 "recall@10 at the default ef %.3f on the codes, %.3f on float32)",
+		 (unsigned long long)cal.nodes, cal.recall_codes, cal.recall_float);
+	bench_emit("hnsw", "nusterdb", ds, "walk_float", cal.walk == NVF_WALK_FLOAT ? 1.0 : 0.0, "bool", note);
 	nvf_search_options so = NVF_SEARCH_OPTIONS_INIT;
 	so.threads = 1;
 	nvf_result res[K];

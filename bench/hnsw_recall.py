@@ -3,98 +3,93 @@ each driver wrote (DIR/hnsw-ids-SYSTEM-efEF.i64: int64, queries x 10, -1 for non
 
 Tie-aware recall@10: a returned id counts if its true distance to the query is at
 most the true 10th-nearest distance (so that any of several vectors tied at the 10th
-distance counts), each id once. True distances are squared L2 in float64 on the raw
-pixels: the data are integers 0..255, so every product and sum is exact. The exact
-ground truth (10 nearest distances and ids of every query) is cached in
-DIR/hnsw-gt-*.npy, keyed by the number of base vectors and queries.
+distance counts), each id once. True distances in float64, computed as the ground
+truth's are (bench/hnsw_data.py: squared L2 as (q - x)^2 summed, or 1 - cos): on
+Fashion-MNIST's integer pixels every product and sum is exact. The exact ground truth
+(GT, made and cached by bench/hnsw_data.py: the 100 nearest of each query) gives the
+10th distance.
 
-usage: hnsw_recall.py BASE QUERIES DIR NQ EFS(10,20,..) SYSTEMS(a,b,..)
+usage: hnsw_recall.py BASE QUERIES DIR NQ EFS(10,20,..) SYSTEMS(a,b,..) DATASET l2|cosine GT
 Prints one JSON object per (system, ef): metric recall_efEF, plus
 built_index_recall_ef10: the narrowest beam, ef = k, walked on float32 distances
 (hnsw-ids-SYSTEM-graph-ef10.i64 if the driver wrote one, else its ef10 search)."""
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
-from benchdata import idx_u8
+import hnsw_data
+from hnsw_data import dist64, load
 
 K = 10
 
 
 def ground_truth(xb, xq, out):
-    """(dist, ids): the K nearest squared distances (ascending) and their ids."""
-    stem = os.path.join(out, "hnsw-gt-fashion-mnist-784-%dx%d" % (len(xb), len(xq)))
-    try:
-        d, i = np.load(stem + "-dist.npy"), np.load(stem + "-ids.npy")
-        if d.shape == (len(xq), K) and i.shape == (len(xq), K):
-            return d, i
-    except (OSError, ValueError):
-        pass
-    t0 = time.perf_counter()
-    b = xb.astype(np.float64)
-    bn = (b * b).sum(axis=1)
-    dist = np.empty((len(xq), K))
-    ids = np.empty((len(xq), K), dtype=np.int64)
-    for s in range(0, len(xq), 500):
-        q = xq[s:s + 500].astype(np.float64)
-        d = (q * q).sum(axis=1)[:, None] + bn[None, :] - 2.0 * (q @ b.T)
-        part = np.argpartition(d, K - 1, axis=1)[:, :K]
-        pd = np.take_along_axis(d, part, axis=1)
-        order = np.lexsort((part, pd), axis=1)
-        ids[s:s + 500] = np.take_along_axis(part, order, axis=1)
-        dist[s:s + 500] = np.take_along_axis(pd, order, axis=1)
-    np.save(stem + "-dist.npy", dist)
-    np.save(stem + "-ids.npy", ids)
-    print("hnsw_recall: ground truth of %d queries in %.1f s, cached in %s-*.npy"
-          % (len(xq), time.perf_counter() - t0, stem), file=sys.stderr)
-    return dist, ids
+    """(dist, ids): the K nearest squared L2 distances (ascending, float64) of each query
+    and their ids, cached in out/hnsw-data/ (bench/python_bench.py's ground truth)."""
+    d = os.path.join(out, "hnsw-data")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "l2-%dx%d-%dx%d-gt.npz" % (len(xb), xb.shape[1], len(xq), hnsw_data.VERSION))
+    ids, dist = hnsw_data.ground_truth("l2", xb, xq, path)
+    return dist[:, :K], ids[:, :K]
 
 
 def recall(xb, bn, xq, qn, kth, res):
+    """recall_of() under L2 (bn, qn: unused, kept for bench/python_bench.py)."""
+    return recall_of("l2", xb, xq, kth, res)
+
+
+def recall_of(metric, xb, xq, kth, res):
     """Tie-aware recall@K of result ids res (nq x K)."""
     hits = 0
-    for s in range(0, len(xq), 1000):
-        r = res[s:s + 1000]
+    for s in range(0, len(xq), 200):
+        r = res[s:s + 200]
         valid = (r >= 0) & (r < len(xb))
         # each id once: a repeat of the id just before it (in sorted order) is no hit
         srt = np.sort(np.where(valid, r, -1), axis=1)
         first = np.ones_like(srt, dtype=bool)
         first[:, 1:] = srt[:, 1:] != srt[:, :-1]
         rr = np.where(srt >= 0, srt, 0)
-        v = xb[rr].astype(np.float64)                      # (q, K, dim)
-        q = xq[s:s + 1000].astype(np.float64)
-        d = bn[rr] + qn[s:s + 1000, None] - 2.0 * np.einsum("qkd,qd->qk", v, q)
-        hits += int(((srt >= 0) & first & (d <= kth[s:s + 1000, None])).sum())
+        d = dist64(metric, xq[s:s + 200], xb[rr.ravel()].reshape(len(r), K, -1))
+        hits += int(((srt >= 0) & first & (d <= kth[s:s + 200, None])).sum())
     return hits / (len(xq) * K)
 
 
 def main():
+    if len(sys.argv) != 10:
+        sys.exit(__doc__.split("\n\n")[-1])
     base_path, query_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
     nq, efs, systems = int(sys.argv[4]), [int(e) for e in sys.argv[5].split(",")], sys.argv[6].split(",")
-    xb, xq = idx_u8(base_path), idx_u8(query_path)
+    dataset, metric, gt = sys.argv[7], sys.argv[8], sys.argv[9]
+    xb, xq = load(base_path), load(query_path)
     if 0 < nq < len(xq):
         xq = xq[:nq]
-    gt_d, _ = ground_truth(xb, xq, out)
-    kth = gt_d[:, K - 1]
-    bf = xb.astype(np.float64)
-    bn = (bf * bf).sum(axis=1)
-    qf = xq.astype(np.float64)
-    qn = (qf * qf).sum(axis=1)
+    with np.load(gt) as z:
+        gt_d = z["dist"]
+    if len(gt_d) != len(xq):
+        sys.exit("hnsw_recall: %s holds the ground truth of %d queries, not %d" % (gt, len(gt_d), len(xq)))
+    kth = gt_d[:, min(K, gt_d.shape[1]) - 1]
+
+    def emit(system, metric_name, value, note):
+        print(json.dumps({"suite": "hnsw", "system": system, "dataset": dataset, "metric": metric_name,
+                          "value": value, "unit": "recall", "note": note}), flush=True)
+
+    def ids_of(path):
+        res = np.fromfile(path, dtype="<i8")
+        if res.size != len(xq) * K:
+            sys.exit("hnsw_recall: %s holds %d ids, expected %d" % (path, res.size, len(xq) * K))
+        return res.reshape(len(xq), K)
+
     for system in systems:
         for ef in efs:
             path = os.path.join(out, "hnsw-ids-%s-ef%d.i64" % (system, ef))
-            res = np.fromfile(path, dtype="<i8")
-            if res.size != len(xq) * K:
-                sys.exit("hnsw_recall: %s holds %d ids, expected %d" % (path, res.size, len(xq) * K))
-            r = recall(xb, bn, xq, qn, kth, res.reshape(len(xq), K))
+            if not os.path.exists(path):
+                continue  # a driver that failed, or an ef it does not run
+            r = recall_of(metric, xb, xq, kth, ids_of(path))
             note = ("tie-aware recall@10 over %d queries, ef %d, against the exact float64 ground truth"
                     % (len(xq), ef))
-            print(json.dumps({"suite": "hnsw", "system": system, "dataset": "fashion-mnist-784",
-                              "metric": "recall_ef%d" % ef, "value": r, "unit": "recall", "note": note}),
-                  flush=True)
+            emit(system, "recall_ef%d" % ef, r, note)
             if ef != K:
                 continue
             # The graph's quality: the narrowest beam, walked on float32 by every
@@ -103,15 +98,10 @@ def main():
             gpath = os.path.join(out, "hnsw-ids-%s-graph-ef%d.i64" % (system, K))
             how = "the same search"
             if os.path.exists(gpath):
-                res = np.fromfile(gpath, dtype="<i8")
-                if res.size != len(xq) * K:
-                    sys.exit("hnsw_recall: %s holds %d ids, expected %d" % (gpath, res.size, len(xq) * K))
-                r = recall(xb, bn, xq, qn, kth, res.reshape(len(xq), K))
+                r = recall_of(metric, xb, xq, kth, ids_of(gpath))
                 how = "full_precision: the graph walked on float32, not its 4-bit copies"
-            print(json.dumps({"suite": "hnsw", "system": system, "dataset": "fashion-mnist-784",
-                              "metric": "built_index_recall_ef10", "value": r, "unit": "recall",
-                              "note": "the built graph searched with ef = k = 10, the narrowest beam, on float32 "
-                              "distances (%s): its quality (%s)" % (how, note)}), flush=True)
+            emit(system, "built_index_recall_ef10", r, "the built graph searched with ef = k = 10, the narrowest "
+                 "beam, on float32 distances (%s): its quality (%s)" % (how, note))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 // Debian's libhnswlib-dev headers. bench/hnsw.bench compiles it (not meson) with
 // g++ -O3 -march=native -fopenmp, so that hnswlib's distance kernels are built for
 // this CPU as NusterDB's are. The same measurements as bench_hnsw:
-//  - build: HierarchicalNSW(L2Space, n, M 16, ef_construction 200, seed), addPoint in
+// The data set is named by DATASET in the results; METRIC l2 (L2Space) or cosine
+// (InnerProductSpace on vectors normalized here, as hnswlib's Python 'cosine' space does).
+//  - build: HierarchicalNSW(space, n, M 16, ef_construction 200, seed), addPoint in
 //    parallel with --threads OpenMP threads (dynamic schedule, the first point alone,
 //    as hnswlib's Python bindings do), for the 60,000 vectors and the first 10,000;
 //    then saveIndex, timed apart;
@@ -37,6 +39,7 @@ extern "C" {
 
 static const int K = 10;
 static const char *DS = "fashion-mnist-784";
+static bool cosine = false; // METRIC cosine: InnerProductSpace on normalized vectors
 
 static double now()
 {
@@ -51,6 +54,21 @@ static void emit(const char *metric, double value, const char *unit, const std::
 	       "\"value\": %.12g, \"unit\": \"%s\", \"note\": \"%s\"}\n",
 	       DS, metric, value, unit, note.c_str());
 	fflush(stdout);
+}
+
+static std::vector<float> load(const char *path, size_t limit, size_t *n, size_t *dim);
+
+// For cosine: scale every row to unit length (a zero row stays zero).
+static void normalize(std::vector<float> &v, size_t dim)
+{
+	for (size_t i = 0; i + dim <= v.size(); i += dim) {
+		double s = 0;
+		for (size_t j = 0; j < dim; j++)
+			s += (double)v[i + j] * v[i + j];
+		if (s > 0)
+			for (size_t j = 0; j < dim; j++)
+				v[i + j] = (float)(v[i + j] / sqrt(s));
+	}
 }
 
 static std::vector<float> load(const char *path, size_t limit, size_t *n, size_t *dim)
@@ -88,7 +106,7 @@ static std::string fmt(const char *f, ...)
 }
 
 // Build an index of base[0, n) with labels 0..n-1; the seconds addPoint took.
-static double build(hnswlib::L2Space &space, hnswlib::HierarchicalNSW<float> **out, const float *base, size_t n,
+static double build(hnswlib::SpaceInterface<float> &space, hnswlib::HierarchicalNSW<float> **out, const float *base, size_t n,
 		    size_t dim, int threads)
 {
 	double t0 = now();
@@ -109,9 +127,13 @@ static int open_child(const char *qpath, const char *path, int qi, int ef)
 	std::vector<float> q = load(qpath, (size_t)qi + 1, &n, &dim);
 	if (n != (size_t)qi + 1)
 		return 1;
-	hnswlib::L2Space space(dim);
+	if (cosine)
+		normalize(q, dim);
+	hnswlib::L2Space l2(dim);
+	hnswlib::InnerProductSpace ip(dim);
+	hnswlib::SpaceInterface<float> *space = cosine ? (hnswlib::SpaceInterface<float> *)&ip : &l2;
 	double t0 = now();
-	auto *index = new hnswlib::HierarchicalNSW<float>(&space, path);
+	auto *index = new hnswlib::HierarchicalNSW<float>(space, path);
 	double t1 = now();
 	index->setEf(ef);
 	auto res = index->searchKnn(q.data() + (size_t)qi * dim, K);
@@ -128,7 +150,7 @@ static double spawn_open(const char *self, const char *qpath, const std::string 
 {
 	std::string qs = std::to_string(qi), es = std::to_string(ef);
 	char *const argv[] = {(char *)self, (char *)"--open-child", (char *)qpath, (char *)path.c_str(),
-			      (char *)qs.c_str(), (char *)es.c_str(), NULL};
+			      (char *)qs.c_str(), (char *)es.c_str(), (char *)(cosine ? "cosine" : "l2"), NULL};
 	double r[2];
 	if (bench_child(argv, r) != 0) {
 		fprintf(stderr, "hnswlib_bench: the open + first query child failed\n");
@@ -179,13 +201,24 @@ static int build_save(const char *bpath, size_t want, const char *out, int threa
 
 int main(int argc, char **argv)
 {
-	if (argc == 6 && strcmp(argv[1], "--open-child") == 0)
+	if (argc == 7 && strcmp(argv[1], "--open-child") == 0) {
+		cosine = strcmp(argv[6], "cosine") == 0;
 		return open_child(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+	}
 	if (argc == 6 && strcmp(argv[1], "--build-save") == 0)
 		return build_save(argv[2], (size_t)atoll(argv[3]), argv[4], atoi(argv[5]));
-	if (argc != 10) {
-		fprintf(stderr, "usage: hnswlib_bench BASE QUERIES DIR THREADS NQ EFS(10,20,..) PASSES OPEN_REPS OPEN_EF\n");
+	if (argc != 10 && argc != 12) {
+		fprintf(stderr, "usage: hnswlib_bench BASE QUERIES DIR THREADS NQ EFS(10,20,..) PASSES OPEN_REPS OPEN_EF "
+				"[DATASET l2|cosine]\n");
 		return 2;
+	}
+	if (argc == 12) {
+		DS = argv[10];
+		if (strcmp(argv[11], "cosine") != 0 && strcmp(argv[11], "l2") != 0) {
+			fprintf(stderr, "hnswlib_bench: METRIC is l2 or cosine\n");
+			return 2;
+		}
+		cosine = strcmp(argv[11], "cosine") == 0;
 	}
 	const char *bpath = argv[1], *qpath = argv[2];
 	std::string dir = argv[3];
@@ -217,8 +250,14 @@ int main(int argc, char **argv)
 		return 1;
 	if (nq_want > 0 && (size_t)nq_want < nq)
 		nq = (size_t)nq_want;
+	if (cosine) {
+		normalize(base, dim);
+		normalize(queries, dim);
+	}
 	size_t small_n = std::min<size_t>(10000, n);
-	hnswlib::L2Space space(dim);
+	hnswlib::L2Space l2(dim);
+	hnswlib::InnerProductSpace ip(dim);
+	hnswlib::SpaceInterface<float> &space = cosine ? (hnswlib::SpaceInterface<float> &)ip : l2;
 	std::string path = dir + "/hnsw-hnswlib-" + std::to_string(n) + ".bin";
 	std::string path_small = dir + "/hnsw-hnswlib-" + std::to_string(small_n) + ".bin";
 	const char *simd = "SIMD of -march=native (AVX-512 here if the CPU has it)";
@@ -228,10 +267,10 @@ int main(int argc, char **argv)
 	double tb = build(space, &index, base.data(), n, dim, threads);
 	emit("build_seconds", tb,
 	     "s",
-	     fmt("%zu vectors, M 16, ef_construction 200, %d threads; addPoint in an OpenMP parallel for "
+	     fmt("%zu vectors, %s, M 16, ef_construction 200, %d threads; addPoint in an OpenMP parallel for "
 		 "(dynamic), in memory (saveIndex timed apart); hnswlib 0.6.2 (Debian libhnswlib-dev) compiled by "
 		 "g++ -O3 -march=native -fopenmp",
-		 n, threads));
+		 n, cosine ? "cosine (InnerProductSpace on normalized vectors)" : "L2Space", threads));
 	double t0 = now();
 	index->saveIndex(path);
 	double ts = now() - t0;

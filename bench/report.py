@@ -1,12 +1,14 @@
 """Collect the JSON result lines of one bench run (stdin), add the side-by-side
 ratios, and print them as JSON lines (--json) or as a table.
 
-bench hnsw: the rows qps_efEF and recall_efEF of each system make its recall/QPS
-curve; the report adds each system's QPS interpolated at fixed recall levels, the
-ratios of NusterDB's to the peers', and the build-time, open + first query and
+bench hnsw: per data set, the rows qps_efEF and recall_efEF of each system make its
+recall/QPS curve; the report adds each system's QPS interpolated at fixed recall
+levels, the ratios of NusterDB's to each peer's and to the best peer's there, NusterDB's
+recall at its default ef (goal >= 0.95), and the build-time, open + first query and
 file-size ratios; --plot PATH draws the curves (matplotlib, Agg) in the style of
-ann-benchmarks. A value that cannot be computed (a system that never reaches a recall
-level) is null in JSON and n/a in the table, and its note says why.
+ann-benchmarks, --plot DATASET=PATH those of one data set (repeatable). A value that
+cannot be computed (a system that never reaches a recall level) is null in JSON and
+n/a in the table, and its note says why.
 
 bench meta: the table is systems x metrics (file_bytes, bytes_per_doc, get_per_s,
 scan_docs_per_s, scan_matches); the report adds nusterdb-zstd-dict's ratios to the
@@ -28,10 +30,11 @@ RATIOS = {
                                       "FAISS time / NusterDB time, target >= 1.0"),
 }
 
-HNSW_SYSTEMS = ["nusterdb", "hnswlib", "faiss"]
+HNSW_SYSTEMS = ["nusterdb", "hnswlib", "usearch", "faiss"]
+HNSW_BEST_LEVELS = [0.95, 0.99]  # the goals' levels: NusterDB's QPS / the best peer's
 HNSW_LEVELS = [0.95, 0.96, 0.97, 0.98, 0.99]
 HNSW_EXTRA_LEVEL = 0.995  # reported if some system reaches it
-HNSW_ORDER = ["other_processes_cpu_share", "build_seconds", "build_seconds_10k", "save_seconds", "built_index_recall_ef10", "recall_ef",
+HNSW_ORDER = ["other_processes_cpu_share", "default_ef", "walk_float", "recall_at_default_ef", "build_seconds", "build_seconds_10k", "save_seconds", "built_index_recall_ef10", "recall_ef",
               "qps_ef", "open_first_query_ms_10k", "open_first_query_ms", "file_bytes", "file_bytes_10k",
               "graph_bytes", "raw_vector_bytes", "qps_at_recall", "qps_ratio", "build_time_ratio",
               "open_first_query_ratio", "file_size_ratio"]
@@ -39,7 +42,7 @@ CURVE_POS = (HNSW_ORDER.index("recall_ef"), HNSW_ORDER.index("qps_ef"))  # sorte
 
 
 def curves(rows):
-    """{system: [(ef, recall, qps)] sorted by ef} from the hnsw rows."""
+    """{system: [(ef, recall, qps)] sorted by ef} from the hnsw rows (of one data set)."""
     pts = {}
     for r in rows:
         m = re.fullmatch(r"(qps|recall)_ef(\d+)", r["metric"])
@@ -65,10 +68,19 @@ def qps_at(curve, level):
     return None, "never reached: best recall %.4f (ef %d)" % (best[1], best[0])
 
 
+def hnsw_datasets(rows):
+    """The data sets of the hnsw rows, in the order they first appear."""
+    return list(dict.fromkeys(r["dataset"] for r in rows if r["suite"] == "hnsw"))
+
+
 def hnsw_rows(rows):
-    """The derived rows of bench hnsw."""
+    """The derived rows of bench hnsw, per data set."""
+    return [d for ds in hnsw_datasets(rows) for d in hnsw_rows_of(ds, [r for r in rows if r["dataset"] == ds])]
+
+
+def hnsw_rows_of(ds, rows):
+    """The derived rows of bench hnsw on data set ds (rows: its rows)."""
     out = []
-    ds = "fashion-mnist-784"
     by = {(r["system"], r["metric"]): r["value"] for r in rows if r["suite"] == "hnsw"}
 
     def add(system, metric, value, unit, note):
@@ -88,7 +100,24 @@ def hnsw_rows(rows):
                 "single thread, recall@10 %g: %s" % (level, at[s][1]))
         if "nusterdb" not in at:
             continue
-        for peer in systems[1:]:
+        peers = [s for s in systems if s != "nusterdb"]
+        if level in HNSW_BEST_LEVELS and peers:
+            mine = at["nusterdb"][0]
+            reached = {p: at[p][0] for p in peers if at[p][0]}
+            never = [p for p in peers if not at[p][0]]
+            if mine is None:
+                value, note = None, "not reached: NusterDB never reaches recall@10 %g (%s)" % (level, at["nusterdb"][1])
+            elif not reached:
+                value, note = None, "not reached: no peer reaches recall@10 %g (%s)" % (level, ", ".join(never))
+            else:
+                best = max(reached, key=reached.get)
+                value = mine / reached[best]
+                note = "NusterDB QPS / %s QPS (the fastest peer there, %.0f/s), both interpolated at recall@10 %g" % (
+                    best, reached[best], level)
+                if never:
+                    note += "; %s never reach it" % ", ".join(never)
+            add("nusterdb", "qps_ratio_vs_best_peer_at_recall_%g" % level, value, "ratio", note)
+        for peer in peers:
             a, b = at["nusterdb"][0], at[peer][0]
             if a is not None and b:
                 add("nusterdb", "qps_ratio_vs_%s_at_recall_%g" % (peer, level), a / b, "ratio",
@@ -102,6 +131,18 @@ def hnsw_rows(rows):
         if num is not None and den:
             add("nusterdb", metric, num / den, "ratio", note)
 
+    dflt = by.get(("nusterdb", "default_ef"))
+    if dflt is not None:
+        r = by.get(("nusterdb", "recall_ef%d" % dflt))
+        walk = by.get(("nusterdb", "walk_float"))
+        how = "" if walk is None else ", walking on %s (quantize auto's choice)" % ("float32" if walk else "4-bit codes")
+        if r is None:
+            add("nusterdb", "recall_at_default_ef", None, "recall",
+                "n/a: ef %d (the default) is not in the bench's ef list" % dflt)
+        else:
+            add("nusterdb", "recall_at_default_ef", r, "recall", "recall@10 at the default ef %d%s, goal >= 0.95: %s"
+                % (dflt, how, "met" if r >= 0.95 else "NOT met"))
+
     save = by.get(("hnswlib", "save_seconds"))
     gq = [by.get((s, "built_index_recall_ef10")) for s in ("nusterdb", "hnswlib")]
     ratio("build_time_ratio_vs_hnswlib", by.get(("nusterdb", "build_seconds")), by.get(("hnswlib", "build_seconds")),
@@ -109,7 +150,7 @@ def hnsw_rows(rows):
           "graphs at ef 10 on float32: NusterDB %s, hnswlib %s); NusterDB's includes writing the file "
           "durably, hnswlib's is in memory (its saveIndex took %s s more)"
           % tuple(["%.4f" % v if v is not None else "?" for v in gq] + ["%.2f" % save if save else "?"]))
-    for suffix, size in (("", "60,000"), ("_10k", "10,000")):
+    for suffix, size in (("", "all the"), ("_10k", "10,000")):
         ratio("open_first_query_ratio_vs_hnswlib" + suffix, by.get(("nusterdb", "open_first_query_ms" + suffix)),
               by.get(("hnswlib", "open_first_query_ms" + suffix)),
               "NusterDB open + first query / hnswlib loadIndex + first query, %s vectors, goal <= 0.02" % size)
@@ -324,38 +365,47 @@ def filter_print(rows):
 
 
 def hnsw_sort(rows):
-    """Group the hnsw rows by metric (in HNSW_ORDER, then ef or recall level), then system."""
+    """Group the hnsw rows by data set, metric (in HNSW_ORDER, then ef or recall level),
+    then system."""
+    order = hnsw_datasets(rows)
+
     def key(r):
         m = r["metric"]
         pos = HNSW_ORDER.index(m) if m in HNSW_ORDER else next(
             (i for i, p in enumerate(HNSW_ORDER) if m.startswith(p)), len(HNSW_ORDER))
         num = re.search(r"(\d+(\.\d+)?)$", m) if pos in CURVE_POS or m.startswith(("qps_at", "qps_ratio")) else None
         sysi = HNSW_SYSTEMS.index(r["system"]) if r["system"] in HNSW_SYSTEMS else len(HNSW_SYSTEMS)
-        return (min(pos, min(CURVE_POS)) if pos in CURVE_POS else pos, float(num.group(1)) if num else 0, m, sysi)
+        return (order.index(r["dataset"]), min(pos, min(CURVE_POS)) if pos in CURVE_POS else pos,
+                float(num.group(1)) if num else 0, m, sysi)
     return sorted(rows, key=key)
 
 
-def plot(rows, path):
+def plot(rows, path, ds=None):
+    """Draw the recall/QPS curves of data set ds (None: the rows' only or first one)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    ds = ds or hnsw_datasets(rows)[0]
+    rows = [r for r in rows if r["dataset"] == ds]
     cv = curves(rows)
-    colours = {"nusterdb": "tab:red", "hnswlib": "tab:blue", "faiss": "tab:green"}
-    markers = {"nusterdb": "o", "hnswlib": "s", "faiss": "^"}
+    colours = {"nusterdb": "tab:red", "hnswlib": "tab:blue", "usearch": "tab:purple", "faiss": "tab:green"}
+    markers = {"nusterdb": "o", "hnswlib": "s", "usearch": "D", "faiss": "^"}
+    lo = min([0.8] + [p[1] for c in cv.values() for p in c if p[1] >= 0.5])
     fig, ax = plt.subplots(figsize=(9, 6.5))
     for i, s in enumerate([s for s in HNSW_SYSTEMS if s in cv] + [s for s in cv if s not in HNSW_SYSTEMS]):
         ef, rec, qps = zip(*cv[s])
         ax.plot(rec, qps, marker=markers.get(s, "x"), color=colours.get(s), label=s, linewidth=1.5, markersize=5)
         for e, x, y in zip(ef, rec, qps):
-            if x >= 0.8:
+            if x >= lo:
                 ax.annotate("ef %d" % e, (x, y), textcoords="offset points", xytext=(4, 5 - 11 * (i % 3 == 1)),
                             fontsize=7, color=colours.get(s))
-    ax.set_xlim(0.8, 1.0)
+    ax.set_xlim(lo, 1.0)
     ax.set_yscale("log")
     ax.set_xlabel("Recall@10 (tie-aware)")
     ax.set_ylabel("Queries per second (1/s), one thread")
-    ax.set_title("fashion-mnist-784-euclidean, k = 10, M 16, ef_construction 200")
+    metric = "cosine" if ds.startswith("lowrank") else "euclidean"
+    ax.set_title("%s-%s, k = 10, M 16, ef_construction 200" % (ds, metric))
     ax.grid(True, which="both", linestyle=":", linewidth=0.6)
     ax.legend(loc="lower left")
     fig.tight_layout()
@@ -377,7 +427,8 @@ def fmt_value(r):
 def main():
     args = sys.argv[1:]
     as_json = "--json" in args
-    plot_path = args[args.index("--plot") + 1] if "--plot" in args else None
+    # --plot PATH (every hnsw row: one data set) or --plot DATASET=PATH, repeatable
+    plots = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--plot"]
     rows = [json.loads(line) for line in sys.stdin if line.strip().startswith("{")]
     by = {(r["suite"], r["system"], r["metric"]): r for r in rows}
     for (suite, metric), (num, den, name, note) in RATIOS.items():
@@ -393,7 +444,8 @@ def main():
     rows = [r for r in rows if r["metric"] != "first_query_ids"]
     hnsw = [r for r in rows if r["suite"] == "hnsw"]
     if hnsw:
-        rows = [r for r in rows if r["suite"] != "hnsw"] + hnsw_sort(hnsw + hnsw_rows(hnsw))
+        hnsw = hnsw_sort(hnsw + hnsw_rows(hnsw))
+        rows = [r for r in rows if r["suite"] != "hnsw"] + hnsw
     filt = [r for r in rows if r["suite"] == "filter"]
     if filt:
         filt = filter_sort(filt + filter_rows(filt))
@@ -402,13 +454,18 @@ def main():
     if meta:
         meta += meta_rows(meta)
         rows = [r for r in rows if r["suite"] != "meta"] + meta
-    if plot_path and hnsw:
-        plot(hnsw, plot_path)
+    drawn = []
+    for p in plots if hnsw else []:
+        ds, _, path = p.rpartition("=")
+        if ds and ds not in hnsw_datasets(hnsw):
+            continue
+        plot(hnsw, path, ds or None)
+        drawn.append(path)
     if as_json:
         for r in rows:
             print(json.dumps(r))
-        if plot_path and hnsw:
-            print("plot: %s" % plot_path, file=sys.stderr)
+        for path in drawn:
+            print("plot: %s" % path, file=sys.stderr)
         return
     if meta:
         meta_print(meta)
@@ -422,11 +479,11 @@ def main():
                                                       fmt_value(r), r["unit"], r.get("note", "")))
     if filt:
         filter_print(filt)
-    if hnsw:
-        cv = curves(hnsw)
+    for ds in hnsw_datasets(hnsw):
+        cv = curves([r for r in hnsw if r["dataset"] == ds])
         systems = [s for s in HNSW_SYSTEMS if s in cv]
         efs = sorted({p[0] for s in systems for p in cv[s]})
-        print("\nhnsw: recall@10 / single-thread queries per second, by ef")
+        print("\nhnsw %s: recall@10 / single-thread queries per second, by ef" % ds)
         print("%6s" % "ef" + "".join("  %-22s" % s for s in systems))
         for ef in efs:
             cells = []
@@ -434,8 +491,15 @@ def main():
                 p = [q for q in cv[s] if q[0] == ef]
                 cells.append("  %-22s" % ("%.4f / %.0f" % (p[0][1], p[0][2]) if p else "-"))
             print("%6d" % ef + "".join(cells))
-    if plot_path and hnsw:
-        print("\nplot: %s" % plot_path)
+        summary = {r["metric"]: r for r in hnsw if r["dataset"] == ds and r["system"] == "nusterdb"}
+        for m in ["recall_at_default_ef"] + ["qps_ratio_vs_best_peer_at_recall_%g" % lv for lv in HNSW_BEST_LEVELS] + [
+                "build_time_ratio_vs_hnswlib", "file_size_ratio_vs_hnswlib_file"]:
+            r = summary.get(m)
+            if r is not None:
+                v = "not reached" if r["value"] is None else "%.4g" % r["value"]
+                print("  %-38s %-12s %s" % (m, v, r.get("note", "") if m.startswith(("qps", "recall")) else ""))
+    for path in drawn:
+        print("\nplot: %s" % path)
 
 
 if __name__ == "__main__":
