@@ -467,6 +467,7 @@ class Soak:
         self.corrupt = 0
         self.check_stale = 0
         self.notes = []
+        self.audit_errors = 0
         self.use_fs = os.access("/dev/fuse", os.W_OK) and shutil.which("fusermount3") is not None
         self.mnt = os.path.join(self.work, "mnt")
         for d in ("counts", "tmp", "backups", "mnt"):
@@ -544,6 +545,15 @@ class Soak:
         raise RuntimeError("the file stayed stale for 20 tries")
 
     def audit(self, when):
+        """An audit that cannot finish (an error reading the file) is counted and
+        reported, and the run goes on: it must not end a 30-minute soak."""
+        try:
+            self._audit(when)
+        except Exception as e:  # noqa: BLE001 -- any failure to audit is a finding
+            self.audit_errors += 1
+            self.notes.append(f"audit at {when} failed: {type(e).__name__}: {e}")
+
+    def _audit(self, when):
         """The writer is not running: compare the file with the ack log's model."""
         self.audits += 1
         heal_log(self.log)
@@ -686,6 +696,7 @@ class Soak:
                  ("audits", self.audits, "audits", "after each kill of the writer and at the end"),
                  ("lost", self.lost, "count", "acknowledged state missing (must be 0)"),
                  ("corrupt", self.corrupt, "count", "nvf-tool check failures after a kill (must be 0)"),
+                 ("audit_errors", self.audit_errors, "count", "audits that could not read the file (must be 0)"),
                  ("check_reruns_stale", self.check_stale, "count", "checks run again: the file was compacted between nvf-tool's open and its check"),
                  ("client_problems", len(problems), "count", "self-consistency failures and errors seen by readers, backups, nusterfs clients"),
                  ("leftover_temp_files", len(leftovers), "files", "temporary files of killed compactions/backups: " + " ".join(leftovers[:6]))]

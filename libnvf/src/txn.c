@@ -300,6 +300,12 @@ static void set_state(nvf_txn *txn, const struct nvf_disk_meta *m)
 	txn->snapshots = m->snapshots;
 }
 
+static int stale(const nvf_db *db)
+{
+	return nvf__err(NVF_ESTALE, "%s was compacted into a new file since this handle opened it: close the handle and open the path again",
+			db->path);
+}
+
 /* Register in the reader table the newest committed state. A writer that scanned the
  * table before our store will have committed a newer meta that the re-read sees, so
  * we retry; one that scans after it sees our pin (see docs/ARCHITECTURE.md). */
@@ -325,6 +331,11 @@ static int begin_read(nvf_txn *txn)
 		if (rc != 0)
 			return rc;
 		if (m.txnid < published) {
+			/* A compaction may have renamed a new file over ours meanwhile: its
+			 * writers publish states our file never gets. Say so, rather than
+			 * wait for them here. */
+			if (nvf__lock_generation(&db->lock) != db->generation)
+				return stale(db);
 			if (tries > 64)
 				sched_yield();
 			continue;
@@ -407,8 +418,7 @@ int nvf_txn_begin(nvf_txn **out, nvf_db *db, unsigned flags)
 	if (!rdonly && (rc = nvf__db_sync_refused(db)) != 0)
 		return rc;
 	if (nvf__lock_generation(&db->lock) != db->generation)
-		return nvf__err(NVF_ESTALE, "%s was compacted into a new file since this handle opened it: close the handle and open the path again",
-				db->path);
+		return stale(db);
 	nvf_txn *txn = calloc(1, sizeof(*txn));
 	if (!txn)
 		return nvf__err(-ENOMEM, "out of memory");
