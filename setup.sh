@@ -78,6 +78,8 @@ out=build/meson-logs/setup-test.out
 status=$(cat "$out.status")
 echo
 grep -h 'crash-points:' build/meson-logs/testlog.txt | sed 's/^/crash suite: /' || true
+# The hardening figures (docs/RELIABILITY.md): disk-fault points and the bit-flip sweep.
+grep -h '^faults: \|^bit-flip sweep: \|^hostile HNSW files: ' build/meson-logs/testlog.txt || true
 # End with the test runner's summary.
 sed -n '/^Ok:/,$p' "$out"
 exit "$status"
