@@ -5,6 +5,8 @@
 #include "nvf_int.h"
 #include "testutil.h"
 
+#include <sys/file.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -469,6 +471,58 @@ START_TEST(test_compaction_removes_the_copies_of_killed_compactions)
 }
 END_TEST
 
+/* A backup killed before its link leaves DEST.backup-PID (and maybe its lock file).
+ * The next backup to DEST removes such a copy when no one holds its flock (the
+ * writer is dead, whatever became of its pid), and keeps one that a live backup is
+ * writing (here: a copy a child process holds locked). */
+START_TEST(test_backup_removes_the_copies_of_killed_backups_only)
+{
+	ck_nvf(create_with(path, 0644, 30));
+	char *dest = tu_path(dir, "b.nvf"), *dead = tu_path(dir, "b.nvf.backup-123"),
+	     *deadlock = tu_path(dir, "b.nvf.backup-123-lock"), *live = tu_path(dir, "b.nvf.backup-456"),
+	     *orphan = tu_path(dir, "b.nvf.backup-789-lock");
+	const char *all[] = {dead, deadlock, live, orphan};
+	for (size_t i = 0; i < 4; i++) {
+		FILE *f = fopen(all[i], "w");
+		ck_assert_ptr_nonnull(f);
+		fclose(f);
+	}
+	int ready[2], done[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		int fd = open(live, O_RDWR);
+		char c = fd >= 0 && flock(fd, LOCK_EX) == 0 ? 'y' : 'n';
+		if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'y');
+	nvf_db *db;
+	ck_nvf(nvf_db_open(&db, path, NULL));
+	ck_nvf(nvf_db_backup(db, dest));
+	ck_nvf(nvf_db_close(db));
+	struct stat st;
+	ck_assert_msg(stat(dead, &st) != 0, "the dead backup's copy is still there");
+	ck_assert_msg(stat(deadlock, &st) != 0, "the dead backup's lock file is still there");
+	ck_assert_msg(stat(orphan, &st) != 0, "a lock file without its copy is still there");
+	ck_assert_msg(stat(live, &st) == 0, "the live backup's copy was removed");
+	ck_assert_int_eq(write(done[1], "x", 1), 1);
+	int status;
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	free(dest);
+	free(dead);
+	free(deadlock);
+	free(live);
+	free(orphan);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lock");
@@ -488,6 +542,7 @@ int main(void)
 	tcase_add_test(tc, test_a_reused_pid_neither_keeps_a_dead_slot_nor_frees_a_live_one);
 	tcase_add_test(tc, test_a_writer_killed_mid_transaction_leaves_no_lock_and_no_trace);
 	tcase_add_test(tc, test_compaction_removes_the_copies_of_killed_compactions);
+	tcase_add_test(tc, test_backup_removes_the_copies_of_killed_backups_only);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

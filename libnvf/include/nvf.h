@@ -856,7 +856,10 @@ NVF_API int nvf_diff(nvf_db *db, nvf_txn *from, nvf_txn *to, nvf_diff_entry **ou
  * Hot backup: the last committed state (and the snapshots) into a new file at dest,
  * compacted. Writers keep committing meanwhile (a read transaction pins the state);
  * a read-only handle can back up. The backup gets the data file's permission bits
- * (never o+w) under the umask, and belongs to the caller.
+ * (never o+w) under the umask, and belongs to the caller. The copy is written as
+ * DEST.backup-PID, held with flock(2) until it is linked at dest; copies of backups
+ * killed meanwhile (no one holds their flock) are removed first, with their lock
+ * files, and copies of live backups to the same dest are left alone.
  * @return 0; NVF_EEXIST (dest exists: a backup never overwrites); -errno (e.g.
  *         -ENOSPC, -ENOENT for a missing directory).
  */

@@ -26,6 +26,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -309,6 +311,9 @@ static int copy_to(nvf_txn *txn, const char *tmp, const char *dest, bool replace
 			return nvf__err(-e, "cannot create %s: its directory does not exist", dest);
 		return nvf__err(-e, "cannot create %s: %s", dest, strerror(e));
 	}
+	/* Held until the copy is closed: a later backup to the same destination takes
+	 * a copy it can lock for one whose writer died (remove_dead_copies). */
+	(void)flock(c.fd, LOCK_EX | LOCK_NB);
 	if (replace) {
 		/* Best effort: only root may give a file away, and others only to a group
 		 * they are in; failing that the copy stays the caller's. */
@@ -376,6 +381,8 @@ static int copy_to(nvf_txn *txn, const char *tmp, const char *dest, bool replace
 	return rc;
 }
 
+static void remove_dead_copies(const char *path, const char *what, bool check_flock);
+
 static char *tmp_name(const char *dest, const char *what)
 {
 	size_t n = strlen(dest) + 64;
@@ -392,6 +399,7 @@ int nvf_db_backup(nvf_db *db, const char *dest)
 	struct stat st;
 	if (lstat(dest, &st) == 0)
 		return nvf__err(NVF_EEXIST, "%s already exists: a backup never overwrites", dest);
+	remove_dead_copies(dest, "backup", true);
 	char *tmp = tmp_name(dest, "backup");
 	if (!tmp)
 		return nvf__oom();
@@ -461,30 +469,47 @@ static int pack(nvf_db *db, nvf_txn *txn)
 	return rc == 0 ? nvf__txn_prepare(txn) : rc;
 }
 
-/* Remove what compactions killed before their rename left: PATH.compact-PID and its
- * lock file. Called under the write lock, which a compaction holds from its first
- * page to its rename: no live compaction of this file owns such a file now. */
-static void remove_dead_copies(const char *path)
+/* Remove what killed compactions or backups left beside path: PATH.WHAT-PID (WHAT
+ * "compact" or "backup") and its lock file. A compaction calls it under the write
+ * lock, which every compaction holds from its first page to its rename, so no live
+ * one owns such a copy; backups take no lock, so a backup's copy is removed only
+ * when its flock is free (copy_to holds it while the copy is written): the writer
+ * is dead, whatever its pid has become since. */
+static void remove_dead_copies(const char *path, const char *what, bool check_flock)
 {
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
 	char *dir = strndup(dlen ? path : ".", dlen ? dlen : 1);
 	DIR *d = dir ? opendir(dir) : NULL;
-	size_t blen = strlen(base);
+	size_t blen = strlen(base), wlen = strlen(what);
 	if (d) {
 		struct dirent *e;
 		while ((e = readdir(d)) != NULL) {
 			const char *n = e->d_name;
-			if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".compact-", 9) != 0)
+			if (strncmp(n, base, blen) != 0 || n[blen] != '.' || strncmp(n + blen + 1, what, wlen) != 0 ||
+			    n[blen + 1 + wlen] != '-')
 				continue;
-			const char *q = n + blen + 9;
+			const char *q = n + blen + wlen + 2;
 			if (*q < '0' || *q > '9')
 				continue;
 			while (*q >= '0' && *q <= '9')
 				q++;
-			if (*q == '\0' || strcmp(q, "-lock") == 0)
-				unlinkat(dirfd(d), n, 0);
+			bool lockfile = strcmp(q, "-lock") == 0;
+			if (*q != '\0' && !lockfile)
+				continue;
+			if (check_flock) {
+				/* The copy itself (for its lock file: the copy it belongs to). */
+				char copy[NAME_MAX + 1];
+				snprintf(copy, sizeof(copy), "%.*s", (int)(q - n), n);
+				int fd = openat(dirfd(d), copy, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+				bool dead = fd < 0 ? errno == ENOENT : flock(fd, LOCK_EX | LOCK_NB) == 0;
+				if (fd >= 0)
+					close(fd);
+				if (!dead)
+					continue;
+			}
+			unlinkat(dirfd(d), n, 0);
 		}
 		closedir(d);
 	}
@@ -502,7 +527,7 @@ int nvf_db_compact(nvf_db *db)
 	int rc = nvf_txn_begin(&txn, db, 0); /* the write lock: nothing commits meanwhile */
 	if (rc == 0) {
 		txn->flags |= NVF_TXN_F_VERIFY;
-		remove_dead_copies(db->path);
+		remove_dead_copies(db->path, "compact", false);
 		if ((rc = pack(db, txn)) == 0 && (rc = copy_to(txn, tmp, db->path, true)) == 0) {
 			nvf__lock_bump_generation(&db->lock);
 			if (rename(tmp, db->path) != 0) {
