@@ -481,10 +481,10 @@ static void converters(PyObject *a, PyObject *b)
 }
 
 /* Whether k is an int that only asks for memory: knn's arrays are (n, k) whatever
- * the count, so that a k of a billion is gigabytes that ASan hands out and the fill
- * touches. From 2^40 on the size is past ASan's 1 TiB, so malloc returns NULL
- * (allocator_may_return_null=1 in the target's environment) or the size wraps: those
- * are tried. */
+ * the count, so that k = 2^20 for 2,000 queries is 23 GB that ASan hands out and the
+ * fill touches (found by a one-hour run: the caller asked for it). Past NVF_MAX_K
+ * (2^24) knn refuses k before it allocates, and from 2^40 on the size is past ASan's
+ * 1 TiB or wraps: those are tried. */
 static int memory_only_k(PyObject *k)
 {
 	if (!PyLong_Check(k))
@@ -492,7 +492,7 @@ static int memory_only_k(PyObject *k)
 	int overflow;
 	long long v = PyLong_AsLongLongAndOverflow(k, &overflow);
 	PyErr_Clear();
-	return !overflow && v > (1 << 20) && v < (1LL << 40);
+	return !overflow && v > (1 << 12) && v <= (long long)NVF_MAX_K;
 }
 
 /* The public calls, a group chosen by sel, on objects a, b, c. */

@@ -292,6 +292,10 @@ static PyObject *knn_impl(DBObject *self, PyObject *q, Py_ssize_t k, uint32_t ef
 	PyThreadState *ts;
 	if (k < 1)
 		return nvfpy_raise_fmt(st, st->InvalidArgumentError, NVF_EINVAL, "k = %zd must be at least 1", k);
+	/* Refused before the (n, k) arrays are allocated: libnvf would refuse it after. */
+	if ((size_t)k > NVF_MAX_K)
+		return nvfpy_raise_fmt(st, st->InvalidArgumentError, NVF_EINVAL, "k = %zd: at most %u (NVF_MAX_K)", k,
+				       NVF_MAX_K);
 	if (nvfpy_matrix_in(st, q, &f) < 0)
 		return NULL;
 	nq = (size_t)f.rows;

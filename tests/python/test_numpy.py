@@ -266,6 +266,8 @@ def test_knn_bad_input(flat, rng):
         (nusterdb.InvalidArgumentError, lambda: flat.knn(np.ones((2, 3, DIM), np.float32))),
         (nusterdb.InvalidArgumentError, lambda: flat.knn(np.ones((2, DIM), np.float32), k=0)),
         (nusterdb.InvalidArgumentError, lambda: flat.knn(np.ones((2, DIM), np.float32), k=-1)),
+        # Past NVF_MAX_K (2^24): refused before the (n, k) arrays are allocated.
+        (nusterdb.InvalidArgumentError, lambda: flat.knn(np.ones((2, DIM), np.float32), k=(1 << 24) + 1)),
         (nusterdb.InvalidArgumentError, lambda: flat.knn(np.full((2, DIM), np.nan, np.float32))),
         (TypeError, lambda: flat.knn("not an array")),
     ]:
