@@ -439,6 +439,62 @@ START_TEST(test_k_past_the_count_returns_every_record)
 }
 END_TEST
 
+/* A search marks the nodes it visits with a 16-bit tag per row, new per search, and
+ * clears the table when the tag wraps (every 65,535 searches of a thread). A search
+ * as wide as the graph tags every node; 65,534 searches of another query later, the
+ * tag comes round again: a search of a third query then finds every node it did not
+ * reach since tagged as visited, unless the wrap cleared the table, and must return
+ * what it returned before. Records at equal distance rank by id, on either walk: the
+ * walk takes the ids of only the rows that can still enter the k best, ties included. */
+START_TEST(test_results_stay_the_same_across_the_visited_tag_wrap)
+{
+	enum { N = 2000, CYCLE = 65535, DUP = 12 };
+	load_fashion();
+	nvf_db *db = create("wrap.nvf", (uint32_t)dim, NVF_METRIC_EUCLIDEAN);
+	ck_nvf(nvf_insert_batch(db, NULL, base, N, dim, NULL, NULL));
+	nvf_search_options so = NVF_SEARCH_OPTIONS_INIT, wide = NVF_SEARCH_OPTIONS_INIT;
+	so.threads = wide.threads = 1;
+	wide.ef_search = N;
+	const float *qa = queries, *qb = queries + dim, *qc = queries + 2 * dim;
+	nvf_result want_b[K], want_c[K], got[K];
+	size_t n;
+	ck_nvf(nvf_search(db, NULL, qb, dim, K, &so, want_b, &n));
+	ck_nvf(nvf_search(db, NULL, qc, dim, K, &so, want_c, &n));
+	tu_eq(n, K);
+	ck_nvf(nvf_search(db, NULL, qa, dim, K, &wide, got, &n)); /* tags every node */
+	for (size_t i = 1; i < CYCLE; i++) {
+		ck_nvf(nvf_search(db, NULL, qb, dim, K, &so, got, &n));
+		if (i % 4096 == 0 || i == CYCLE - 1)
+			for (size_t j = 0; j < K; j++)
+				tu_eq(got[j].id, want_b[j].id);
+	}
+	ck_nvf(nvf_search(db, NULL, qc, dim, K, &so, got, &n)); /* the wide search's tag again */
+	tu_eq(n, K);
+	for (size_t j = 0; j < K; j++)
+		tu_assert(got[j].id == want_c[j].id, "after the wrap, rank %zu: id %llu, before %llu", j,
+			  (unsigned long long)got[j].id, (unsigned long long)want_c[j].id);
+	/* DUP copies of one vector under the ids 10000 + 7i (descending rows): the k
+	 * best are the smallest ids, on the codes and on float32. */
+	uint64_t ids[DUP];
+	float *dup = malloc((size_t)DUP * dim * sizeof(float));
+	for (size_t i = 0; i < DUP; i++) {
+		ids[i] = 10000 + 7 * (DUP - 1 - i);
+		memcpy(dup + i * dim, queries + 99 * dim, dim * sizeof(float));
+	}
+	ck_nvf(nvf_insert_batch(db, NULL, dup, DUP, dim, ids, NULL));
+	for (int full = 0; full < 2; full++) {
+		so.full_precision = full;
+		ck_nvf(nvf_search(db, NULL, queries + 99 * dim, dim, 5, &so, got, &n));
+		tu_eq(n, 5);
+		for (size_t j = 0; j < 5; j++)
+			tu_assert(got[j].distance == 0 && got[j].id == 10000 + 7 * j, "full %d rank %zu: id %llu at %g",
+				  full, j, (unsigned long long)got[j].id, got[j].distance);
+	}
+	free(dup);
+	ck_nvf(nvf_db_close(db));
+}
+END_TEST
+
 /* A graph emptied in one transaction, filled again, then half deleted in one
  * transaction: the counts of nodes per level must have come back to zero with the
  * emptying, or the entry point's replacement is looked for at a level nobody has and
@@ -773,6 +829,7 @@ int main(void)
 	tcase_add_test(tc, test_single_thread_build_is_deterministic);
 	tcase_add_test(tc, test_update_relinks_the_node);
 	tcase_add_test(tc, test_k_past_the_count_returns_every_record);
+	tcase_add_test(tc, test_results_stay_the_same_across_the_visited_tag_wrap);
 	tcase_add_test(tc, test_emptied_then_refilled_graph_keeps_an_entry);
 	tcase_add_test(tc, test_random_operations_keep_the_graph_sound);
 	tcase_add_test(tc, test_every_metric_on_the_graph);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -25,6 +26,7 @@ typedef struct nvf_hnsw {
 	bool quant;     /* walk on 4-bit codes (NVF_QUANT_SQ4) */
 	uint32_t nb;    /* code bytes per vector: ceil(dim / 2) */
 	uint32_t qoff;  /* offset of the codes' parameters in a level-0 record */
+	uint32_t vlines; /* cache lines of a float32 vector a walk prefetches */
 	/* Only during a parallel insert: */
 	pthread_mutex_t *locks;
 	pthread_mutex_t glock;
@@ -42,10 +44,16 @@ typedef struct cand {
 
 /* ---- per-thread scratch: visited tags and heaps ---- */
 
+/* Visited tags are 16 bits, as in hnswlib: at a million rows the table (2 MB) then
+ * fits one huge page and the L2 cache, and wrapping (a memset) comes every 65,535
+ * searches. */
+typedef uint16_t vtag;
+
 typedef struct scratch {
-	uint32_t *visited;
+	vtag *visited;
 	uint64_t vcap;
-	uint32_t epoch;
+	size_t vbytes; /* the tags' mapping */
+	vtag epoch;
 	cand *cand, *res, *tmp;
 	size_t ccap, rcap, tcap;
 	uint32_t *links;
@@ -61,7 +69,8 @@ static void scratch_free(void *p)
 {
 	scratch *s = p;
 	if (s) {
-		free(s->visited);
+		if (s->visited)
+			munmap(s->visited, s->vbytes);
 		free(s->cand);
 		free(s->res);
 		free(s->tmp);
@@ -92,6 +101,45 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
+/* Fresh zeroed tags for n rows: untouched anonymous pages, so that a first search
+ * costs what it visits, not the collection's size; in huge pages where the kernel
+ * gives them (every visit is a random access: a 4 KiB page per visit would miss the
+ * TLB nearly every time). */
+static vtag *tags_map(uint64_t n, size_t *bytes)
+{
+	const size_t huge = (size_t)2 << 20;
+	size_t want = (size_t)n * sizeof(vtag);
+	size_t len = want >= huge ? (want + huge - 1) & ~(huge - 1) : want;
+	size_t extra = len >= huge ? huge : 0; /* room to align to a huge page */
+	uint8_t *m = mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED) {
+		nvf__oom();
+		return NULL;
+	}
+	uint8_t *a = m;
+	if (extra) {
+		a = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+		if (a > m)
+			munmap(m, (size_t)(a - m));
+		if (a + len < m + len + extra)
+			munmap(a + len, (size_t)(m + len + extra - (a + len)));
+#ifdef MADV_HUGEPAGE
+		madvise(a, len, MADV_HUGEPAGE); /* advice: without it, 4 KiB pages */
+#endif
+	}
+	*bytes = len;
+	return (vtag *)(void *)a;
+}
+
+/* A new search: every tag becomes stale at once, save when the epoch wraps. */
+static void new_epoch(scratch *s)
+{
+	if (++s->epoch == 0) {
+		memset(s->visited, 0, s->vcap * sizeof(vtag));
+		s->epoch = 1;
+	}
+}
+
 /* This thread's scratch, with room for `rows` visited tags and `ef` candidates; a
  * new epoch makes every tag stale at once. */
 static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_t nb)
@@ -110,21 +158,19 @@ static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_
 			return NULL;
 	}
 	if (rows > s->vcap) {
-		/* Fresh zeroed tags: calloc hands large ones out as untouched pages,
-		 * so a first search costs what it visits, not the collection's size. */
 		uint64_t n = rows + rows / 4 + 1024;
-		uint32_t *v = calloc(n, sizeof(uint32_t));
+		size_t bytes;
+		vtag *v = tags_map(n, &bytes);
 		if (!v)
 			return NULL;
-		free(s->visited);
+		if (s->visited)
+			munmap(s->visited, s->vbytes);
 		s->visited = v;
+		s->vbytes = bytes;
 		s->vcap = n;
 		s->epoch = 0;
 	}
-	if (++s->epoch == 0) {
-		memset(s->visited, 0, s->vcap * sizeof(uint32_t));
-		s->epoch = 1;
-	}
+	new_epoch(s);
 	size_t need = ef + maxlinks + 2;
 	if (grow((void **)&s->cand, &s->ccap, need, sizeof(cand)) || grow((void **)&s->res, &s->rcap, need, sizeof(cand)) ||
 	    grow((void **)&s->tmp, &s->tcap, need, sizeof(cand)) || grow((void **)&s->pb, &s->pbcap, 6 * (size_t)nb + 64, 1))
@@ -440,8 +486,9 @@ static inline float cos_score(float dot, float a2, float b2)
 
 static inline float probe_dist(const nvf_coll *c, const nvf_hnsw *g, const probe *p, uint64_t row)
 {
-	if (!p->quant)
-		return nvf__score_row(c, p->v, p->n2, row);
+	if (!p->quant) /* L2, the common case, without nvf__score_row's call and switch */
+		return c->cfg.metric == NVF_METRIC_EUCLIDEAN ? c->k->l2sq(p->v, vec_of(c, row), c->cfg.dim)
+							     : nvf__score_row(c, p->v, p->n2, row);
 	const uint8_t *rec = qrec(g, row);
 	struct nvf_hnsw_qparams qp;
 	memcpy(&qp, rec, sizeof(qp));
@@ -472,7 +519,7 @@ static inline void prefetch_row(const nvf_coll *c, const nvf_hnsw *g, bool quant
 {
 	/* What the distance reads: the codes (after the links), or the vector. */
 	const char *p = quant ? (const char *)qrec(g, row) : (const char *)nvf__array_row(c->vec, row);
-	unsigned lines = quant ? (unsigned)((g->nb + sizeof(struct nvf_hnsw_qparams) + 63) / 64) : 4;
+	unsigned lines = quant ? (unsigned)((g->nb + sizeof(struct nvf_hnsw_qparams) + 63) / 64) : g->vlines;
 	for (unsigned i = 0; i < lines && i < 8; i++)
 		__builtin_prefetch(p + 64 * i);
 }
@@ -551,14 +598,26 @@ static void search_level(query *Q, scratch *s, int level, size_t ef, const cand 
 			break;
 		Q->nvisit++;
 		uint32_t n = copy_links(Q->g, c.r, level, s->links, &Q->bad);
+		/* The tags first, all at once: the test below branches on each, and a
+		 * mispredicted branch would otherwise wait for its tag's miss alone. The
+		 * new ones are kept (marked now: a duplicate link is seen once), and all
+		 * their vectors asked for before the first distance: at 1M x 96 that beat
+		 * asking 1, 2, 4 or 8 ahead (10.8k, 12.1k, 13.8k, 15.3k queries/s at ef 64
+		 * against 15.8k), however many lines it puts in flight. */
 		for (uint32_t i = 0; i < n; i++)
-			if (s->visited[s->links[i]] != s->epoch)
-				prefetch_row(Q->c, Q->g, Q->p.quant, s->links[i]);
+			__builtin_prefetch(&s->visited[s->links[i]]);
+		uint32_t m = 0;
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t r = s->links[i];
 			if (s->visited[r] == s->epoch)
 				continue;
 			s->visited[r] = s->epoch;
+			s->links[m++] = r;
+		}
+		for (uint32_t i = 0; i < m; i++)
+			prefetch_row(Q->c, Q->g, Q->p.quant, s->links[i]);
+		for (uint32_t i = 0; i < m; i++) {
+			uint32_t r = s->links[i];
 			cand x = {qdist(Q, r), r};
 			if (nr < ef || before(x, s->res[0])) {
 				if (nc + 1 > s->ccap && grow((void **)&s->cand, &s->ccap, nc + 1, sizeof(cand)) != 0) {
@@ -584,10 +643,65 @@ static void search_level(query *Q, scratch *s, int level, size_t ef, const cand 
 
 /* ---- neighbour selection: the paper's heuristic (algorithm 4) ---- */
 
-static int cmp_cand(const void *a, const void *b)
+static inline void swap_cand(cand *x, cand *y)
 {
-	const cand *x = a, *y = b;
-	return before(*x, *y) ? -1 : before(*y, *x) ? 1 : 0;
+	cand t = *x;
+	*x = *y;
+	*y = t;
+}
+
+/* Nearest first. Inline (qsort's comparison calls cost a build several percent):
+ * quicksort on median-of-three pivots, insertion sort below 16, the smaller side
+ * first so that the stack stays logarithmic. */
+static void sort_cands(cand *a, size_t n)
+{
+	size_t lo_s[64], hi_s[64], sp = 0;
+	size_t lo = 0, hi = n;
+	for (;;) {
+		while (hi - lo > 16) {
+			size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+			if (before(a[mid], a[lo]))
+				swap_cand(&a[mid], &a[lo]);
+			if (before(a[last], a[mid])) {
+				swap_cand(&a[last], &a[mid]);
+				if (before(a[mid], a[lo]))
+					swap_cand(&a[mid], &a[lo]);
+			}
+			cand p = a[mid];
+			size_t i = lo, j = last;
+			for (;;) { /* Hoare: a[lo] <= p <= a[last] bound both scans */
+				while (before(a[i], p))
+					i++;
+				while (before(p, a[j]))
+					j--;
+				if (i >= j)
+					break;
+				swap_cand(&a[i], &a[j]);
+				i++;
+				j--;
+			}
+			/* [lo, j] and [j + 1, hi): push the larger, go on with the smaller. */
+			size_t split = j + 1;
+			if (split - lo < hi - split) {
+				lo_s[sp] = split, hi_s[sp++] = hi;
+				hi = split;
+			} else {
+				lo_s[sp] = lo, hi_s[sp++] = split;
+				lo = split;
+			}
+		}
+		for (size_t i = lo + 1; i < hi; i++) {
+			cand x = a[i];
+			size_t j = i;
+			for (; j > lo && before(x, a[j - 1]); j--)
+				a[j] = a[j - 1];
+			a[j] = x;
+		}
+		if (sp == 0)
+			return;
+		sp--;
+		lo = lo_s[sp], hi = hi_s[sp];
+	}
 }
 
 /* From candidates (distances to `base`), keep at most m that are nearer to base than
@@ -597,7 +711,7 @@ static int cmp_cand(const void *a, const void *b)
 static size_t select_neighbors(const nvf_coll *c, const nvf_hnsw *g, cand *cands, size_t n, size_t m, bool fill,
 			       int8_t *pbuf)
 {
-	qsort(cands, n, sizeof(*cands), cmp_cand);
+	sort_cands(cands, n);
 	size_t kept = 0, pruned = 0;
 	cand *rest = fill ? malloc(n * sizeof(cand)) : NULL;
 	for (size_t i = 0; i < n && kept < m; i++) {
@@ -687,6 +801,10 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 	g->quant = c->cfg.hnsw_quant == NVF_QUANT_SQ4;
 	g->nb = (c->cfg.dim + 1) / 2;
 	g->qoff = (uint32_t)(sizeof(struct nvf_hnsw_node0) + 4 * g->m0);
+	/* The whole vector up to 8 lines (512 bytes): past that, the first lines' misses
+	 * overlap the rest of the distance's streaming anyway. */
+	g->vlines = (uint32_t)((c->cfg.dim * sizeof(float) + 63) / 64);
+	g->vlines = g->vlines > 8 ? 8 : g->vlines;
 	uint32_t s0 = g->qoff + (g->quant ? (uint32_t)sizeof(struct nvf_hnsw_qparams) + g->nb : 0);
 	s0 = (s0 + 7) & ~7u;
 	uint32_t su = (uint32_t)(sizeof(struct nvf_hnsw_upper) + 4 * g->m);
@@ -878,11 +996,7 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	uint32_t buf[512];
 	for (int l = level < top ? level : top; l >= 0 && rc == 0; l--) {
 		size_t nr;
-		s->epoch++;
-		if (s->epoch == 0) {
-			memset(s->visited, 0, s->vcap * sizeof(uint32_t));
-			s->epoch = 1;
-		}
+		new_epoch(s);
 		search_level(&Q, s, l, g->efc, &entry, 1, &nr, UINT64_MAX);
 		if (Q.bad != UINT64_MAX) {
 			rc = damaged(Q.bad);
@@ -1075,10 +1189,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 	for (int l = level; l >= 0 && rc == 0 && node0(g, x)->indeg > 0; l--) {
 		uint32_t nx = copy_links(g, x, l, lx, &Q.bad);
 		size_t nr = 0;
-		if (++s->epoch == 0) {
-			memset(s->visited, 0, s->vcap * sizeof(uint32_t));
-			s->epoch = 1;
-		}
+		new_epoch(s);
 		/* A narrow search: the commit's sweep catches what it misses. */
 		if (entry.r != x)
 			search_level(&Q, s, l, g->m0, &entry, 1, &nr, UINT64_MAX);
@@ -1425,11 +1536,18 @@ int nvf__hnsw_scan(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t
 		}
 	}
 	nvf_topk t = {k, 0, out};
+	/* A row's id costs a cache miss (another array): look up only those of rows that
+	 * can still enter the k best, ties included (they are ranked by id). */
 	while (nr > 0) {
 		cand x = heap_pop(s->res, &nr, true);
+		if (!Q.p.quant && nr >= k && x.d > s->res[0].d)
+			continue; /* k strictly nearer ones remain */
+		float score = Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d;
+		if (t.n == k && score > t.h[0].distance)
+			continue;
 		uint64_t id;
 		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
-		nvf__topk_push(&t, Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d, id);
+		nvf__topk_push(&t, score, id);
 	}
 	nvf__topk_finish(&t, c->cfg.metric);
 	*nout = t.n;
@@ -1507,11 +1625,18 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 	if (Q.p.quant)
 		for (size_t i = 0; i < nr; i++)
 			prefetch_row(c, g, false, s->res[i].r);
+	/* A row's id costs a cache miss (another array): look up only those of rows that
+	 * can still enter the k best, ties included (they are ranked by id). */
 	while (nr > 0) {
 		cand x = heap_pop(s->res, &nr, true);
+		if (!Q.p.quant && nr >= k && x.d > s->res[0].d)
+			continue; /* k strictly nearer ones remain */
+		float score = Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d;
+		if (t.n == k && score > t.h[0].distance)
+			continue;
 		uint64_t id;
 		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
-		nvf__topk_push(&t, Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d, id);
+		nvf__topk_push(&t, score, id);
 	}
 	nvf__topk_finish(&t, c->cfg.metric);
 	*nout = t.n;
