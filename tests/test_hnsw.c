@@ -168,7 +168,8 @@ START_TEST(test_auto_walk_is_measured_on_the_data)
 	nvf_db *db = create("auto.nvf", D, NVF_METRIC_EUCLIDEAN);
 	nvf_calibration cal = NVF_CALIBRATION_INIT;
 	ck_nvf(nvf_hnsw_calibration(db, NULL, &cal));
-	tu_assert(cal.automatic == 1 && cal.nodes == 0 && cal.walk == NVF_WALK_CODES, "before any measure: %d %llu %d",
+	/* Before the first measure the file keeps no codes: searches walk on float32. */
+	tu_assert(cal.automatic == 1 && cal.nodes == 0 && cal.walk == NVF_WALK_FLOAT, "before any measure: %d %llu %d",
 		  cal.automatic, (unsigned long long)cal.nodes, cal.walk);
 	ck_nvf(nvf_insert_batch(db, NULL, x, N, D, NULL, NULL));
 	ck_nvf(nvf_hnsw_calibration(db, NULL, &cal));
@@ -199,6 +200,21 @@ START_TEST(test_auto_walk_is_measured_on_the_data)
 	tu_assert(cal2.walk == NVF_WALK_FLOAT && cal2.nodes == N, "reopened: walk %d nodes %llu", cal2.walk,
 		  (unsigned long long)cal2.nodes);
 	ck_nvf(nvf_db_close(again));
+	/* Codes the walk does not use are not kept: the configuration says none, and
+	 * more records (a second batch, then one at a time) link without them. */
+	nvf_info in;
+	ck_nvf(nvf_db_info(db, NULL, &in));
+	tu_assert(in.hnsw_quantize == NVF_QUANT_NONE, "quantize %d after the float32 walk was chosen", in.hnsw_quantize);
+	nvf_stats st_auto = {.version = NVF_STATS_VERSION};
+	ck_nvf(nvf_db_stats(db, &st_auto));
+	ck_nvf(nvf_check(db, NULL));
+	ck_nvf(nvf_insert_batch(db, NULL, q, NQ / 2, D, NULL, NULL));
+	for (size_t i = NQ / 2; i < NQ / 2 + 5; i++)
+		ck_nvf(nvf_insert(db, NULL, q + i * D, D, NULL));
+	ck_nvf(nvf_check(db, NULL));
+	ck_nvf(nvf_hnsw_calibration(db, NULL, &cal));
+	tu_assert(cal.walk == NVF_WALK_FLOAT && cal.nodes == N, "after more inserts: walk %d nodes %llu", cal.walk,
+		  (unsigned long long)cal.nodes);
 	ck_nvf(nvf_db_close(db));
 	/* An explicit 4-bit walk is not second-guessed. */
 	nvf_create_options o = NVF_CREATE_OPTIONS_INIT;
@@ -213,6 +229,15 @@ START_TEST(test_auto_walk_is_measured_on_the_data)
 	ck_nvf(nvf_hnsw_calibration(db, NULL, &cal));
 	tu_assert(cal.automatic == 0 && cal.nodes == 0 && cal.walk == NVF_WALK_CODES, "sq4: %d %llu %d", cal.automatic,
 		  (unsigned long long)cal.nodes, cal.walk);
+	/* The same graph keeps 12 + 48 bytes of codes a node more than auto's. */
+	nvf_stats st_sq4 = {.version = NVF_STATS_VERSION};
+	ck_nvf(nvf_db_stats(db, &st_sq4));
+	fprintf(stderr, "graph pages: auto %llu, sq4 %llu\n", (unsigned long long)st_auto.pages_graph,
+		(unsigned long long)st_sq4.pages_graph);
+	tu_assert(st_sq4.pages_graph * st_sq4.page_size >= st_auto.pages_graph * st_auto.page_size + N * (12 + D / 2),
+		  "graph pages: auto %llu, sq4 %llu", (unsigned long long)st_auto.pages_graph,
+		  (unsigned long long)st_sq4.pages_graph);
+	ck_nvf(nvf_check(db, NULL));
 	ck_nvf(nvf_db_close(db));
 	/* Fashion-MNIST's pixels keep the codes. */
 	cal = (nvf_calibration)NVF_CALIBRATION_INIT;

@@ -123,13 +123,15 @@ def test_default_build_reaches_095_at_the_default_ef(tool, shape):
           f"{cal['recall_codes']:.3f} on the codes, {cal['recall_float']:.3f} on float32); recall@10 at the "
           f"default ef {h['ef_search']}: {r:.4f}, on float32 {rf:.4f}")
     # The choice is in the file, measured at the whole collection, and `info` shows it.
-    assert h["ef_search"] == DEFAULT_EF and h["quantize"] == "sq4"
+    # Codes the walk does not use are not kept in the file.
     assert h["walk"] in ("codes", "float") and cal["nodes"] == n
+    assert h["ef_search"] == DEFAULT_EF and h["quantize"] == ("sq4" if h["walk"] == "codes" else "none")
     assert 0 < cal["recall_codes"] <= 1 and 0 < cal["recall_float"] <= 1
     assert (h["walk"] == "float") == (cal["recall_codes"] + 0.005 < cal["recall_float"])
     text = run(tool, "info", db)
     shown = "float32" if h["walk"] == "float" else "4-bit codes"
     assert f"walk            {shown} (quantize auto: at {n} nodes" in text, text
+    assert ("the codes are not kept" in text) == (h["walk"] == "float"), text
     # The goal, and the graph itself on float32.
     assert r >= 0.95, f"{name}: recall@10 at the default ef {r:.4f} < 0.95 (walk {h['walk']})"
     assert rf >= 0.95, f"{name}: recall@10 at the default ef on float32 {rf:.4f} < 0.95"

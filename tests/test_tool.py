@@ -328,14 +328,15 @@ def test_create_settings_are_stored(t, tmp_path):
     assert out.startswith(f"created {db}")
     info = t.info(db)
     assert info["metric"] == "cosine" and info["index"] == "hnsw"
-    # quantize auto: sq4 codes, the walk not measured yet (from 2,000 nodes on).
+    # quantize auto: sq4 codes, not made until the walk is measured (from 2,000 nodes
+    # on): the walk is float32 until then.
     assert info["hnsw"] == {"M": 12, "ef_construction": 100, "ef_search": 30, "seed": 7, "quantize": "sq4",
-                            "walk": "codes",
+                            "walk": "float",
                             "calibration": {"nodes": 0, "recall_codes": 0.0, "recall_float": 0.0}}
     assert info["page_size"] == 8192 and info["allow_nonfinite"] is True
     text = t.run("info", db).stdout
     assert "hnsw (M 12, ef_construction 100, ef_search 30, seed 7, quantize sq4)" in text
-    assert "walk            4-bit codes (quantize auto: measured from 2,000 nodes on)" in text
+    assert "walk            float32 (quantize auto: measured from 2,000 nodes on)" in text
     # --quantize: auto resolves by metric; sq4 where the metric cannot use it is
     # the library's error (exit 1), naming the metric.
     for metric, q, want in [("euclidean", "none", "none"), ("manhattan", "auto", "none"),

@@ -99,7 +99,8 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 		printf("\n%-16s%s", "walk", cal.walk == NVF_WALK_FLOAT ? "float32" : "4-bit codes");
 		if (cal.automatic && cal.nodes)
 			printf(" (quantize auto: at %" PRIu64 " nodes, recall@10 at ef %" PRIu32 " was %.3f on the codes, "
-			       "%.3f on float32)", cal.nodes, in.hnsw_ef_search, cal.recall_codes, cal.recall_float);
+			       "%.3f on float32%s)", cal.nodes, in.hnsw_ef_search, cal.recall_codes, cal.recall_float,
+			       in.hnsw_quantize == NVF_QUANT_NONE ? "; the codes are not kept" : "");
 		else if (cal.automatic)
 			printf(" (quantize auto: measured from 2,000 nodes on)");
 	}

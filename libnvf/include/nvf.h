@@ -426,12 +426,16 @@ NVF_API int nvf_reindex(nvf_db *db, const nvf_index_options *opts);
  * 2,000 nodes on), the library samples 64 of its vectors as queries, finds their
  * exact 10 nearest others, and measures recall@10 at the default ef walking on the
  * codes and on float32. If the codes lose more than half a point, searches walk on
- * float32 by default (nvf_search_options.full_precision forces it either way). The
- * measure costs 64 exact queries over the collection, about 2% of a build.
+ * float32 and the file drops the codes (nvf_info.hnsw_quantize then says
+ * NVF_QUANT_NONE; 12 + dim / 2 bytes a record, 9% of a 1M x 96 file); else it keeps
+ * them, and they are measured again at the next doubling. Codes are written to the
+ * file only once a measure keeps them: before the first measure searches walk on
+ * float32 (nvf_search_options.full_precision forces float32 either way). The measure
+ * costs 64 exact queries over the collection, about 2% of a build.
  */
 typedef struct nvf_calibration {
 	unsigned version;     /**< NVF_CALIBRATION_VERSION */
-	int automatic;        /**< 1 if NVF_QUANT_AUTO gave the collection 4-bit codes, so the walk is measured (else fixed by its quantize option) */
+	int automatic;        /**< 1 if the collection has NVF_QUANT_AUTO (created or reindexed so), so the walk is measured (else fixed by its quantize option) */
 	int walk;             /**< NVF_WALK_*: how searches walk by default now */
 	uint64_t nodes;       /**< graph nodes at the last measure (0: none yet) */
 	double recall_codes;  /**< recall@10 at the default ef walking on the codes, at that measure */

@@ -793,7 +793,7 @@ int nvf_reindex(nvf_db *db, const nvf_index_options *opts)
 	if ((rc = resolve_quant(opts->hnsw_quantize, c->cfg.metric, &quant)) != 0)
 		return nvf__coll_leave(txn, own, true, rc);
 	/* Empty the old graph's trees (their pages go to the free lists). */
-	static const uint64_t graph[] = {NVF_T_GRAPH0, NVF_T_UPPER, NVF_T_FREEUPPER, NVF_T_HNSW};
+	static const uint64_t graph[] = {NVF_T_GRAPH0, NVF_T_UPPER, NVF_T_FREEUPPER, NVF_T_HNSW, NVF_T_CODES};
 	for (size_t i = 0; i < NVF_ARRAY_LEN(graph) && rc == 0; i++) {
 		nvf_tree *t;
 		rc = nvf__tree_open(txn, graph[i], -1, &t);

@@ -23,9 +23,18 @@ typedef struct nvf_hnsw {
 	uint32_t m, m0, efc, efs;
 	double ml;
 	uint64_t seed;
-	bool quant;     /* walk on 4-bit codes (NVF_QUANT_SQ4) */
+	bool quant;     /* 4-bit codes of every node are at hand (below): walks may use them */
 	uint32_t nb;    /* code bytes per vector: ceil(dim / 2) */
-	uint32_t qoff;  /* offset of the codes' parameters in a level-0 record */
+	uint32_t qoff;  /* where a level-0 record's links end (and, in files of the
+			 * first layout, its codes begin) */
+	/* The codes (struct nvf_hnsw_qparams + nb bytes per row) are in one of: */
+	bool qin;          /* the level-0 records, after the links (the first layout) */
+	nvf_array *codes;  /* their own array, NVF_T_CODES */
+	uint8_t *side;     /* memory only: a write transaction's codes for NVF_QUANT_AUTO
+			    * before its first measure, which decides whether the file keeps
+			    * them (calib.c) */
+	uint64_t side_rows;
+	uint32_t cstride;  /* bytes of one row's codes */
 	uint32_t vlines; /* cache lines of a float32 vector a walk prefetches */
 	/* Only during a parallel insert: */
 	pthread_mutex_t *locks;
@@ -405,7 +414,11 @@ _Static_assert(sizeof(struct nvf_hnsw_qparams) == 12, "qparams size");
 
 static inline const uint8_t *qrec(const nvf_hnsw *g, uint64_t row)
 {
-	return (const uint8_t *)node0(g, row) + g->qoff;
+	if (g->codes)
+		return nvf__array_row(g->codes, row);
+	if (g->qin)
+		return (const uint8_t *)node0(g, row) + g->qoff;
+	return g->side + row * g->cstride;
 }
 
 static void encode(const nvf_coll *c, const nvf_hnsw *g, const float *v, float n2, uint8_t *rec)
@@ -798,15 +811,18 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 	g->efs = c->cfg.hnsw_ef_search;
 	g->ml = 1.0 / log((double)g->m);
 	g->seed = c->cfg.seed;
-	g->quant = c->cfg.hnsw_quant == NVF_QUANT_SQ4;
+	bool sq4 = c->cfg.hnsw_quant == NVF_QUANT_SQ4;
 	g->nb = (c->cfg.dim + 1) / 2;
+	g->cstride = ((uint32_t)sizeof(struct nvf_hnsw_qparams) + g->nb + 3) & ~3u;
 	g->qoff = (uint32_t)(sizeof(struct nvf_hnsw_node0) + 4 * g->m0);
 	/* The whole vector up to 8 lines (512 bytes): past that, the first lines' misses
 	 * overlap the rest of the distance's streaming anyway. */
 	g->vlines = (uint32_t)((c->cfg.dim * sizeof(float) + 63) / 64);
 	g->vlines = g->vlines > 8 ? 8 : g->vlines;
-	uint32_t s0 = g->qoff + (g->quant ? (uint32_t)sizeof(struct nvf_hnsw_qparams) + g->nb : 0);
-	s0 = (s0 + 7) & ~7u;
+	/* Level-0 records hold links only; files of the first layout also hold the
+	 * codes there (s0_in), which they keep. */
+	uint32_t s0 = (g->qoff + 7) & ~7u;
+	uint32_t s0_in = (g->qoff + (uint32_t)sizeof(struct nvf_hnsw_qparams) + g->nb + 7) & ~7u;
 	uint32_t su = (uint32_t)(sizeof(struct nvf_hnsw_upper) + 4 * g->m);
 	int rc;
 	/* Chunks of about 64 KiB: small enough that a one-record transaction copies
@@ -819,7 +835,30 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 		free(g);
 		return rc == NVF_ENOTFOUND ? nvf__err(NVF_ECORRUPT, "a tree of the HNSW graph is missing") : rc;
 	}
-	if (g->g0->stride != s0 || g->up->stride != su) {
+	g->qin = sq4 && !create && g->g0->stride == s0_in;
+	/* The codes' array: made with the graph for NVF_QUANT_SQ4, and for NVF_QUANT_AUTO
+	 * only once its measure keeps them (calib.c). An emptied tree (reindex) counts
+	 * as none. */
+	if (sq4 && !g->qin) {
+		nvf_tree *ct;
+		rc = nvf__tree_open(txn, NVF_T_CODES, -1, &ct);
+		bool have = rc == 0 && ct->d.aux32 != 0, make = create && !c->cfg.quant_auto;
+		if (rc == NVF_ENOTFOUND)
+			rc = 0;
+		if (rc == 0 && (have || make))
+			rc = nvf__array_open(txn, NVF_T_CODES, make ? g->cstride : 0, 64u << 10, &g->codes);
+		else if (rc == 0 && !create && (!c->cfg.quant_auto || (c->cfg.calib_nodes && c->cfg.walk == NVF_WALK_CODES)))
+			rc = nvf__err(NVF_ECORRUPT, "the 4-bit codes of the HNSW graph are missing");
+		if (rc == 0 && g->codes && g->codes->stride != g->cstride)
+			rc = nvf__err(NVF_ECORRUPT, "HNSW codes of %u bytes, %u dimensions need %u", g->codes->stride,
+				      c->cfg.dim, g->cstride);
+		if (rc != 0) {
+			free(g);
+			return rc;
+		}
+	}
+	g->quant = g->qin || g->codes;
+	if ((g->g0->stride != s0 && !g->qin) || g->up->stride != su) {
 		rc = nvf__err(NVF_ECORRUPT, "HNSW records of %u/%u bytes, M = %u needs %u/%u", g->g0->stride,
 			      g->up->stride, g->m, s0, su);
 		free(g);
@@ -841,10 +880,13 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 		 * tags and the vectors with them: neither may be shorter. */
 		if ((g->h.entry != NVF_HNSW_NO_ENTRY && g->h.entry >= nvf__array_rows(g->g0)) ||
 		    g->h.max_level >= NVF_HNSW_MAX_LEVEL || nvf__array_rows(g->g0) > nvf__array_rows(c->vec) ||
+		    (g->codes && nvf__array_rows(g->codes) < nvf__array_rows(g->g0)) ||
 		    (g->h.entry != NVF_HNSW_NO_ENTRY && node0(g, g->h.entry)->level < g->h.max_level)) {
-			rc = nvf__err(NVF_ECORRUPT, "HNSW entry point %llu / top level %u / %llu graph rows out of range",
+			rc = nvf__err(NVF_ECORRUPT,
+				      "HNSW entry point %llu / top level %u / %llu graph rows / %llu rows of codes out of range",
 				      (unsigned long long)g->h.entry, g->h.max_level,
-				      (unsigned long long)nvf__array_rows(g->g0));
+				      (unsigned long long)nvf__array_rows(g->g0),
+				      (unsigned long long)(g->codes ? nvf__array_rows(g->codes) : 0));
 			free(g);
 			return rc;
 		}
@@ -869,6 +911,7 @@ void nvf__hnsw_free(nvf_coll *c)
 	if (c->hnsw) {
 		NVF_VEC_FREE(c->hnsw->tombs);
 		free(c->hnsw->tomb);
+		free(c->hnsw->side);
 	}
 	free(c->hnsw);
 	c->hnsw = NULL;
@@ -877,7 +920,17 @@ void nvf__hnsw_free(nvf_coll *c)
 int nvf__hnsw_flush(nvf_txn *txn, nvf_coll *c)
 {
 	nvf_hnsw *g = c->hnsw;
-	if (!g || !g->dirty)
+	if (!g)
+		return 0;
+	/* A walk may read the codes of any row the graph has (rows that are no node
+	 * read as zeros, and are never ranked). */
+	uint64_t rows = nvf__array_rows(g->g0);
+	if (g->codes && nvf__array_rows(g->codes) < rows) {
+		int rc = nvf__array_prepare(g->codes, txn, nvf__array_rows(g->codes), rows);
+		if (rc != 0)
+			return rc;
+	}
+	if (!g->dirty)
 		return 0;
 	int rc = nvf__tree_put(txn, &g->rec->d, 0, &g->h, sizeof(g->h), 0, NULL);
 	if (rc == 0)
@@ -910,6 +963,111 @@ static int alloc_upper(nvf_txn *txn, nvf_hnsw *g, int levels, uint32_t *slot)
 	return nvf__array_prepare(g->up, txn, end, end + (uint64_t)levels);
 }
 
+/* Codes in memory for every node (a write transaction of an NVF_QUANT_AUTO graph not
+ * measured yet: at most CALIB_MIN nodes were committed, the rest come with it). */
+static int side_begin(const nvf_coll *c, nvf_hnsw *g)
+{
+	uint64_t rows = nvf__array_rows(c->vec), have = nvf__array_rows(g->g0);
+	g->side = calloc(rows ? rows : 1, g->cstride);
+	if (!g->side)
+		return nvf__oom();
+	g->side_rows = rows ? rows : 1;
+	for (uint64_t r = 0; r < have && r < rows; r++)
+		if (node0(g, r)->flags & NVF_HNSW_LINKED)
+			encode(c, g, vec_of(c, r), norm2_of(c, r), g->side + r * g->cstride);
+	g->quant = true;
+	return 0;
+}
+
+static bool side_due(const nvf_coll *c, const nvf_hnsw *g)
+{
+	return !g->quant && c->cfg.quant_auto && c->cfg.hnsw_quant == NVF_QUANT_SQ4;
+}
+
+/* Write a row's 4-bit copy (from its vector), wherever the graph keeps them. */
+static int put_codes(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row)
+{
+	int rc;
+	if (side_due(c, g) && (rc = side_begin(c, g)) != 0)
+		return rc;
+	uint8_t *p;
+	if (g->codes) {
+		if ((rc = nvf__array_row_mut(g->codes, txn, row, &p)) != 0)
+			return rc;
+	} else if (g->qin) {
+		struct nvf_hnsw_node0 *z;
+		if ((rc = node0_mut(txn, g, row, &z)) != 0)
+			return rc;
+		p = (uint8_t *)z + g->qoff;
+	} else if (g->side) {
+		if (row >= g->side_rows) {
+			uint64_t n = row + row / 2 + 1024;
+			uint8_t *ns = realloc(g->side, n * g->cstride);
+			if (!ns)
+				return nvf__oom();
+			memset(ns + g->side_rows * g->cstride, 0, (n - g->side_rows) * g->cstride);
+			g->side = ns;
+			g->side_rows = n;
+		}
+		p = g->side + row * g->cstride;
+	} else {
+		return 0; /* no codes */
+	}
+	encode(c, g, vec_of(c, row), norm2_of(c, row), p);
+	return 0;
+}
+
+int nvf__hnsw_codes_ready(nvf_txn *txn, nvf_coll *c)
+{
+	(void)txn;
+	nvf_hnsw *g = c->hnsw;
+	return g && side_due(c, g) ? side_begin(c, g) : 0;
+}
+
+bool nvf__hnsw_has_codes(const nvf_coll *c)
+{
+	return c->hnsw && c->hnsw->quant;
+}
+
+int nvf__hnsw_codes_settle(nvf_txn *txn, nvf_coll *c, bool keep)
+{
+	nvf_hnsw *g = c->hnsw;
+	int rc = 0;
+	if (!g || g->qin)
+		return 0; /* the first layout keeps its codes in the records */
+	if (keep && g->side) {
+		/* Into the file: an array of their own, every row the graph has. */
+		uint64_t rows = nvf__array_rows(g->g0);
+		if ((rc = nvf__array_open(txn, NVF_T_CODES, g->cstride, 64u << 10, &g->codes)) != 0)
+			return rc;
+		if (rows && (rc = nvf__array_prepare(g->codes, txn, 0, rows)) != 0)
+			return rc;
+		for (uint64_t r = 0; r < rows && r < g->side_rows; r++) {
+			uint8_t *p;
+			if ((rc = nvf__array_row_mut(g->codes, txn, r, &p)) != 0)
+				return rc;
+			memcpy(p, g->side + r * g->cstride, g->cstride);
+		}
+	} else if (!keep) {
+		/* The walk is float32 from now on: the codes go (a measure on the codes
+		 * needs NVF_QUANT_AUTO again, by reindex). */
+		if (g->codes) {
+			if ((rc = nvf__tree_drop(txn, &g->codes->t->d)) != 0)
+				return rc;
+			g->codes->t->d.aux = 0;
+			g->codes->t->d.aux32 = 0;
+			nvf__array_forget(txn, NVF_T_CODES);
+			g->codes = NULL;
+		}
+		c->cfg.hnsw_quant = NVF_QUANT_NONE;
+	}
+	free(g->side);
+	g->side = NULL;
+	g->side_rows = 0;
+	g->quant = g->codes != NULL;
+	return 0;
+}
+
 /* Make a row a node of `level` with no links yet (its upper slots allocated, its
  * 4-bit copy written). */
 static int init_node(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, int level)
@@ -925,8 +1083,8 @@ static int init_node(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row,
 	memset(z, 0, sizeof(*z));
 	z->upper = slot;
 	z->level = (uint8_t)level;
-	if (g->quant)
-		encode(c, g, vec_of(c, row), norm2_of(c, row), (uint8_t *)z + g->qoff);
+	if ((rc = put_codes(txn, c, g, row)) != 0)
+		return rc;
 	for (int l = 1; l <= level; l++) {
 		uint8_t *p;
 		if ((rc = nvf__array_row_mut(g->up, txn, slot + (uint32_t)l - 1, &p)) != 0)
@@ -1340,8 +1498,8 @@ int nvf__hnsw_attach(nvf_txn *txn, nvf_coll *c, uint64_t x)
 	nvf_hnsw *g = c->hnsw;
 	struct nvf_hnsw_node0 *z;
 	int rc = node0_mut(txn, g, x, &z);
-	if (rc == 0 && g->quant)
-		encode(c, g, vec_of(c, x), norm2_of(c, x), (uint8_t *)z + g->qoff);
+	if (rc == 0)
+		rc = put_codes(txn, c, g, x);
 	if (rc == 0)
 		rc = link_node(txn, c, g, x, g->alt);
 	return nvf__txn_fail(txn, rc);
@@ -1679,7 +1837,7 @@ static int check_nodes(nvf_coll *c, nvf_hnsw *g, uint64_t *bad_row, uint32_t *in
 		if (z->level > 0 && (uint64_t)z->upper + z->level > nvf__array_rows(g->up))
 			return nvf__err(NVF_ECORRUPT, "HNSW: row %llu's upper slots %u+%u beyond %llu", (unsigned long long)r,
 					z->upper, z->level, (unsigned long long)nvf__array_rows(g->up));
-		if (g->quant) {
+		if (g->qin || g->codes) {
 			/* The 4-bit copy is the vector's. */
 			uint8_t want[sizeof(struct nvf_hnsw_qparams) + 32768];
 			encode(c, g, vec_of(c, r), norm2_of(c, r), want);
@@ -1730,6 +1888,11 @@ int nvf__hnsw_check(nvf_txn *txn, nvf_coll *c, uint64_t *bad_row)
 		*bad_row = rows;
 		return nvf__err(NVF_ECORRUPT, "HNSW graph has %llu records for %llu rows", (unsigned long long)grows,
 				(unsigned long long)rows);
+	}
+	if (g->codes && nvf__array_rows(g->codes) < grows) {
+		*bad_row = nvf__array_rows(g->codes);
+		return nvf__err(NVF_ECORRUPT, "HNSW graph has %llu records but %llu rows of codes", (unsigned long long)grows,
+				(unsigned long long)nvf__array_rows(g->codes));
 	}
 	uint32_t *indeg = calloc(grows ? grows : 1, sizeof(uint32_t));
 	if (!indeg)
@@ -1798,6 +1961,17 @@ int nvf__hnsw_move(nvf_txn *txn, nvf_coll *c, uint64_t from, uint64_t to)
 		return rc;
 	/* Read after the write access: a copy-on-write of a shared chunk moves it. */
 	memcpy(dst, nvf__array_row(g->g0, from), g->g0->stride);
+	if (g->codes && from < nvf__array_rows(g->codes)) {
+		if ((rc = nvf__array_row_mut(g->codes, txn, to, &dst)) != 0)
+			return rc;
+		memcpy(dst, nvf__array_row(g->codes, from), g->cstride);
+	}
+	if (g->side) { /* rows move: the codes in memory no longer fit (made again if need be) */
+		free(g->side);
+		g->side = NULL;
+		g->side_rows = 0;
+		g->quant = g->codes != NULL;
+	}
 	return 0;
 }
 
@@ -1877,6 +2051,13 @@ int nvf__hnsw_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t 
 			continue;
 		}
 		memcpy(dst, nvf__array_row(b->g0, from), g->g0->stride);
+		if (g->codes && b->codes && from < nvf__array_rows(b->codes)) {
+			uint8_t *cd;
+			if ((rc = nvf__array_row_mut(g->codes, txn, r, &cd)) != 0)
+				break;
+			memcpy(cd, nvf__array_row(b->codes, from), g->cstride);
+			dst = (uint8_t *)(uintptr_t)nvf__array_row(g->g0, r);
+		}
 		struct nvf_hnsw_node0 *z = (struct nvf_hnsw_node0 *)(void *)dst;
 		if (!(z->flags & NVF_HNSW_LINKED))
 			continue;
@@ -1916,6 +2097,8 @@ int nvf__hnsw_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t 
 		rc = nvf__tree_drop(txn, &g->freeup->d);
 	if (rc == 0)
 		rc = nvf__array_truncate(g->g0, txn, live);
+	if (rc == 0 && g->codes && nvf__array_rows(g->codes) > live)
+		rc = nvf__array_truncate(g->codes, txn, live);
 	if (rc == 0)
 		rc = nvf__array_truncate(g->up, txn, slot);
 	return rc == 0 ? nvf__hnsw_flush(txn, c) : rc;
@@ -1958,5 +2141,7 @@ int nvf__hnsw_pack(nvf_txn *txn, nvf_coll *c, uint64_t live, const uint64_t *to)
 	}
 	if (rc == 0)
 		rc = nvf__array_truncate(g->g0, txn, live);
+	if (rc == 0 && g->codes && nvf__array_rows(g->codes) > live)
+		rc = nvf__array_truncate(g->codes, txn, live);
 	return rc == 0 ? nvf__hnsw_flush(txn, c) : rc;
 }

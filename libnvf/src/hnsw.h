@@ -5,6 +5,9 @@
  * one in M) also own `level` consecutive slots of the UPPER array, one per level
  * 1..level, found through the slot number in their level-0 record. The entry point,
  * the top level and the number of nodes per level are a small record of their own.
+ * The 4-bit copies of the vectors (NVF_QUANT_SQ4) are an array of their own, row by
+ * row, which NVF_QUANT_AUTO writes only once its measure keeps them; files of the
+ * first layout keep them in the level-0 records after the links, and go on so.
  * Links hold row numbers. Opening needs none of this in memory: search reads it all
  * straight from the map. */
 #ifndef NVF_HNSW_H
@@ -17,12 +20,14 @@ enum {
 	NVF_T_UPPER = 8,     /* array: slot -> struct nvf_hnsw_upper + links */
 	NVF_T_FREEUPPER = 9, /* free slot runs: levels << 40 | first slot -> nothing */
 	NVF_T_HNSW = 10,     /* key 0: struct nvf_disk_hnsw */
+	NVF_T_CODES = 15,    /* array: row -> struct nvf_hnsw_qparams + ceil(dim / 2) code bytes */
 };
 
 #define NVF_HNSW_MAX_LEVEL 24
 #define NVF_HNSW_NO_ENTRY UINT64_MAX
 
-/* Level-0 record of a row, followed by 2M u32 links. */
+/* Level-0 record of a row, followed by 2M u32 links (and, in files of the first
+ * layout with NVF_QUANT_SQ4, the row's codes; hnsw.c tells them by the stride). */
 struct nvf_hnsw_node0 {
 	uint32_t upper;  /* first UPPER slot (level 1), if level > 0 */
 	uint32_t indeg;  /* links to this node, at every level: removal must leave none */
@@ -84,6 +89,13 @@ uint64_t nvf__hnsw_nodes(const nvf_coll *c);
  * last), and the measure itself, which records its choice in txn's configuration. */
 bool nvf__calib_due(const nvf_coll *c);
 int nvf__calibrate(nvf_txn *txn, nvf_coll *c);
+/* For the measure: codes of every node at hand (in memory if the file has none yet);
+ * then keep them (into the file, if they were only in memory) or drop them (the
+ * configuration then says NVF_QUANT_NONE). Files of the first layout keep theirs. */
+int nvf__hnsw_codes_ready(nvf_txn *txn, nvf_coll *c);
+int nvf__hnsw_codes_settle(nvf_txn *txn, nvf_coll *c, bool keep);
+/* Whether walks can use 4-bit codes now. */
+bool nvf__hnsw_has_codes(const nvf_coll *c);
 int nvf__hnsw_links(nvf_coll *c, uint64_t row, int level, const uint32_t **links, uint32_t *n);
 uint64_t nvf__hnsw_entry(nvf_coll *c);
 /* Compaction's relayout (coll.c): node records come from base's rows old_of_new[r]

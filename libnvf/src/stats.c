@@ -22,6 +22,7 @@ static uint64_t *bucket(nvf_stats *s, uint64_t id)
 	case NVF_T_UPPER:
 	case NVF_T_FREEUPPER:
 	case NVF_T_HNSW:
+	case NVF_T_CODES:
 		return &s->pages_graph;
 	case NVF_T_META:
 	case NVF_T_DOCS:
