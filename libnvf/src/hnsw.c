@@ -800,6 +800,16 @@ static int level_of(const nvf_hnsw *g, uint64_t id)
 	return l < NVF_HNSW_MAX_LEVEL - 1 ? l : NVF_HNSW_MAX_LEVEL - 1;
 }
 
+/* The codes' chunks: 1,024 rows fill whole pages whatever the dimension (a row is 4k
+ * bytes), where 64 KiB would waste 3% of the last page at 784 dimensions. Only the
+ * row a transaction adds or moves has its codes written, so a larger chunk costs a
+ * small transaction one copy, not one per neighbour as the graph's records do. */
+static uint32_t codes_chunk(const nvf_hnsw *g)
+{
+	uint64_t want = (uint64_t)g->cstride << 10;
+	return want < (64u << 10) ? 64u << 10 : want > (512u << 10) ? 512u << 10 : (uint32_t)want;
+}
+
 static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 {
 	nvf_hnsw *g = calloc(1, sizeof(*g));
@@ -846,7 +856,7 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 		if (rc == NVF_ENOTFOUND)
 			rc = 0;
 		if (rc == 0 && (have || make))
-			rc = nvf__array_open(txn, NVF_T_CODES, make ? g->cstride : 0, 64u << 10, &g->codes);
+			rc = nvf__array_open(txn, NVF_T_CODES, make ? g->cstride : 0, codes_chunk(g), &g->codes);
 		else if (rc == 0 && !create && (!c->cfg.quant_auto || (c->cfg.calib_nodes && c->cfg.walk == NVF_WALK_CODES)))
 			rc = nvf__err(NVF_ECORRUPT, "the 4-bit codes of the HNSW graph are missing");
 		if (rc == 0 && g->codes && g->codes->stride != g->cstride)
@@ -1038,7 +1048,7 @@ int nvf__hnsw_codes_settle(nvf_txn *txn, nvf_coll *c, bool keep)
 	if (keep && g->side) {
 		/* Into the file: an array of their own, every row the graph has. */
 		uint64_t rows = nvf__array_rows(g->g0);
-		if ((rc = nvf__array_open(txn, NVF_T_CODES, g->cstride, 64u << 10, &g->codes)) != 0)
+		if ((rc = nvf__array_open(txn, NVF_T_CODES, g->cstride, codes_chunk(g), &g->codes)) != 0)
 			return rc;
 		if (rows && (rc = nvf__array_prepare(g->codes, txn, 0, rows)) != 0)
 			return rc;
