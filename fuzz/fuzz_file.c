@@ -35,6 +35,7 @@ static void build_base(void)
 	co.index = NVF_INDEX_HNSW;
 	co.hnsw_m = 4;
 	co.hnsw_ef_construction = 16;
+	co.hnsw_quantize = NVF_QUANT_SQ4; /* the codes' array too (auto writes none below 2,000 nodes) */
 	co.page_size = BASE_PAGE;
 	co.durability = NVF_DURABILITY_NOSYNC;
 	co.map_size = 64u << 20;

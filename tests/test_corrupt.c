@@ -246,6 +246,7 @@ START_TEST(test_hostile_hnsw_files_never_crash)
 	co.dim = 16;
 	co.index = NVF_INDEX_HNSW;
 	co.hnsw_ef_construction = 40;
+	co.hnsw_quantize = NVF_QUANT_SQ4; /* the codes' array too (auto writes none below 2,000 nodes) */
 	co.durability = NVF_DURABILITY_NOSYNC;
 	nvf_db *db;
 	ck_nvf(nvf_db_create(&db, path, &co));
@@ -445,6 +446,7 @@ START_TEST(test_bitflip_sweep_every_page)
 	co.index = NVF_INDEX_HNSW;
 	co.hnsw_m = 8;
 	co.hnsw_ef_construction = 32;
+	co.hnsw_quantize = NVF_QUANT_SQ4; /* the codes' array too (auto writes none below 2,000 nodes) */
 	co.page_size = 512;
 	co.durability = NVF_DURABILITY_NOSYNC;
 	nvf_db *db;
