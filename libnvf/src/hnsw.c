@@ -974,7 +974,10 @@ static int alloc_upper(nvf_txn *txn, nvf_hnsw *g, int levels, uint32_t *slot)
 }
 
 /* Codes in memory for every node (a write transaction of an NVF_QUANT_AUTO graph not
- * measured yet: at most CALIB_MIN nodes were committed, the rest come with it). */
+ * measured yet: at most CALIB_MIN nodes were committed, the rest come with it). Made
+ * for a batch (its walk is then as fast as on codes in the file) and for the measure;
+ * a transaction of a few inserts links them walking on float32 instead of encoding
+ * the graph's nodes first. */
 static int side_begin(const nvf_coll *c, nvf_hnsw *g)
 {
 	uint64_t rows = nvf__array_rows(c->vec), have = nvf__array_rows(g->g0);
@@ -998,8 +1001,6 @@ static bool side_due(const nvf_coll *c, const nvf_hnsw *g)
 static int put_codes(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row)
 {
 	int rc;
-	if (side_due(c, g) && (rc = side_begin(c, g)) != 0)
-		return rc;
 	uint8_t *p;
 	if (g->codes) {
 		if ((rc = nvf__array_row_mut(g->codes, txn, row, &p)) != 0)
@@ -1214,6 +1215,8 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	nvf_hnsw *g = c->hnsw;
 	int rc = 0;
 	uint64_t nrows = nvf__array_rows(c->vec);
+	if (n >= PARALLEL_MIN && side_due(c, g) && (rc = side_begin(c, g)) != 0)
+		return nvf__txn_fail(txn, rc);
 	/* Nodes first: levels and upper slots, single-threaded (it changes trees). */
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t id;
