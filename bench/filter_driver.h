@@ -1,51 +1,11 @@
-// What bench filter's C++ drivers (hnswlib_filter.cpp, usearch_filter.cpp) share:
-// timing, the JSON lines they print, the data files they read. Included after the
-// driver defines K, DS and SYS and includes vecfile.h and the standard headers.
+// What bench filter's C++ drivers (hnswlib_filter.cpp, usearch_filter.cpp) share
+// beyond driver.h: the allowed-id files filter_data.py writes, and comma lists.
+// Included after the driver defines K, PROG, SUITE, SYS and DS and includes vecfile.h
+// and the standard headers.
 #ifndef NVF_BENCH_FILTER_DRIVER_H
 #define NVF_BENCH_FILTER_DRIVER_H
 
-static double now()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static std::string fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static std::string fmt(const char *f, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, f);
-	vsnprintf(buf, sizeof(buf), f, ap);
-	va_end(ap);
-	return buf;
-}
-
-static void emit(const std::string &metric, double value, const char *unit, const std::string &note)
-{
-	printf("{\"suite\": \"filter\", \"system\": \"%s\", \"dataset\": \"%s\", \"metric\": \"%s\", "
-	       "\"value\": %.12g, \"unit\": \"%s\", \"note\": \"%s\"}\n",
-	       SYS, DS, metric.c_str(), value, unit, note.c_str());
-	fflush(stdout);
-}
-
-static void die(const std::string &msg)
-{
-	fprintf(stderr, "%s_filter: %s\n", SYS, msg.c_str());
-	exit(1);
-}
-
-static std::vector<float> load(const char *path, size_t limit, size_t *n, size_t *dim)
-{
-	char err[VECFILE_ERRLEN];
-	float *v = vecfile_load(path, VF_AUTO, limit, n, dim, err);
-	if (!v)
-		die(err);
-	std::vector<float> out(v, v + *n * *dim);
-	free(v);
-	return out;
-}
+#include "driver.h"
 
 // A 1-D little-endian int64 .npy file (what numpy.save writes for filter_data.py's ids).
 static std::vector<int64_t> load_npy_i64(const std::string &path)

@@ -38,25 +38,13 @@ extern "C" {
 #include <vector>
 
 static const int K = 10;
+static const char *const PROG = "hnswlib_bench";
+static const char *const SUITE = "hnsw";
+static const char *const SYS = "hnswlib";
 static const char *DS = "fashion-mnist-784";
 static bool cosine = false; // METRIC cosine: InnerProductSpace on normalized vectors
 
-static double now()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void emit(const char *metric, double value, const char *unit, const std::string &note)
-{
-	printf("{\"suite\": \"hnsw\", \"system\": \"hnswlib\", \"dataset\": \"%s\", \"metric\": \"%s\", "
-	       "\"value\": %.12g, \"unit\": \"%s\", \"note\": \"%s\"}\n",
-	       DS, metric, value, unit, note.c_str());
-	fflush(stdout);
-}
-
-static std::vector<float> load(const char *path, size_t limit, size_t *n, size_t *dim);
+#include "driver.h"
 
 // For cosine: scale every row to unit length (a zero row stays zero).
 static void normalize(std::vector<float> &v, size_t dim)
@@ -71,19 +59,6 @@ static void normalize(std::vector<float> &v, size_t dim)
 	}
 }
 
-static std::vector<float> load(const char *path, size_t limit, size_t *n, size_t *dim)
-{
-	char err[VECFILE_ERRLEN];
-	float *v = vecfile_load(path, VF_AUTO, limit, n, dim, err);
-	if (!v) {
-		fprintf(stderr, "hnswlib_bench: %s\n", err);
-		exit(1);
-	}
-	std::vector<float> out(v, v + *n * *dim);
-	free(v);
-	return out;
-}
-
 static off_t file_size(const std::string &path)
 {
 	struct stat st;
@@ -92,17 +67,6 @@ static off_t file_size(const std::string &path)
 		exit(1);
 	}
 	return st.st_size;
-}
-
-static std::string fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static std::string fmt(const char *f, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, f);
-	vsnprintf(buf, sizeof(buf), f, ap);
-	va_end(ap);
-	return buf;
 }
 
 // Build an index of base[0, n) with labels 0..n-1; the seconds addPoint took.

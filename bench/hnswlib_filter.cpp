@@ -33,7 +33,9 @@ extern "C" {
 
 static const int K = 10;
 static const char *DS = "fashion-mnist-784";
-static const char *SYS = "hnswlib";
+static const char *const PROG = "hnswlib_filter";
+static const char *const SUITE = "filter";
+static const char *const SYS = "hnswlib";
 
 #include "filter_driver.h"
 

@@ -37,7 +37,9 @@ extern "C" {
 
 static const int K = 10;
 static const char *DS = "fashion-mnist-784";
-static const char *SYS = "usearch";
+static const char *const PROG = "usearch_filter";
+static const char *const SUITE = "filter";
+static const char *const SYS = "usearch";
 
 #include "filter_driver.h"
 

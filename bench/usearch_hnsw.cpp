@@ -34,55 +34,17 @@ extern "C" {
 #include <vector>
 
 static const int K = 10;
+static const char *const PROG = "usearch_hnsw";
+static const char *const SUITE = "hnsw";
+static const char *const SYS = "usearch";
 static const char *DS = "fashion-mnist-784";
 
-static double now()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static std::string fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static std::string fmt(const char *f, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, f);
-	vsnprintf(buf, sizeof(buf), f, ap);
-	va_end(ap);
-	return buf;
-}
-
-static void emit(const std::string &metric, double value, const char *unit, const std::string &note)
-{
-	printf("{\"suite\": \"hnsw\", \"system\": \"usearch\", \"dataset\": \"%s\", \"metric\": \"%s\", "
-	       "\"value\": %.12g, \"unit\": \"%s\", \"note\": \"%s\"}\n",
-	       DS, metric.c_str(), value, unit, note.c_str());
-	fflush(stdout);
-}
-
-static void die(const std::string &msg)
-{
-	fprintf(stderr, "usearch_hnsw: %s\n", msg.c_str());
-	exit(1);
-}
+#include "driver.h"
 
 static void check(usearch_error_t err, const char *what)
 {
 	if (err)
 		die(fmt("%s: %s", what, err));
-}
-
-static std::vector<float> load(const char *path, size_t limit, size_t *n, size_t *dim)
-{
-	char err[VECFILE_ERRLEN];
-	float *v = vecfile_load(path, VF_AUTO, limit, n, dim, err);
-	if (!v)
-		die(err);
-	std::vector<float> out(v, v + *n * *dim);
-	free(v);
-	return out;
 }
 
 int main(int argc, char **argv)
