@@ -260,35 +260,27 @@ START_TEST(test_new_reader_sees_latest_commit_of_other_process)
 }
 END_TEST
 
+/* A child's write transaction, begun and left open. */
+static int hold_the_writer_lock(void *ctx)
+{
+	(void)ctx;
+	nvf_db *db;
+	nvf_txn *txn;
+	return nvf_db_open(&db, path, NULL) == 0 && nvf_txn_begin(&txn, db, 0) == 0 ? 0 : -1;
+}
+
 START_TEST(test_killed_writer_releases_the_lock)
 {
 	create_bank();
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		nvf_db *db;
-		nvf_txn *txn;
-		if (nvf_db_open(&db, path, NULL) != 0 || nvf_txn_begin(&txn, db, 0) != 0)
-			_exit(1);
-		if (write(p[1], "x", 1) != 1)
-			_exit(2);
-		pause();
-		_exit(0);
-	}
-	char x;
-	ck_assert_int_eq(read(p[0], &x, 1), 1);
+	pid_t pid = tu_child_until_killed(hold_the_writer_lock, NULL, NULL);
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, NULL));
 	nvf_txn *txn;
 	ck_assert_int_eq(nvf_txn_begin(&txn, db, 0), NVF_ELOCKED);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	tu_kill9(pid);
 	ck_nvf(nvf_txn_begin(&txn, db, 0));
 	nvf_txn_abort(txn);
 	ck_nvf(nvf_db_close(db));
-	close(p[0]);
-	close(p[1]);
 }
 END_TEST
 

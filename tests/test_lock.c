@@ -263,42 +263,25 @@ static int slots_in_use(nvf_db *db)
 }
 
 /* A child that opens the database, begins `nread` read transactions (0: as many as
- * the table holds), reports how many through the pipe and waits to be killed. */
-static pid_t reader_child(int nread, int *count)
+ * the table holds), reports how many and waits to be killed. */
+static int hold_readers(void *ctx)
 {
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		nvf_db *db;
-		int n = 0;
-		if (nvf_db_open(&db, path, NULL) != 0)
-			_exit(1);
-		for (;;) {
-			nvf_txn *t;
-			if ((nread && n == nread) || nvf_txn_begin(&t, db, NVF_TXN_RDONLY) != 0)
-				break;
-			n++;
-		}
-		if (write(p[1], &n, sizeof(n)) != (ssize_t)sizeof(n))
-			_exit(2);
-		pause();
-		_exit(0);
+	int nread = *(const int *)ctx, n = 0;
+	nvf_db *db;
+	if (nvf_db_open(&db, path, NULL) != 0)
+		return -1;
+	for (;;) {
+		nvf_txn *t;
+		if ((nread && n == nread) || nvf_txn_begin(&t, db, NVF_TXN_RDONLY) != 0)
+			break;
+		n++;
 	}
-	close(p[1]);
-	ck_assert_int_eq(read(p[0], count, sizeof(*count)), (ssize_t)sizeof(*count));
-	close(p[0]);
-	return pid;
+	return n;
 }
 
-static void kill9(pid_t pid)
+static pid_t reader_child(int nread, int *count)
 {
-	int status;
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	return tu_child_until_killed(hold_readers, &nread, count);
 }
 
 START_TEST(test_a_killed_readers_slots_are_reclaimed)
@@ -311,7 +294,7 @@ START_TEST(test_a_killed_readers_slots_are_reclaimed)
 	ck_assert_int_eq(n, (int)NVF_LOCK_SLOTS); /* the child filled the table */
 	nvf_txn *t;
 	ck_assert_int_eq(nvf_txn_begin(&t, db, NVF_TXN_RDONLY), NVF_EREADERS);
-	kill9(pid);
+	tu_kill9(pid);
 	ck_assert_int_eq(slots_in_use(db), (int)NVF_LOCK_SLOTS); /* nobody has looked yet */
 	/* The next reader finds the table full, sees the owner dead and takes a slot. */
 	ck_nvf(nvf_txn_begin(&t, db, NVF_TXN_RDONLY));
@@ -330,7 +313,7 @@ START_TEST(test_a_killed_readers_slot_no_longer_pins_pages)
 	pid_t pid = reader_child(1, &n);
 	ck_assert_int_eq(n, 1);
 	ck_assert_int_eq(slots_in_use(db), 1);
-	kill9(pid);
+	tu_kill9(pid);
 	/* A commit asks which states readers pin: the dead reader's slot goes. */
 	float v[4] = {9, 9, 9, 9};
 	ck_nvf(nvf_insert(db, NULL, v, 4, NULL));
@@ -383,7 +366,7 @@ START_TEST(test_a_reused_pid_neither_keeps_a_dead_slot_nor_frees_a_live_one)
 	ck_assert_uint_eq(s[7].owner, 0); /* the dead one, live pid or not */
 	ck_assert_uint_ne(s[live].owner, 0); /* the live one, dead pid or not */
 	ck_assert_uint_eq(s[live].txnid, pinned);
-	kill9(pid);
+	tu_kill9(pid);
 	ck_nvf(nvf__lock_reader_pins(&db->lock, &pins, &npins));
 	ck_assert_uint_eq(npins, 0);
 	free(pins);
@@ -391,34 +374,31 @@ START_TEST(test_a_reused_pid_neither_keeps_a_dead_slot_nor_frees_a_live_one)
 }
 END_TEST
 
+/* A child's write transaction: 500 inserts, never committed. */
+static int write_uncommitted(void *ctx)
+{
+	(void)ctx;
+	nvf_db *w;
+	nvf_txn *t;
+	if (nvf_db_open(&w, path, NULL) != 0 || nvf_txn_begin(&t, w, 0) != 0)
+		return -1;
+	for (int i = 0; i < 500; i++) {
+		float v[4] = {1, 1, 1, (float)i};
+		if (nvf_insert(w, t, v, 4, NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 START_TEST(test_a_writer_killed_mid_transaction_leaves_no_lock_and_no_trace)
 {
 	ck_nvf(create_with(path, 0644, 10));
 	nvf_db *db;
 	ck_nvf(nvf_db_open(&db, path, NULL));
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		nvf_db *w;
-		nvf_txn *t;
-		if (nvf_db_open(&w, path, NULL) != 0 || nvf_txn_begin(&t, w, 0) != 0)
-			_exit(1);
-		for (int i = 0; i < 500; i++) {
-			float v[4] = {1, 1, 1, (float)i};
-			if (nvf_insert(w, t, v, 4, NULL) != 0)
-				_exit(1);
-		}
-		if (write(p[1], "x", 1) != 1)
-			_exit(2);
-		pause();
-		_exit(0);
-	}
-	char x;
-	ck_assert_int_eq(read(p[0], &x, 1), 1);
+	pid_t pid = tu_child_until_killed(write_uncommitted, NULL, NULL);
 	nvf_txn *t;
 	ck_assert_int_eq(nvf_txn_begin(&t, db, 0), NVF_ELOCKED);
-	kill9(pid);
+	tu_kill9(pid);
 	ck_nvf(nvf_txn_begin(&t, db, 0)); /* at once: no waiting, no stale lock */
 	nvf_info info;
 	ck_nvf(nvf_db_info(db, t, &info));
@@ -426,8 +406,6 @@ START_TEST(test_a_writer_killed_mid_transaction_leaves_no_lock_and_no_trace)
 	ck_nvf(nvf_txn_commit(t));
 	ck_nvf(nvf_check(db, NULL));
 	ck_nvf(nvf_db_close(db));
-	close(p[0]);
-	close(p[1]);
 }
 END_TEST
 

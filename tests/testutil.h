@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,6 +140,44 @@ static inline int tu_run(Suite *s)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* A child process that gets into some state and stays there until killed (a writer
+ * holding the lock, a reader holding slots): fork, run fn(ctx) in the child; a value
+ * >= 0 goes to the parent (in *out, if not NULL) once the state is reached, and the
+ * child then waits for its SIGKILL; a negative one ends it with exit status 1, which
+ * fails the parent's test. Returns the child's pid. */
+static inline pid_t tu_child_until_killed(int (*fn)(void *ctx), void *ctx, int *out)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		int v = fn(ctx);
+		if (v < 0 || write(p[1], &v, sizeof(v)) != (ssize_t)sizeof(v))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	int v;
+	ssize_t got = read(p[0], &v, sizeof(v));
+	close(p[0]);
+	ck_assert_msg(got == (ssize_t)sizeof(v), "the child (pid %d) failed before its state", (int)pid);
+	if (out)
+		*out = v;
+	return pid;
+}
+
+/* SIGKILL a child of tu_child_until_killed and reap it. */
+static inline void tu_kill9(pid_t pid)
+{
+	int status;
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 #endif
