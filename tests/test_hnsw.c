@@ -499,6 +499,54 @@ START_TEST(test_small_transactions_reach_the_first_measure)
 }
 END_TEST
 
+/* A batch takes its upper-level slots at once, from a reserve made writable in one go;
+ * slots that deletes freed are taken first and the reserve's unused end is cut off.
+ * After deletes then another batch the graph must check (no slot given twice, none
+ * beyond the array) and search as before. */
+START_TEST(test_a_batch_after_deletes_reuses_upper_slots)
+{
+	enum { D = 16, N1 = 3000, N2 = 1000, Q = 50 };
+	nvf_db *db = create("reuse-upper.nvf", D, NVF_METRIC_EUCLIDEAN);
+	uint64_t s = 4242;
+	float *x = malloc((size_t)(N1 + N2 + Q) * D * sizeof(float));
+	for (size_t i = 0; i < (size_t)(N1 + N2 + Q) * D; i++)
+		x[i] = (float)tu_below(&s, 1000) / 100.0f;
+	ck_nvf(nvf_insert_batch(db, NULL, x, N1, D, NULL, NULL));
+	nvf_stats st0 = {.version = NVF_STATS_VERSION};
+	ck_nvf(nvf_db_stats(db, &st0));
+	for (uint64_t id = 0; id < N1; id += 4)
+		ck_nvf(nvf_delete(db, NULL, id));
+	ck_nvf(nvf_insert_batch(db, NULL, x + (size_t)N1 * D, N2, D, NULL, NULL));
+	ck_nvf(nvf_check(db, NULL));
+	nvf_stats st1 = {.version = NVF_STATS_VERSION};
+	ck_nvf(nvf_db_stats(db, &st1));
+	uint64_t up0 = 0, up1 = 0;
+	for (int l = 1; l < 24; l++) {
+		up0 += st0.hnsw_nodes_per_level[l] * (uint64_t)l;
+		up1 += st1.hnsw_nodes_per_level[l] * (uint64_t)l;
+	}
+	fprintf(stderr, "upper slots in use: %llu after the first batch, %llu after deletes and a second\n",
+		(unsigned long long)up0, (unsigned long long)up1);
+	nvf_search_options wide = NVF_SEARCH_OPTIONS_INIT, ex = NVF_SEARCH_OPTIONS_INIT;
+	wide.ef_search = 200;
+	ex.exact = 1;
+	size_t hit = 0;
+	for (int q = 0; q < Q; q++) {
+		nvf_result a[K], b[K];
+		size_t na, nb;
+		const float *qv = x + (size_t)(N1 + N2 + q) * D;
+		ck_nvf(nvf_search(db, NULL, qv, D, K, &wide, a, &na));
+		ck_nvf(nvf_search(db, NULL, qv, D, K, &ex, b, &nb));
+		for (size_t j = 0; j < na; j++)
+			hit += a[j].distance <= b[K - 1].distance * 1.000001f;
+	}
+	double r = (double)hit / (Q * K);
+	tu_assert(r >= 0.95, "recall at ef 200 after deletes and a second batch: %.3f", r);
+	free(x);
+	ck_nvf(nvf_db_close(db));
+}
+END_TEST
+
 /* A search marks the nodes it visits with a 16-bit tag per row, new per search, and
  * clears the table when the tag wraps (every 65,535 searches of a thread). A search
  * as wide as the graph tags every node; 65,534 searches of another query later, the
@@ -899,6 +947,7 @@ int main(void)
 	tcase_add_test(tc, test_k_past_the_count_returns_every_record);
 	tcase_add_test(tc, test_results_stay_the_same_across_the_visited_tag_wrap);
 	tcase_add_test(tc, test_small_transactions_reach_the_first_measure);
+	tcase_add_test(tc, test_a_batch_after_deletes_reuses_upper_slots);
 	tcase_add_test(tc, test_emptied_then_refilled_graph_keeps_an_entry);
 	tcase_add_test(tc, test_random_operations_keep_the_graph_sound);
 	tcase_add_test(tc, test_every_metric_on_the_graph);

@@ -40,6 +40,7 @@ typedef struct nvf_hnsw {
 	pthread_mutex_t *locks;
 	pthread_mutex_t glock;
 	uint64_t alt; /* an update's starting point (nvf__hnsw_detach) */
+	uint64_t up_next, up_end; /* a batch's upper slots, made writable at once (insert) */
 	/* Removed nodes waiting for the commit's sweep (see removal below). */
 	NVF_VEC(uint64_t) tombs;
 	uint8_t *tomb;
@@ -839,7 +840,7 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 	 * little of the graph, large enough that some power of two of records fills
 	 * whole pages (128 of 544 bytes, M 16 and 784 dimensions, make 17 pages). */
 	if ((rc = nvf__array_open(txn, NVF_T_GRAPH0, create ? s0 : 0, 64u << 10, &g->g0)) != 0 ||
-	    (rc = nvf__array_open(txn, NVF_T_UPPER, create ? su : 0, 16u << 10, &g->up)) != 0 ||
+	    (rc = nvf__array_open(txn, NVF_T_UPPER, create ? su : 0, 64u << 10, &g->up)) != 0 ||
 	    (rc = nvf__tree_open(txn, NVF_T_FREEUPPER, create ? NVF_TREE_KIND_PLAIN : -1, &g->freeup)) != 0 ||
 	    (rc = nvf__tree_open(txn, NVF_T_HNSW, create ? NVF_TREE_KIND_PLAIN : -1, &g->rec)) != 0) {
 		free(g);
@@ -965,6 +966,11 @@ static int alloc_upper(nvf_txn *txn, nvf_hnsw *g, int levels, uint32_t *slot)
 			*slot = (uint32_t)(key & ((UINT64_C(1) << 40) - 1));
 			return nvf__tree_del(txn, &g->freeup->d, key);
 		}
+	}
+	if (g->up_next + (uint64_t)levels <= g->up_end) { /* the batch's reserve */
+		*slot = (uint32_t)g->up_next;
+		g->up_next += (uint64_t)levels;
+		return 0;
 	}
 	uint64_t end = nvf__array_rows(g->up);
 	if (end + (uint64_t)levels > UINT32_MAX)
@@ -1217,12 +1223,33 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	uint64_t nrows = nvf__array_rows(c->vec);
 	if (n >= PARALLEL_MIN && side_due(c, g) && (rc = side_begin(c, g)) != 0)
 		return nvf__txn_fail(txn, rc);
+	/* A batch's upper slots at once: appended a few at a time, each chunk of the
+	 * array would grow by doubling, and the extents it outgrew stay behind as free
+	 * pages (0.4% of a 1M x 96 file). Slots the free list gives back instead are
+	 * cut off the reserve's end afterwards. */
+	if (n >= PARALLEL_MIN) {
+		uint64_t total = 0, end = nvf__array_rows(g->up);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t id;
+			memcpy(&id, nvf__array_row(c->rowids, rows[i]), 8);
+			total += (uint64_t)level_of(g, id);
+		}
+		if (total > 0 && end + total <= UINT32_MAX) {
+			if ((rc = nvf__array_prepare(g->up, txn, end, end + total)) != 0)
+				return nvf__txn_fail(txn, rc);
+			g->up_next = end;
+			g->up_end = end + total;
+		}
+	}
 	/* Nodes first: levels and upper slots, single-threaded (it changes trees). */
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t id;
 		memcpy(&id, nvf__array_row(c->rowids, rows[i]), 8);
 		rc = init_node(txn, c, g, rows[i], level_of(g, id));
 	}
+	if (rc == 0 && g->up_next < g->up_end)
+		rc = nvf__array_truncate(g->up, txn, g->up_next);
+	g->up_next = g->up_end = 0;
 	if (rc != 0)
 		return nvf__txn_fail(txn, rc);
 	bool parallel = false;
