@@ -998,6 +998,15 @@ static int side_begin(const nvf_coll *c, nvf_hnsw *g)
 	return 0;
 }
 
+/* Let the codes in memory go; walks keep what the file has. */
+static void side_drop(nvf_hnsw *g)
+{
+	free(g->side);
+	g->side = NULL;
+	g->side_rows = 0;
+	g->quant = g->qin || g->codes;
+}
+
 static bool side_due(const nvf_coll *c, const nvf_hnsw *g)
 {
 	return !g->quant && c->cfg.quant_auto && c->cfg.hnsw_quant == NVF_QUANT_SQ4;
@@ -1078,10 +1087,7 @@ int nvf__hnsw_codes_settle(nvf_txn *txn, nvf_coll *c, bool keep)
 		}
 		c->cfg.hnsw_quant = NVF_QUANT_NONE;
 	}
-	free(g->side);
-	g->side = NULL;
-	g->side_rows = 0;
-	g->quant = g->codes != NULL;
+	side_drop(g);
 	return 0;
 }
 
@@ -1705,6 +1711,29 @@ static void search_acorn(query *Q, scratch *s, size_t ef, const cand *entries, s
 	*nres = nr;
 }
 
+/* The k best of the nr nodes a walk left in the max-heap s->res, by exact distance
+ * (measured here if the walk was on the codes), as results with their ids; returns
+ * how many. A row's id costs a cache miss (another array): only rows that can still
+ * enter the k best have it looked up, ties included (they are ranked by id). */
+static size_t rank_exact(const nvf_coll *c, scratch *s, size_t nr, const float *q, float qn2, bool quant, size_t k,
+			 nvf_result *out)
+{
+	nvf_topk t = {k, 0, out};
+	while (nr > 0) {
+		cand x = heap_pop(s->res, &nr, true);
+		if (!quant && nr >= k && x.d > s->res[0].d)
+			continue; /* k strictly nearer ones remain */
+		float score = quant ? nvf__score_row(c, q, qn2, x.r) : x.d;
+		if (t.n == k && score > t.h[0].distance)
+			continue;
+		uint64_t id;
+		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
+		nvf__topk_push(&t, score, id);
+	}
+	nvf__topk_finish(&t, c->cfg.metric);
+	return t.n;
+}
+
 int nvf__hnsw_scan(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t ef, const uint32_t *rows, size_t n,
 		   uint64_t work[2], nvf_result *out, size_t *nout)
 {
@@ -1733,22 +1762,7 @@ int nvf__hnsw_scan(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32_t
 				heap_pop(s->res, &nr, true);
 		}
 	}
-	nvf_topk t = {k, 0, out};
-	/* A row's id costs a cache miss (another array): look up only those of rows that
-	 * can still enter the k best, ties included (they are ranked by id). */
-	while (nr > 0) {
-		cand x = heap_pop(s->res, &nr, true);
-		if (!Q.p.quant && nr >= k && x.d > s->res[0].d)
-			continue; /* k strictly nearer ones remain */
-		float score = Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d;
-		if (t.n == k && score > t.h[0].distance)
-			continue;
-		uint64_t id;
-		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
-		nvf__topk_push(&t, score, id);
-	}
-	nvf__topk_finish(&t, c->cfg.metric);
-	*nout = t.n;
+	*nout = rank_exact(c, s, nr, q, qn2, Q.p.quant, k, out);
 	if (work)
 		work[0] += Q.ndist;
 	return 0;
@@ -1819,25 +1833,10 @@ int nvf__hnsw_search(nvf_txn *txn, nvf_coll *c, const float *q, size_t k, uint32
 		search_acorn(&Q, s, width, ents, nent, &nr, max_dist);
 	else
 		search_level(&Q, s, 0, width, ents, nent, &nr, max_dist);
-	nvf_topk t = {k, 0, out};
 	if (Q.p.quant)
 		for (size_t i = 0; i < nr; i++)
 			prefetch_row(c, g, false, s->res[i].r);
-	/* A row's id costs a cache miss (another array): look up only those of rows that
-	 * can still enter the k best, ties included (they are ranked by id). */
-	while (nr > 0) {
-		cand x = heap_pop(s->res, &nr, true);
-		if (!Q.p.quant && nr >= k && x.d > s->res[0].d)
-			continue; /* k strictly nearer ones remain */
-		float score = Q.p.quant ? nvf__score_row(c, q, qn2, x.r) : x.d;
-		if (t.n == k && score > t.h[0].distance)
-			continue;
-		uint64_t id;
-		memcpy(&id, nvf__array_row(c->rowids, x.r), 8);
-		nvf__topk_push(&t, score, id);
-	}
-	nvf__topk_finish(&t, c->cfg.metric);
-	*nout = t.n;
+	*nout = rank_exact(c, s, nr, q, qn2, Q.p.quant, k, out);
 	if (work) {
 		work[0] += Q.ndist;
 		work[1] += Q.nvisit;
@@ -2006,12 +2005,7 @@ int nvf__hnsw_move(nvf_txn *txn, nvf_coll *c, uint64_t from, uint64_t to)
 			return rc;
 		memcpy(dst, nvf__array_row(g->codes, from), g->cstride);
 	}
-	if (g->side) { /* rows move: the codes in memory no longer fit (made again if need be) */
-		free(g->side);
-		g->side = NULL;
-		g->side_rows = 0;
-		g->quant = g->codes != NULL;
-	}
+	side_drop(g); /* rows move: codes in memory no longer fit (made again if need be) */
 	return 0;
 }
 
@@ -2096,7 +2090,6 @@ int nvf__hnsw_permute(nvf_txn *txn, nvf_coll *c, nvf_coll *base, const uint64_t 
 			if ((rc = nvf__array_row_mut(g->codes, txn, r, &cd)) != 0)
 				break;
 			memcpy(cd, nvf__array_row(b->codes, from), g->cstride);
-			dst = (uint8_t *)(uintptr_t)nvf__array_row(g->g0, r);
 		}
 		struct nvf_hnsw_node0 *z = (struct nvf_hnsw_node0 *)(void *)dst;
 		if (!(z->flags & NVF_HNSW_LINKED))
