@@ -984,7 +984,8 @@ START_TEST(test_four_bit_dot_is_exact_on_every_level)
 	uint64_t rng = tu_seed("dot_q4");
 	static uint8_t codes[300];
 	static int8_t qe[300], qo[300];
-	const nvf_kernels *all[3] = {nvf__kernels_scalar(), nvf__kernels_avx2(), nvf__kernels_avx512()};
+	const nvf_kernels *all[4] = {nvf__kernels_scalar(), nvf__kernels_avx2(), nvf__kernels_avx512(),
+				     nvf__kernels_avx512_plain()};
 	for (int trial = 0; trial < 3; trial++) {
 		for (size_t j = 0; j < sizeof(codes); j++) {
 			codes[j] = trial == 0 ? 0xff : (uint8_t)tu_rand(&rng);
@@ -992,7 +993,7 @@ START_TEST(test_four_bit_dot_is_exact_on_every_level)
 			qo[j] = trial == 0 ? 127 : (int8_t)(tu_below(&rng, 255) - 127);
 		}
 		for (size_t nbytes = 0; nbytes <= 260; nbytes++) {
-			for (int l = 0; l < 3; l++) {
+			for (int l = 0; l < 4; l++) {
 				if (!all[l])
 					continue;
 				/* Unaligned starts too. */

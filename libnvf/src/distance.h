@@ -41,5 +41,8 @@ const nvf_kernels *nvf__kernels(void);
 const nvf_kernels *nvf__kernels_scalar(void);
 const nvf_kernels *nvf__kernels_avx2(void);
 const nvf_kernels *nvf__kernels_avx512(void);
+/* The AVX-512 set without its VNNI kernel (dot_q4), which nvf__kernels_avx512 picks
+ * where the CPU has VNNI: for tests, so that both are checked on such a CPU. */
+const nvf_kernels *nvf__kernels_avx512_plain(void);
 
 #endif
