@@ -34,8 +34,10 @@ typedef struct nvf_hnsw {
 			    * before its first measure, which decides whether the file keeps
 			    * them (calib.c) */
 	uint64_t side_rows;
+	size_t side_bytes; /* its mapping (huge_map) */
 	uint32_t cstride;  /* bytes of one row's codes */
-	uint32_t vlines; /* cache lines of a float32 vector a walk prefetches */
+	uint32_t sstride;  /* and in `side`: whole cache lines, so that a row is one
+			    * miss at 96 dimensions, not two */
 	/* Only during a parallel insert: */
 	pthread_mutex_t *locks;
 	pthread_mutex_t glock;
@@ -54,16 +56,18 @@ typedef struct cand {
 
 /* ---- per-thread scratch: visited tags and heaps ---- */
 
-/* Visited tags are 16 bits, as in hnswlib: at a million rows the table (2 MB) then
- * fits one huge page and the L2 cache, and wrapping (a memset) comes every 65,535
- * searches. */
-typedef uint16_t vtag;
-
+/* The visited set is one bit per row, 128 KB at a million rows: it stays in the L2
+ * cache, where hnswlib's 16-bit tags (2 MB a thread at 1M) missed to L3 at every
+ * link a walk tests (8% of a build's walk). The bits set are listed, and a new
+ * search clears those (or the whole map, when the list overflowed or a wide search
+ * set more bits than clearing the map writes words). */
 typedef struct scratch {
-	vtag *visited;
-	uint64_t vcap;
-	size_t vbytes; /* the tags' mapping */
-	vtag epoch;
+	uint64_t *visited;
+	uint64_t vcap;   /* rows the map has room for */
+	size_t vbytes;   /* its mapping */
+	uint32_t *marked; /* the rows whose bits are set, nmarked of them (room: mcap) */
+	size_t nmarked, mcap;
+	bool overflow;   /* more were set than listed */
 	cand *cand, *res, *tmp;
 	size_t ccap, rcap, tcap;
 	uint32_t *links;
@@ -81,6 +85,7 @@ static void scratch_free(void *p)
 	if (s) {
 		if (s->visited)
 			munmap(s->visited, s->vbytes);
+		free(s->marked);
 		free(s->cand);
 		free(s->res);
 		free(s->tmp);
@@ -111,14 +116,13 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-/* Fresh zeroed tags for n rows: untouched anonymous pages, so that a first search
- * costs what it visits, not the collection's size; in huge pages where the kernel
- * gives them (every visit is a random access: a 4 KiB page per visit would miss the
- * TLB nearly every time). */
-static vtag *tags_map(uint64_t n, size_t *bytes)
+/* Fresh zeroed memory for tables read at random (visited tags, the codes in memory):
+ * untouched anonymous pages, so that a first search costs what it visits, not the
+ * collection's size; in huge pages where the kernel gives them (a 4 KiB page per
+ * random access would miss the TLB nearly every time). */
+static void *huge_map(size_t want, size_t *bytes)
 {
 	const size_t huge = (size_t)2 << 20;
-	size_t want = (size_t)n * sizeof(vtag);
 	size_t len = want >= huge ? (want + huge - 1) & ~(huge - 1) : want;
 	size_t extra = len >= huge ? huge : 0; /* room to align to a huge page */
 	uint8_t *m = mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -138,20 +142,41 @@ static vtag *tags_map(uint64_t n, size_t *bytes)
 #endif
 	}
 	*bytes = len;
-	return (vtag *)(void *)a;
+	return a;
 }
 
-/* A new search: every tag becomes stale at once, save when the epoch wraps. */
-static void new_epoch(scratch *s)
+/* A new search: no row visited. */
+static void visit_reset(scratch *s)
 {
-	if (++s->epoch == 0) {
-		memset(s->visited, 0, s->vcap * sizeof(vtag));
-		s->epoch = 1;
+	if (s->overflow || s->nmarked > s->vcap / 64) {
+		memset(s->visited, 0, (s->vcap + 63) / 64 * sizeof(uint64_t));
+	} else {
+		for (size_t i = 0; i < s->nmarked; i++)
+			s->visited[s->marked[i] >> 6] = 0; /* the word: its other bits are cleared too */
 	}
+	s->nmarked = 0;
+	s->overflow = false;
 }
 
-/* This thread's scratch, with room for `rows` visited tags and `ef` candidates; a
- * new epoch makes every tag stale at once. */
+static inline bool seen(const scratch *s, uint64_t r)
+{
+	return s->visited[r >> 6] >> (r & 63) & 1;
+}
+
+static inline void mark(scratch *s, uint64_t r)
+{
+	s->visited[r >> 6] |= UINT64_C(1) << (r & 63);
+	if (s->nmarked < s->mcap)
+		s->marked[s->nmarked++] = (uint32_t)r;
+	else
+		s->overflow = true;
+}
+
+/* Rows a search lists as visited before it falls back to clearing the whole map. */
+#define MARKED_MAX 16384
+
+/* This thread's scratch, with room for `rows` in the visited set and `ef`
+ * candidates; nothing visited yet. */
 static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_t nb)
 {
 	pthread_once(&scratch_once, scratch_init);
@@ -164,13 +189,15 @@ static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_
 		}
 		s->links = malloc((size_t)(2 * NVF_HNSW_MAX_LEVEL + 512) * sizeof(uint32_t));
 		s->links2 = malloc((size_t)(2 * NVF_HNSW_MAX_LEVEL + 512) * sizeof(uint32_t));
-		if (!s->links || !s->links2)
+		s->marked = malloc(MARKED_MAX * sizeof(uint32_t));
+		s->mcap = MARKED_MAX;
+		if (!s->links || !s->links2 || !s->marked)
 			return NULL;
 	}
 	if (rows > s->vcap) {
 		uint64_t n = rows + rows / 4 + 1024;
 		size_t bytes;
-		vtag *v = tags_map(n, &bytes);
+		uint64_t *v = huge_map((size_t)(n + 63) / 64 * sizeof(uint64_t), &bytes);
 		if (!v)
 			return NULL;
 		if (s->visited)
@@ -178,9 +205,10 @@ static scratch *get_scratch(uint64_t rows, size_t ef, uint32_t maxlinks, uint32_
 		s->visited = v;
 		s->vbytes = bytes;
 		s->vcap = n;
-		s->epoch = 0;
+		s->nmarked = 0;
+		s->overflow = false;
 	}
-	new_epoch(s);
+	visit_reset(s);
 	size_t need = ef + maxlinks + 2;
 	if (grow((void **)&s->cand, &s->ccap, need, sizeof(cand)) || grow((void **)&s->res, &s->rcap, need, sizeof(cand)) ||
 	    grow((void **)&s->tmp, &s->tcap, need, sizeof(cand)) || grow((void **)&s->pb, &s->pbcap, 6 * (size_t)nb + 64, 1))
@@ -267,8 +295,13 @@ static inline void unlock_row(nvf_hnsw *g, uint64_t row)
 		pthread_mutex_unlock(&g->locks[row % NLOCKS]);
 }
 
-/* Copy a node's links at a level (under its lock while building in parallel). */
-/* A node's links at a level, copied out (under its lock during a parallel build).
+/* A node's links at a level, copied out. During a parallel build another thread may
+ * be rewriting them: the count and the links are read with atomic loads, without the
+ * row's lock (it cost a build 7%, lock and unlock at every node a walk expands). A
+ * list read while it changes mixes old and new links; each is a row of the graph
+ * (set_links writes only such, with atomic stores), and a walk is a heuristic: it
+ * may expand a link just dropped, or miss one just added, as it would a moment
+ * earlier or later.
  * Everything read here comes from the file, whose pages a search does not verify: a
  * level above the node's, an upper slot or a count out of range, or a link to a row
  * beyond the graph (one flipped byte does it) gives no links and sets *bad (the row),
@@ -281,26 +314,34 @@ static uint32_t copy_links(nvf_hnsw *g, uint64_t row, int level, uint32_t *out, 
 		*bad = row;
 		return 0;
 	}
-	lock_row(g, row);
 	const struct nvf_hnsw_node0 *z = node0(g, row);
 	if (level > z->level || (level > 0 && (uint64_t)z->upper + (uint64_t)level > nvf__array_rows(g->up))) {
 		*bad = row;
 	} else {
-		uint32_t *l = links_of(g, row, level, &n);
+		const uint32_t *l;
+		if (level == 0) {
+			n = __atomic_load_n(&z->n, __ATOMIC_ACQUIRE);
+			l = (const uint32_t *)(z + 1);
+		} else {
+			const struct nvf_hnsw_upper *u =
+				(const struct nvf_hnsw_upper *)(const void *)nvf__array_row(g->up, z->upper + (uint32_t)level - 1);
+			n = __atomic_load_n(&u->n, __ATOMIC_ACQUIRE);
+			l = (const uint32_t *)(u + 1);
+		}
 		if (n > max_links(g, level)) {
 			*bad = row;
 			n = 0;
 		}
 		for (uint32_t i = 0; i < n; i++) {
-			if (l[i] >= rows) {
+			uint32_t x = __atomic_load_n(&l[i], __ATOMIC_RELAXED);
+			if (x >= rows) {
 				*bad = row;
 				n = 0;
 				break;
 			}
-			out[i] = l[i];
+			out[i] = x;
 		}
 	}
-	unlock_row(g, row);
 	return n;
 }
 
@@ -379,15 +420,16 @@ static int set_links(nvf_txn *txn, nvf_hnsw *g, uint64_t row, int level, const u
 	/* indeg_add may have copied this row's chunk too: fetch the pointers again. */
 	if ((rc = links_mut(txn, g, row, level, &links, &count)) != 0)
 		return rc;
-	if (n > 0) /* l may be NULL for an empty list */
-		memcpy(links, l, n * sizeof(uint32_t));
+	/* Atomic stores: walks of other threads read the list meanwhile (copy_links). */
+	for (uint32_t i = 0; i < n; i++)
+		__atomic_store_n(&links[i], l[i], __ATOMIC_RELAXED);
 	if (count) {
-		*count = n;
+		__atomic_store_n(count, n, __ATOMIC_RELEASE);
 	} else {
 		struct nvf_hnsw_node0 *z;
 		if ((rc = node0_mut(txn, g, row, &z)) != 0)
 			return rc;
-		z->n = (uint16_t)n;
+		__atomic_store_n(&z->n, (uint16_t)n, __ATOMIC_RELEASE);
 	}
 	return 0;
 }
@@ -419,7 +461,7 @@ static inline const uint8_t *qrec(const nvf_hnsw *g, uint64_t row)
 		return nvf__array_row(g->codes, row);
 	if (g->qin)
 		return (const uint8_t *)node0(g, row) + g->qoff;
-	return g->side + row * g->cstride;
+	return g->side + row * g->sstride;
 }
 
 static void encode(const nvf_coll *c, const nvf_hnsw *g, const float *v, float n2, uint8_t *rec)
@@ -531,11 +573,15 @@ static inline float dist_rows(const nvf_coll *c, const nvf_hnsw *g, uint64_t a, 
 
 static inline void prefetch_row(const nvf_coll *c, const nvf_hnsw *g, bool quant, uint64_t row)
 {
-	/* What the distance reads: the codes (after the links), or the vector. */
-	const char *p = quant ? (const char *)qrec(g, row) : (const char *)nvf__array_row(c->vec, row);
-	unsigned lines = quant ? (unsigned)((g->nb + sizeof(struct nvf_hnsw_qparams) + 63) / 64) : g->vlines;
-	for (unsigned i = 0; i < lines && i < 8; i++)
-		__builtin_prefetch(p + 64 * i);
+	/* What the distance reads: the codes, or the vector; every line the row
+	 * touches, up to 8. A code row is not line-aligned (60 bytes at 96 dimensions:
+	 * 14 rows in 16 straddle two lines), so the count is from the row's first line
+	 * to its last, not its length in lines. */
+	uintptr_t p = quant ? (uintptr_t)qrec(g, row) : (uintptr_t)nvf__array_row(c->vec, row);
+	size_t len = quant ? sizeof(struct nvf_hnsw_qparams) + g->nb : c->cfg.dim * sizeof(float);
+	uintptr_t a = p & ~(uintptr_t)63, end = p + len;
+	for (unsigned i = 0; i < 8 && a < end; i++, a += 64)
+		__builtin_prefetch((const void *)a);
 }
 
 /* ---- searching one level ---- */
@@ -599,7 +645,7 @@ static void search_level(query *Q, scratch *s, int level, size_t ef, const cand 
 	size_t nc = 0, nr = 0;
 	*nres = 0;
 	for (size_t i = 0; i < nent; i++) {
-		s->visited[entries[i].r] = s->epoch;
+		mark(s, entries[i].r);
 		heap_push(s->cand, &nc, entries[i], false);
 		if (admit(Q, entries[i].r))
 			heap_push(s->res, &nr, entries[i], true);
@@ -619,13 +665,13 @@ static void search_level(query *Q, scratch *s, int level, size_t ef, const cand 
 		 * asking 1, 2, 4 or 8 ahead (10.8k, 12.1k, 13.8k, 15.3k queries/s at ef 64
 		 * against 15.8k), however many lines it puts in flight. */
 		for (uint32_t i = 0; i < n; i++)
-			__builtin_prefetch(&s->visited[s->links[i]]);
+			__builtin_prefetch(&s->visited[s->links[i] >> 6]);
 		uint32_t m = 0;
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t r = s->links[i];
-			if (s->visited[r] == s->epoch)
+			if (seen(s, r))
 				continue;
-			s->visited[r] = s->epoch;
+			mark(s, r);
 			s->links[m++] = r;
 		}
 		for (uint32_t i = 0; i < m; i++)
@@ -752,6 +798,9 @@ static size_t select_heuristic(const nvf_coll *c, const nvf_hnsw *g, cand *cands
 	return select_neighbors(c, g, cands, n, m, false, pbuf);
 }
 
+/* Rows whose vectors are asked for ahead of an exact pass over a list of them. */
+#define RERANK_AHEAD 6
+
 /* Add `x` to `row`'s links at `level`, shrinking by the heuristic if full. */
 static int add_link(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, int level, uint32_t x, cand *tmp,
 		    int8_t *pbuf)
@@ -771,8 +820,13 @@ static int add_link(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row, 
 	} else {
 		probe p;
 		probe_init(c, g, &p, vec_of(c, row), norm2_of(c, row), pbuf);
-		for (uint32_t i = 0; i < n; i++)
+		for (uint32_t i = 0; i < n && i < RERANK_AHEAD; i++)
+			prefetch_row(c, g, false, l[i]);
+		for (uint32_t i = 0; i < n; i++) {
+			if (i + RERANK_AHEAD < n)
+				prefetch_row(c, g, false, l[i + RERANK_AHEAD]);
 			tmp[i] = (cand){probe_dist(c, g, &p, l[i]), l[i]};
+		}
 		tmp[n] = (cand){probe_dist(c, g, &p, x), x};
 		size_t k = select_heuristic(c, g, tmp, n + 1, cap, pbuf + 2 * g->nb);
 		uint32_t buf[512];
@@ -825,11 +879,8 @@ static int setup(nvf_txn *txn, nvf_coll *c, bool create)
 	bool sq4 = c->cfg.hnsw_quant == NVF_QUANT_SQ4;
 	g->nb = (c->cfg.dim + 1) / 2;
 	g->cstride = ((uint32_t)sizeof(struct nvf_hnsw_qparams) + g->nb + 3) & ~3u;
+	g->sstride = (g->cstride + 63) & ~63u;
 	g->qoff = (uint32_t)(sizeof(struct nvf_hnsw_node0) + 4 * g->m0);
-	/* The whole vector up to 8 lines (512 bytes): past that, the first lines' misses
-	 * overlap the rest of the distance's streaming anyway. */
-	g->vlines = (uint32_t)((c->cfg.dim * sizeof(float) + 63) / 64);
-	g->vlines = g->vlines > 8 ? 8 : g->vlines;
 	/* Level-0 records hold links only; files of the first layout also hold the
 	 * codes there (s0_in), which they keep. */
 	uint32_t s0 = (g->qoff + 7) & ~7u;
@@ -916,13 +967,15 @@ int nvf__hnsw_open(nvf_txn *txn, nvf_coll *c)
 	return setup(txn, c, false);
 }
 
+static void side_drop(nvf_hnsw *g);
+
 void nvf__hnsw_free(nvf_coll *c);
 void nvf__hnsw_free(nvf_coll *c)
 {
 	if (c->hnsw) {
 		NVF_VEC_FREE(c->hnsw->tombs);
 		free(c->hnsw->tomb);
-		free(c->hnsw->side);
+		side_drop(c->hnsw);
 	}
 	free(c->hnsw);
 	c->hnsw = NULL;
@@ -987,13 +1040,14 @@ static int alloc_upper(nvf_txn *txn, nvf_hnsw *g, int levels, uint32_t *slot)
 static int side_begin(const nvf_coll *c, nvf_hnsw *g)
 {
 	uint64_t rows = nvf__array_rows(c->vec), have = nvf__array_rows(g->g0);
-	g->side = calloc(rows ? rows : 1, g->cstride);
+	rows = rows ? rows : 1;
+	g->side = huge_map(rows * g->sstride, &g->side_bytes);
 	if (!g->side)
 		return nvf__oom();
-	g->side_rows = rows ? rows : 1;
+	g->side_rows = rows;
 	for (uint64_t r = 0; r < have && r < rows; r++)
 		if (node0(g, r)->flags & NVF_HNSW_LINKED)
-			encode(c, g, vec_of(c, r), norm2_of(c, r), g->side + r * g->cstride);
+			encode(c, g, vec_of(c, r), norm2_of(c, r), g->side + r * g->sstride);
 	g->quant = true;
 	return 0;
 }
@@ -1001,7 +1055,8 @@ static int side_begin(const nvf_coll *c, nvf_hnsw *g)
 /* Let the codes in memory go; walks keep what the file has. */
 static void side_drop(nvf_hnsw *g)
 {
-	free(g->side);
+	if (g->side)
+		munmap(g->side, g->side_bytes);
 	g->side = NULL;
 	g->side_rows = 0;
 	g->quant = g->qin || g->codes;
@@ -1028,14 +1083,17 @@ static int put_codes(nvf_txn *txn, const nvf_coll *c, nvf_hnsw *g, uint64_t row)
 	} else if (g->side) {
 		if (row >= g->side_rows) {
 			uint64_t n = row + row / 2 + 1024;
-			uint8_t *ns = realloc(g->side, n * g->cstride);
+			size_t bytes;
+			uint8_t *ns = huge_map(n * g->sstride, &bytes);
 			if (!ns)
 				return nvf__oom();
-			memset(ns + g->side_rows * g->cstride, 0, (n - g->side_rows) * g->cstride);
+			memcpy(ns, g->side, g->side_rows * g->sstride);
+			munmap(g->side, g->side_bytes);
 			g->side = ns;
 			g->side_rows = n;
+			g->side_bytes = bytes;
 		}
-		p = g->side + row * g->cstride;
+		p = g->side + row * g->sstride;
 	} else {
 		return 0; /* no codes */
 	}
@@ -1072,7 +1130,7 @@ int nvf__hnsw_codes_settle(nvf_txn *txn, nvf_coll *c, bool keep)
 			uint8_t *p;
 			if ((rc = nvf__array_row_mut(g->codes, txn, r, &p)) != 0)
 				return rc;
-			memcpy(p, g->side + r * g->cstride, g->cstride);
+			memcpy(p, g->side + r * g->sstride, g->cstride);
 		}
 	} else if (!keep) {
 		/* The walk is float32 from now on: the codes go (a measure on the codes
@@ -1177,7 +1235,7 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	uint32_t buf[512];
 	for (int l = level < top ? level : top; l >= 0 && rc == 0; l--) {
 		size_t nr;
-		new_epoch(s);
+		visit_reset(s);
 		search_level(&Q, s, l, g->efc, &entry, 1, &nr, UINT64_MAX);
 		if (Q.bad != UINT64_MAX) {
 			rc = damaged(Q.bad);
@@ -1185,10 +1243,15 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 		}
 		/* Results out of the heap, measured exactly; the nearest is the next
 		 * level's entry. */
+		for (size_t i = 0; i < nr && i < RERANK_AHEAD && Q.p.quant; i++)
+			prefetch_row(c, g, false, s->res[i].r);
 		for (size_t i = 0; i < nr; i++) {
 			s->tmp[i] = s->res[i];
-			if (Q.p.quant)
-				s->tmp[i].d = nvf__score_row(c, vec_of(c, x), norm2_of(c, x), s->res[i].r);
+			if (!Q.p.quant)
+				continue;
+			if (i + RERANK_AHEAD < nr) /* random rows: the hardware cannot guess them */
+				prefetch_row(c, g, false, s->res[i + RERANK_AHEAD].r);
+			s->tmp[i].d = nvf__score_row(c, vec_of(c, x), norm2_of(c, x), s->res[i].r);
 		}
 		size_t k = select_heuristic(c, g, s->tmp, nr, g->m, s->pb + 4 * g->nb);
 		if (nr > 0)
@@ -1393,7 +1456,7 @@ static int unlink_near(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x)
 	for (int l = level; l >= 0 && rc == 0 && node0(g, x)->indeg > 0; l--) {
 		uint32_t nx = copy_links(g, x, l, lx, &Q.bad);
 		size_t nr = 0;
-		new_epoch(s);
+		visit_reset(s);
 		/* A narrow search: the commit's sweep catches what it misses. */
 		if (entry.r != x)
 			search_level(&Q, s, l, g->m0, &entry, 1, &nr, UINT64_MAX);
@@ -1632,9 +1695,9 @@ static void search_acorn(query *Q, scratch *s, size_t ef, const cand *entries, s
 	size_t nc = 0, nr = 0, failing = 0, fail_max = 4 * ef;
 	float best = INFINITY; /* the nearest passing node found */
 	for (size_t i = 0; i < nent; i++) {
-		if (s->visited[entries[i].r] == s->epoch)
+		if (seen(s, entries[i].r))
 			continue;
-		s->visited[entries[i].r] = s->epoch;
+		mark(s, entries[i].r);
 		heap_push(s->cand, &nc, entries[i], false);
 		if (admit(Q, entries[i].r)) {
 			heap_push(s->res, &nr, entries[i], true);
@@ -1651,9 +1714,9 @@ static void search_acorn(query *Q, scratch *s, size_t ef, const cand *entries, s
 		uint32_t n = copy_links(Q->g, c.r, 0, s->links, &Q->bad);
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t r = s->links[i];
-			if (s->visited[r] == s->epoch)
+			if (seen(s, r))
 				continue;
-			s->visited[r] = s->epoch;
+			mark(s, r);
 			uint32_t hop[1] = {r}, *next = hop;
 			uint32_t nn = 1;
 			if (!admit(Q, r)) {
@@ -1689,9 +1752,9 @@ static void search_acorn(query *Q, scratch *s, size_t ef, const cand *entries, s
 				if (next != hop) {
 					/* A failing node seen only through another is not marked:
 					 * met again as a neighbour, it may still be walked. */
-					if (s->visited[x] == s->epoch || !admit(Q, x))
+					if (seen(s, x) || !admit(Q, x))
 						continue;
-					s->visited[x] = s->epoch;
+					mark(s, x);
 				}
 				cand cx = {qdist(Q, x), x};
 				if (nr < ef || before(cx, s->res[0])) {
