@@ -6,6 +6,9 @@
  * (ENOSPC, EIO) leaves the old file as it was and no file under the final name. */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,9 +469,16 @@ START_TEST(test_compact_moves_the_codes_with_their_rows)
 				same += before[i].id == after[i].id;
 			/* the codes walk breaks ties by row, which a relayout renumbers */
 			tu_assert(same >= 190, "mode %d snapshot %d: %zu of 200 results as before", mode, snap, same);
-			for (int i = 0; i < 20; i++) /* each query's own vector: a live record (ids 3k+1) */
-				tu_assert(after[i * 10].id == (uint64_t)(i + 1) || (i + 1) % 3 == 0, "query %d: %llu", i,
-					  (unsigned long long)after[i * 10].id);
+			/* Each query's own vector (ids 3k+1 are live) is found first after the
+			 * relayout if it was before. Not always before: the graph leaves a few
+			 * nodes no other links to (0 to 4 of these 3,000 uniform 24-dimension
+			 * vectors, with the parallel build's interleaving, as hnswlib does), and
+			 * no walk reaches those; 2 runs in 12 met one among the 20 queries. */
+			for (int i = 0; i < 20; i++)
+				tu_assert(after[i * 10].id == (uint64_t)(i + 1) || before[i * 10].id != (uint64_t)(i + 1) ||
+						  (i + 1) % 3 == 0,
+					  "query %d: %llu, before %llu", i, (unsigned long long)after[i * 10].id,
+					  (unsigned long long)before[i * 10].id);
 		}
 		/* And it keeps working after the relayout: an insert is found, and checks. */
 		float v[DIM];
@@ -653,6 +663,54 @@ START_TEST(test_a_failed_copy_changes_nothing)
 }
 END_TEST
 
+/* A compaction between a reader's check of the file's generation (at nvf_txn_begin)
+ * and its settling on a committed state: the writers of the new file publish txnids
+ * that this handle's file never gets, so the reader, which never settles below what
+ * was published, would wait for them. It must say NVF_ESTALE as soon as the
+ * generation moves, not wait until it gives up with NVF_EBUSY. Staged in one process,
+ * without timing: the published txnid is raised by hand (as the new file's writer
+ * would), and a thread bumps the generation once the transaction is past the check,
+ * which it is when the handle counts it as a reader. */
+static void *bump_when_reading(void *arg)
+{
+	nvf_db *db = arg;
+	while (atomic_load(&db->readers) == 0)
+		sched_yield();
+	nvf__lock_bump_generation(&db->lock);
+	return NULL;
+}
+
+START_TEST(test_a_reader_waiting_for_a_compacted_files_state_is_stale)
+{
+	char *path = tu_path(dir, "wait.nvf");
+	nvf_create_options co = NVF_CREATE_OPTIONS_INIT;
+	co.dim = DIM;
+	nvf_db *db;
+	ck_nvf(nvf_db_create(&db, path, &co));
+	float v[DIM];
+	vec(1, v);
+	ck_nvf(nvf_add(db, NULL, 1, v, DIM));
+	uint64_t committed = nvf__lock_committed(&db->lock);
+	nvf__lock_publish(&db->lock, committed + 5);
+	pthread_t t;
+	tu_eq(pthread_create(&t, NULL, bump_when_reading, db), 0);
+	nvf_txn *txn = NULL;
+	int rc = nvf_txn_begin(&txn, db, NVF_TXN_RDONLY);
+	pthread_join(t, NULL);
+	tu_assert(rc == NVF_ESTALE, "nvf_txn_begin: %d (%s), want NVF_ESTALE", rc, nvf_errmsg());
+	tu_assert(strstr(nvf_errmsg(), "compacted") != NULL, "message: %s", nvf_errmsg());
+	nvf__lock_publish(&db->lock, committed); /* what the file really has */
+	ck_nvf(nvf_db_close(db));
+	/* A new handle takes the new generation and reads. */
+	ck_nvf(nvf_db_open(&db, path, NULL));
+	uint64_t n;
+	ck_nvf(nvf_count(db, NULL, &n));
+	tu_eq(n, 1);
+	ck_nvf(nvf_db_close(db));
+	free(path);
+}
+END_TEST
+
 /* Another process searches in a loop while this one compacts again and again: it
  * sees right answers or NVF_ESTALE, on which it reopens. */
 START_TEST(test_another_process_searching_sees_no_wrong_answer)
@@ -737,6 +795,7 @@ int main(void)
 	tcase_add_test(tc, test_compact_moves_the_codes_with_their_rows);
 	tcase_add_test(tc, test_backup_is_a_compact_copy_taken_while_writing);
 	tcase_add_test(tc, test_a_failed_copy_changes_nothing);
+	tcase_add_test(tc, test_a_reader_waiting_for_a_compacted_files_state_is_stale);
 	tcase_add_test(tc, test_another_process_searching_sees_no_wrong_answer);
 	suite_add_tcase(s, tc);
 	int rc = tu_run(s);
