@@ -1280,6 +1280,130 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
 	return rc;
 }
 
+/* ---- nodes no walk reaches ----
+ *
+ * The heuristic can leave a node, or a few linking only to each other, that no walk
+ * from the entry reaches: a search for its own vector does not find it. A new node's
+ * backlinks are pruned from its neighbours' full lists when it is not diverse enough
+ * for them, later inserts prune others', and removals take links away. On 3,000
+ * uniform 24-dimension vectors at ef_construction 64, 0 to 4 nodes of a build (by the
+ * parallel build's interleaving; hnswlib's graph has them too). So a batch insert and
+ * the commit's sweep of removed nodes end by walking level 0 from the entry, and link
+ * each node not reached from the nearest reached node a search finds, which then
+ * reaches all that node reaches. O(N * M) link reads: about what a batch of a
+ * thousandth of the rows costs to link, and the sweep reads every record anyway. */
+
+/* Mark what level 0 reaches from `from` (queue: room for every row). */
+static void reach(const nvf_hnsw *g, uint64_t from, uint64_t *seen_bits, uint32_t *queue)
+{
+	size_t head = 0, tail = 0;
+	if (seen_bits[from >> 6] >> (from & 63) & 1)
+		return;
+	seen_bits[from >> 6] |= UINT64_C(1) << (from & 63);
+	queue[tail++] = (uint32_t)from;
+	while (head < tail) {
+		uint32_t n;
+		const uint32_t *l = links_of(g, queue[head++], 0, &n);
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t y = l[i];
+			if (seen_bits[y >> 6] >> (y & 63) & 1)
+				continue;
+			seen_bits[y >> 6] |= UINT64_C(1) << (y & 63);
+			queue[tail++] = y;
+		}
+	}
+}
+
+/* Link x, which the entry does not reach, from the nearest reached node that can
+ * take it: one with room, else one whose farthest link's target keeps another
+ * in-link (that link gives way). False if none could. */
+static int adopt(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, const uint64_t *seen_bits, bool *done)
+{
+	*done = false;
+	scratch *s = get_scratch(nvf__array_rows(c->vec), g->efc, g->m0, g->nb);
+	if (!s)
+		return nvf__oom();
+	query Q = {c, g, {0}, NULL, NULL, x, 0, 0, 0, UINT64_MAX};
+	probe_init(c, g, &Q.p, vec_of(c, x), norm2_of(c, x), s->pb);
+	uint32_t cur = (uint32_t)g->h.entry;
+	float curd = qdist(&Q, cur);
+	for (int l = (int)g->h.max_level; l > 0; l--)
+		greedy(&Q, l, &cur, &curd, s->links);
+	visit_reset(s);
+	cand e = {curd, cur};
+	size_t nr;
+	search_level(&Q, s, 0, g->efc, &e, 1, &nr, UINT64_MAX);
+	if (Q.bad != UINT64_MAX)
+		return damaged(Q.bad);
+	memcpy(s->tmp, s->res, nr * sizeof(cand));
+	sort_cands(s->tmp, nr);
+	uint32_t buf[512];
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < nr; i++) {
+			uint64_t y = s->tmp[i].r;
+			if (!(seen_bits[y >> 6] >> (y & 63) & 1) || is_tomb(g, y))
+				continue;
+			uint32_t ny;
+			const uint32_t *ly = links_of(g, y, 0, &ny);
+			if (pass == 0) {
+				if (ny >= g->m0)
+					continue;
+				memcpy(buf, ly, ny * sizeof(uint32_t));
+				buf[ny] = (uint32_t)x;
+				*done = true;
+				return set_links(txn, g, y, 0, buf, ny + 1);
+			}
+			probe p;
+			probe_init(c, g, &p, vec_of(c, y), norm2_of(c, y), s->pb);
+			uint32_t worst = UINT32_MAX;
+			float wd = -1;
+			for (uint32_t j = 0; j < ny; j++) {
+				float d = probe_dist(c, g, &p, ly[j]);
+				if (node0(g, ly[j])->indeg > 1 && d > wd)
+					wd = d, worst = j;
+			}
+			if (worst != UINT32_MAX) {
+				memcpy(buf, ly, ny * sizeof(uint32_t));
+				buf[worst] = (uint32_t)x;
+				*done = true;
+				return set_links(txn, g, y, 0, buf, ny);
+			}
+		}
+	}
+	return 0;
+}
+
+static int connect_all(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g)
+{
+	uint64_t rows = nvf__array_rows(g->g0);
+	if (g->h.entry == NVF_HNSW_NO_ENTRY || rows == 0)
+		return 0;
+	uint64_t *seen_bits = calloc((rows + 63) / 64, sizeof(uint64_t));
+	uint32_t *queue = malloc(rows * sizeof(uint32_t));
+	int rc = seen_bits && queue ? 0 : nvf__oom();
+	/* A link given way may cut off what only it reached: look again, a few times. */
+	for (int round = 0; round < 4 && rc == 0; round++) {
+		memset(seen_bits, 0, (rows + 63) / 64 * sizeof(uint64_t));
+		reach(g, g->h.entry, seen_bits, queue);
+		size_t adopted = 0;
+		for (uint64_t x = 0; x < rows && rc == 0; x++) {
+			const struct nvf_hnsw_node0 *z = node0(g, x);
+			if (!(z->flags & NVF_HNSW_LINKED) || is_tomb(g, x) || (seen_bits[x >> 6] >> (x & 63) & 1))
+				continue;
+			bool done;
+			if ((rc = adopt(txn, c, g, x, seen_bits, &done)) == 0 && done) {
+				reach(g, x, seen_bits, queue);
+				adopted++;
+			}
+		}
+		if (adopted == 0)
+			break;
+	}
+	free(seen_bits);
+	free(queue);
+	return rc;
+}
+
 /* Batches large enough to be worth it are built in parallel. Every chunk of the graph
  * is made writable first (a batch may add links to any node), so that the threads
  * only ever write through pointers, never change a tree. */
@@ -1328,6 +1452,8 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	if (!parallel) {
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = link_node(txn, c, g, rows[i], NVF_HNSW_NO_ENTRY);
+		if (rc == 0 && n >= PARALLEL_MIN)
+			rc = connect_all(txn, c, g);
 		return nvf__txn_fail(txn, rc);
 	}
 	if ((rc = nvf__array_prepare(g->g0, txn, 0, nrows)) != 0 ||
@@ -1362,6 +1488,8 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	pthread_mutex_destroy(&g->glock);
 	free(g->locks);
 	g->locks = NULL;
+	if (err == 0)
+		err = connect_all(txn, c, g);
 	return nvf__txn_fail(txn, err);
 }
 
@@ -1672,6 +1800,9 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
 	}
 	for (size_t i = 0; i < g->tombs.n && rc == 0; i++)
 		rc = finish_removal(txn, g, g->tombs.v[i]);
+	memset(g->tomb, 0, (g->tomb_bits + 7) / 8); /* none left: every node may be adopted */
+	if (rc == 0)
+		rc = connect_all(txn, c, g);
 	if (rc != 0)
 		return nvf__txn_fail(txn, rc);
 	*rows = g->tombs.v;
