@@ -43,6 +43,7 @@ typedef struct nvf_hnsw {
 	pthread_mutex_t glock;
 	uint64_t alt; /* an update's starting point (nvf__hnsw_detach) */
 	uint64_t up_next, up_end; /* a batch's upper slots, made writable at once (insert) */
+	uint64_t linked;          /* rows this transaction's batches linked (connect_all) */
 	/* Removed nodes waiting for the commit's sweep (see removal below). */
 	NVF_VEC(uint64_t) tombs;
 	uint8_t *tomb;
@@ -1287,11 +1288,14 @@ static int link_node(nvf_txn *txn, nvf_coll *c, nvf_hnsw *g, uint64_t x, uint64_
  * backlinks are pruned from its neighbours' full lists when it is not diverse enough
  * for them, later inserts prune others', and removals take links away. On 3,000
  * uniform 24-dimension vectors at ef_construction 64, 0 to 4 nodes of a build (by the
- * parallel build's interleaving; hnswlib's graph has them too). So a batch insert and
- * the commit's sweep of removed nodes end by walking level 0 from the entry, and link
- * each node not reached from the nearest reached node a search finds, which then
- * reaches all that node reaches. O(N * M) link reads: about what a batch of a
- * thousandth of the rows costs to link, and the sweep reads every record anyway. */
+ * parallel build's interleaving; hnswlib's graph has them too). So the commit of a
+ * transaction that swept removed nodes, or that linked at least an eighth of the graph
+ * (CONNECT_SHARE), walks level 0 from the entry and links each node not reached from
+ * the nearest reached node a search finds, which then reaches all that node reaches.
+ * O(N * M) link reads, 0.5 s at 1M x 96: once per transaction, not per batch (an
+ * import of 1M rows comes in 100 batches), and only where it is at most a few percent
+ * of what linking the rows cost; the sweep reads every record anyway. */
+#define CONNECT_SHARE 8
 
 /* Mark what level 0 reaches from `from` (queue: room for every row). */
 static void reach(const nvf_hnsw *g, uint64_t from, uint64_t *seen_bits, uint32_t *queue)
@@ -1445,6 +1449,7 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	g->up_next = g->up_end = 0;
 	if (rc != 0)
 		return nvf__txn_fail(txn, rc);
+	g->linked += n;
 	bool parallel = false;
 #ifdef _OPENMP
 	parallel = n >= PARALLEL_MIN && omp_get_max_threads() > 1;
@@ -1452,8 +1457,6 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	if (!parallel) {
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = link_node(txn, c, g, rows[i], NVF_HNSW_NO_ENTRY);
-		if (rc == 0 && n >= PARALLEL_MIN)
-			rc = connect_all(txn, c, g);
 		return nvf__txn_fail(txn, rc);
 	}
 	if ((rc = nvf__array_prepare(g->g0, txn, 0, nrows)) != 0 ||
@@ -1488,8 +1491,6 @@ int nvf__hnsw_insert(nvf_txn *txn, nvf_coll *c, const uint64_t *rows, size_t n)
 	pthread_mutex_destroy(&g->glock);
 	free(g->locks);
 	g->locks = NULL;
-	if (err == 0)
-		err = connect_all(txn, c, g);
 	return nvf__txn_fail(txn, err);
 }
 
@@ -1747,8 +1748,16 @@ int nvf__hnsw_settle(nvf_txn *txn, nvf_coll *c, uint64_t **rows, size_t *n)
 	nvf_hnsw *g = c->hnsw;
 	*rows = NULL;
 	*n = 0;
-	if (!g || g->tombs.n == 0)
+	if (!g)
 		return 0;
+	if (g->tombs.n == 0) {
+		int rc = 0;
+		if (g->linked >= PARALLEL_MIN && g->linked * CONNECT_SHARE >= nvf__array_rows(g->g0))
+			rc = connect_all(txn, c, g);
+		g->linked = 0;
+		return nvf__txn_fail(txn, rc);
+	}
+	g->linked = 0;
 	/* One sweep for every tombstone: repair each node that links to any of them,
 	 * with the tombstones' links as extra candidates. */
 	int rc = 0;
